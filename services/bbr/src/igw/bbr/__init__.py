@@ -1,0 +1,1 @@
+"""igw Body-Based Router."""
