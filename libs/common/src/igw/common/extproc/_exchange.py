@@ -1,0 +1,109 @@
+"""What a service implements: one `Exchange` per HTTP request passing through Envoy.
+
+The serving core (`_stream.py`) owns Envoy's message sequencing; an exchange only sees whole,
+decoded events and answers with plain values:
+
+* `request(HttpRequest) -> RequestVerdict`: called once, when the request's headers and whole body
+  are known (at once for a header-only request). Raising an `InferenceError` answers the client
+  directly with that error's status.
+* `response_headers(...)`, `response_body(...)`: called only if Envoy is configured to send the
+  response side; the defaults pass everything through.
+* `close(completed)`: always called last, also when the client went away mid-stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opentelemetry.trace import Span
+
+from igw.common.envoy import NO_CHANGES, BodyMode, HeaderChanges
+
+__all__ = [
+    "PASS_THROUGH",
+    "Exchange",
+    "ExchangeFactory",
+    "HttpRequest",
+    "PassThroughExchange",
+    "RequestVerdict",
+    "StreamInfo",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """What is known about an ext_proc stream before its first message is read."""
+
+    span: Span | None
+    """The stream's trace span (None when tracing is off): exchanges add attributes to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """A request as Envoy showed it: header names are lower-case, pseudo-headers included."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    header_only: bool
+    """True when the request has no body at all (a GET); `body` is then empty."""
+    body_mode: BodyMode
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """`metadata_context.filter_metadata` of the headers message, by namespace."""
+
+    @property
+    def path(self) -> str:
+        return self.headers.get(":path", "")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVerdict:
+    """How the request continues upstream."""
+
+    headers: HeaderChanges = NO_CHANGES
+    body: bytes | None = None
+    """A replacement body, or None to forward the original bytes untouched."""
+    dynamic_metadata: Mapping[str, Mapping[str, Any]] | None = None
+    clear_route_cache: bool = True
+    """Re-run route matching after the header changes (needed for header-based routes)."""
+
+
+PASS_THROUGH = RequestVerdict(clear_route_cache=False)
+
+
+class Exchange(Protocol):
+    """Per-request processing logic; see the module docstring for the call order."""
+
+    async def request(self, request: HttpRequest) -> RequestVerdict: ...
+
+    async def response_headers(
+        self, headers: Mapping[str, str], end_of_stream: bool
+    ) -> HeaderChanges: ...
+
+    async def response_body(self, chunk: bytes, end_of_stream: bool) -> bytes: ...
+
+    def close(self, completed: bool) -> None: ...
+
+
+ExchangeFactory = Callable[[StreamInfo], Exchange]
+
+
+class PassThroughExchange:
+    """An exchange that changes nothing; services subclass it and override what they need."""
+
+    async def request(self, request: HttpRequest) -> RequestVerdict:  # noqa: ARG002 - protocol
+        return PASS_THROUGH
+
+    async def response_headers(
+        self,
+        headers: Mapping[str, str],  # noqa: ARG002 - protocol
+        end_of_stream: bool,  # noqa: ARG002 - protocol
+    ) -> HeaderChanges:
+        return NO_CHANGES
+
+    async def response_body(self, chunk: bytes, end_of_stream: bool) -> bytes:  # noqa: ARG002
+        return chunk
+
+    def close(self, completed: bool) -> None:
+        """Nothing to release."""

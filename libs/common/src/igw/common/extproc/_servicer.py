@@ -1,0 +1,108 @@
+"""The gRPC face of the ext_proc core: one `Process` stream per HTTP request.
+
+`ExtProcServicer.process` is a short loop: read a message, let the request's `Stream` sequence
+it, write the replies. Errors end the stream in one of two ways:
+
+* an `InferenceError` with an HTTP status becomes an `ImmediateResponse` (the client gets that
+  status and upstream's `inference error: ...` body) and the stream ends normally;
+* a `StreamAbortError`, or any unexpected exception, aborts the gRPC stream, so Envoy applies the
+  filter's failure mode. Unexpected exceptions are logged with their traceback; they never take
+  the server down.
+
+The exchange's `close` runs in every case, including client disconnects (gRPC cancellation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import structlog
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from igw.common import envoy
+from igw.common.envoy import BodyMode, ProcessingRequest, ProcessingResponse
+from igw.common.errors import InferenceError
+from igw.common.extproc._exchange import ExchangeFactory, StreamInfo
+from igw.common.extproc._stream import Stream
+from igw.common.telemetry.tracing import extract_from_grpc_metadata
+
+__all__ = ["EXT_PROC_SERVICE", "ExtProcServicer"]
+
+EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+_log = structlog.get_logger(__name__)
+
+
+class ExtProcServicer:
+    """Serves `envoy.service.ext_proc.v3.ExternalProcessor/Process` with a service's exchanges."""
+
+    def __init__(
+        self,
+        factory: ExchangeFactory,
+        *,
+        request_mode: BodyMode = BodyMode.FULL_DUPLEX_STREAMED,
+        response_mode: BodyMode = BodyMode.NONE,
+        tracer: Tracer | None = None,
+        span_name: str = "gateway.request",
+    ) -> None:
+        self._factory = factory
+        self._request_mode = request_mode
+        self._response_mode = response_mode
+        self._tracer = tracer
+        self._span_name = span_name
+
+    def rpc_handler(self) -> grpc.GenericRpcHandler:
+        """The handler to add to a `grpc.aio.Server`."""
+        method = grpc.stream_stream_rpc_method_handler(
+            self.process,
+            request_deserializer=ProcessingRequest.FromString,
+            response_serializer=ProcessingResponse.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(EXT_PROC_SERVICE, {"Process": method})
+
+    async def process(
+        self,
+        requests: AsyncIterator[ProcessingRequest],
+        context: grpc.aio.ServicerContext[ProcessingRequest, ProcessingResponse],
+    ) -> AsyncIterator[ProcessingResponse]:
+        span = self._start_span(context)
+        exchange = self._factory(StreamInfo(span=span))
+        stream = Stream(exchange, self._request_mode, self._response_mode)
+        try:
+            async for message in requests:
+                try:
+                    replies = await stream.handle(message)
+                except InferenceError as e:
+                    if not e.status:
+                        raise
+                    _record_error(span, e)
+                    stream.completed = True
+                    yield envoy.error_response(e)
+                    return
+                for reply in replies:
+                    yield reply
+        except InferenceError as e:
+            _record_error(span, e)
+            await context.abort(grpc.StatusCode.UNKNOWN, e.message)
+        except Exception as e:
+            _log.exception("ext_proc stream failed")
+            _record_error(span, e)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {e}")
+        finally:
+            exchange.close(stream.completed)
+            if span is not None:
+                span.end()
+
+    def _start_span(
+        self, context: grpc.aio.ServicerContext[ProcessingRequest, ProcessingResponse]
+    ) -> Span | None:
+        if self._tracer is None:
+            return None
+        parent = extract_from_grpc_metadata(context.invocation_metadata())
+        return self._tracer.start_span(self._span_name, context=parent, kind=SpanKind.SERVER)
+
+
+def _record_error(span: Span | None, error: Exception) -> None:
+    if span is not None and span.is_recording():
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.set_attribute("error.type", type(error).__name__)

@@ -1,0 +1,211 @@
+"""Envoy's ext_proc message sequencing for one HTTP request, independent of gRPC.
+
+`Stream.handle` takes each `ProcessingRequest` in arrival order and returns the replies to send.
+The rules (Envoy 1.40, see reference/feasibility.md §1.3 and upstream-gie.md §1.2):
+
+* FULL_DUPLEX_STREAMED request body: Envoy sends headers and every body chunk without waiting.
+  The headers reply is held until the body ends (a chunk with `end_of_stream`, or trailers); then
+  the exchange decides, and the replies go out in Envoy's required order: headers, the body in
+  chunks of at most 62,000 bytes, then trailers. When trailers follow, the last body chunk must
+  NOT carry `end_of_stream`, or the request hangs. Chunks after the first end of stream are
+  ignored (upstream issue #2988: a duplicate end-of-stream chunk corrupted large bodies).
+* BUFFERED request body: the headers are answered at once (empty), and the decision goes on the
+  reply to the single buffered body message, with an optional replacement body.
+* A header-only request (headers with `end_of_stream`, e.g. a GET), or a filter that sends no
+  body (mode NONE): decided and answered from the headers alone.
+* STREAMED request body cannot carry a decision made from the body (Envoy forwards the headers
+  before the body ends), so the request passes through undecided and a warning is logged once.
+* Response side: headers are answered at once; body chunks go through the exchange and are echoed
+  in full-duplex mode (same `end_of_stream`) or replaced/continued otherwise.
+
+The body modes come from the `protocol_config` Envoy sends on a stream's first message, falling
+back to the server's configured defaults for proxies that do not send it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from igw.common import envoy
+from igw.common.envoy import BodyMode, HeaderChanges, Phase, ProcessingRequest, ProcessingResponse
+from igw.common.extproc._exchange import Exchange, HttpRequest, RequestVerdict
+
+__all__ = ["Stream"]
+
+_log = structlog.get_logger(__name__)
+_BUFFERED = (BodyMode.BUFFERED, BodyMode.BUFFERED_PARTIAL)
+_warned_streamed = False
+
+Replies = list[ProcessingResponse]
+
+
+@dataclass(slots=True)
+class _RequestSide:
+    headers: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    chunks: list[bytes] = field(default_factory=list)
+    decided: bool = False
+
+
+@dataclass(slots=True)
+class Stream:
+    """The sequencing state of one ext_proc stream (one HTTP request)."""
+
+    exchange: Exchange
+    request_mode: BodyMode
+    response_mode: BodyMode
+    completed: bool = False
+    """True once the response has ended (or an immediate response was sent)."""
+    _request: _RequestSide = field(default_factory=_RequestSide)
+    _first: bool = True
+
+    async def handle(self, message: ProcessingRequest) -> Replies:
+        """The replies for one message; raises `InferenceError` for a direct error answer."""
+        if self._first:
+            self._first = False
+            modes = envoy.protocol_body_modes(message)
+            if modes is not None:
+                self.request_mode, self.response_mode = modes
+        kind = message.WhichOneof("request")
+        handler = _HANDLERS.get(kind or "")
+        if handler is None:
+            return []
+        return await handler(self, message)
+
+    async def _request_headers(self, message: ProcessingRequest) -> Replies:
+        headers = message.request_headers
+        self._request.headers = envoy.headers_of(headers.headers)
+        self._request.metadata = envoy.filter_metadata(message)
+        if headers.end_of_stream or self.request_mode is BodyMode.NONE:
+            verdict = await self._decide(b"", header_only=headers.end_of_stream)
+            return [_headers_reply(verdict)]
+        if self.request_mode is BodyMode.FULL_DUPLEX_STREAMED:
+            return []  # held until the body has ended
+        if self.request_mode is BodyMode.STREAMED:
+            _warn_streamed()
+        return [envoy.headers_response(Phase.REQUEST)]
+
+    async def _request_body(self, message: ProcessingRequest) -> Replies:
+        body = message.request_body
+        if self._request.decided or self.request_mode is BodyMode.STREAMED:
+            if self.request_mode is BodyMode.FULL_DUPLEX_STREAMED:
+                return []  # a chunk after end of stream: ignored on purpose
+            return [envoy.body_continue(Phase.REQUEST)]
+        self._request.chunks.append(body.body)
+        if self.request_mode in _BUFFERED:
+            verdict = await self._decide(self._take_body(), header_only=False)
+            return [
+                envoy.buffered_body_response(
+                    Phase.REQUEST,
+                    verdict.headers,
+                    body=verdict.body,
+                    clear_route_cache=verdict.clear_route_cache,
+                    dynamic_metadata=verdict.dynamic_metadata,
+                )
+            ]
+        if not body.end_of_stream:
+            return []
+        return await self._finish_duplex(trailers_follow=False)
+
+    async def _request_trailers(self, _message: ProcessingRequest) -> Replies:
+        replies: Replies = []
+        if self.request_mode is BodyMode.FULL_DUPLEX_STREAMED and not self._request.decided:
+            replies = await self._finish_duplex(trailers_follow=True)
+        replies.append(envoy.trailers_response(Phase.REQUEST))
+        return replies
+
+    async def _finish_duplex(self, *, trailers_follow: bool) -> Replies:
+        original = self._take_body()
+        verdict = await self._decide(original, header_only=False)
+        body = original if verdict.body is None else verdict.body
+        return [
+            _headers_reply(verdict),
+            *envoy.body_chunks(Phase.REQUEST, body, end_of_stream=not trailers_follow),
+        ]
+
+    def _take_body(self) -> bytes:
+        chunks = self._request.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._request.chunks = []
+        return body
+
+    async def _decide(self, body: bytes, *, header_only: bool) -> RequestVerdict:
+        self._request.decided = True
+        request = HttpRequest(
+            headers=self._request.headers,
+            body=body,
+            header_only=header_only,
+            body_mode=self.request_mode,
+            metadata=self._request.metadata,
+        )
+        verdict = await self.exchange.request(request)
+        if verdict.body is not None:
+            length = ("content-length", str(len(verdict.body)))
+            changes = HeaderChanges(
+                set=(*verdict.headers.set, length), remove=verdict.headers.remove
+            )
+            verdict = RequestVerdict(
+                changes,
+                verdict.body,
+                verdict.dynamic_metadata,
+                verdict.clear_route_cache,
+            )
+        return verdict
+
+    async def _response_headers(self, message: ProcessingRequest) -> Replies:
+        headers = message.response_headers
+        changes = await self.exchange.response_headers(
+            envoy.headers_of(headers.headers), headers.end_of_stream
+        )
+        self.completed = self.completed or headers.end_of_stream
+        return [envoy.headers_response(Phase.RESPONSE, changes)]
+
+    async def _response_body(self, message: ProcessingRequest) -> Replies:
+        body = message.response_body
+        end = body.end_of_stream or self.response_mode in _BUFFERED
+        out = await self.exchange.response_body(body.body, end)
+        self.completed = self.completed or end
+        if self.response_mode is BodyMode.FULL_DUPLEX_STREAMED:
+            return list(envoy.body_chunks(Phase.RESPONSE, out, end_of_stream=body.end_of_stream))
+        if out is body.body:
+            return [envoy.body_continue(Phase.RESPONSE)]
+        return [envoy.buffered_body_response(Phase.RESPONSE, body=out)]
+
+    async def _response_trailers(self, _message: ProcessingRequest) -> Replies:
+        if not self.completed:
+            self.completed = True
+            await self.exchange.response_body(b"", True)
+        return [envoy.trailers_response(Phase.RESPONSE)]
+
+
+_HANDLERS: dict[str, Callable[[Stream, ProcessingRequest], Awaitable[Replies]]] = {
+    "request_headers": Stream._request_headers,
+    "request_body": Stream._request_body,
+    "request_trailers": Stream._request_trailers,
+    "response_headers": Stream._response_headers,
+    "response_body": Stream._response_body,
+    "response_trailers": Stream._response_trailers,
+}
+
+
+def _headers_reply(verdict: RequestVerdict) -> ProcessingResponse:
+    return envoy.headers_response(
+        Phase.REQUEST,
+        verdict.headers,
+        clear_route_cache=verdict.clear_route_cache,
+        dynamic_metadata=verdict.dynamic_metadata,
+    )
+
+
+def _warn_streamed() -> None:
+    global _warned_streamed  # noqa: PLW0603 - a once-per-process warning
+    if not _warned_streamed:
+        _warned_streamed = True
+        _log.warning(
+            "request_body_mode STREAMED cannot route on the body; requests pass through "
+            "undecided. Use FULL_DUPLEX_STREAMED or BUFFERED."
+        )

@@ -1,0 +1,39 @@
+"""Telemetry shared by the igw services: structured logging, the Prometheus endpoint, tracing."""
+
+from __future__ import annotations
+
+from igw.common.telemetry.logging import (
+    DEBUG,
+    DEFAULT,
+    TRACE,
+    VERBOSE,
+    configure_logging,
+    enabled,
+    get_logger,
+    stdlib_level,
+)
+from igw.common.telemetry.metrics import MetricsServer
+from igw.common.telemetry.tracing import (
+    configure_tracing,
+    extract_from_grpc_metadata,
+    inject_headers,
+    shutdown_tracing,
+    tracer,
+)
+
+__all__ = [
+    "DEBUG",
+    "DEFAULT",
+    "TRACE",
+    "VERBOSE",
+    "MetricsServer",
+    "configure_logging",
+    "configure_tracing",
+    "enabled",
+    "extract_from_grpc_metadata",
+    "get_logger",
+    "inject_headers",
+    "shutdown_tracing",
+    "stdlib_level",
+    "tracer",
+]

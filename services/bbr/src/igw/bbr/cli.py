@@ -1,0 +1,178 @@
+"""`igw-bbr`: the Body-Based Router's command line, with upstream GIE's flags and defaults.
+
+Flags match upstream's `pkg/bbr/server/options.go` (Go-style booleans: `--streaming`,
+`--streaming=false`), plus igw's own `--adapters-file`, `--kubernetes` and `--host`. Flags that
+name Go-only features are accepted so existing manifests keep working, and say what they do here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+import uvloop
+
+from igw.bbr.registry import DEFAULT_PLUGINS, parse_plugin_flag
+from igw.bbr.server import BbrOptions, BbrService
+from igw.common.serving import wait_for_signal
+from igw.common.telemetry import configure_logging
+
+__all__ = ["main", "parse_args"]
+
+_log = structlog.get_logger(__name__)
+
+
+def _go_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
+    return port
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="igw-bbr", description=__doc__.split("\n")[0])
+    flag = p.add_argument
+    flag("--grpc-port", type=_port, default=9004, help="ext_proc gRPC port (default 9004)")
+    flag("--grpc-health-port", type=_port, default=9005, help="gRPC health port (default 9005)")
+    flag("--metrics-port", type=_port, default=9090, help="Prometheus /metrics port (default 9090)")
+    flag("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    flag(
+        "--streaming",
+        type=_go_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="full-duplex streamed bodies (Envoy FULL_DUPLEX_STREAMED); else buffered",
+    )
+    flag(
+        "--secure-serving",
+        type=_go_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="serve ext_proc over TLS (default true; self-signed unless --cert-path)",
+    )
+    flag("--cert-path", type=Path, default=None, help="directory with tls.crt and tls.key")
+    flag(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="TYPE:NAME[:JSON]",
+        help="a request plugin, repeatable, run in order (default: body-field-to-header for "
+        "model, then base-model-to-header)",
+    )
+    flag(
+        "--adapters-file",
+        type=Path,
+        default=None,
+        help="YAML file mapping LoRA adapters to base models (local alternative to ConfigMaps)",
+    )
+    flag(
+        "--kubernetes",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="watch bbr-managed ConfigMaps: auto = when a cluster configuration is found",
+    )
+    flag(
+        "--tracing",
+        type=_go_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="OpenTelemetry tracing, configured by the OTEL_* variables (default true)",
+    )
+    flag(
+        "-v",
+        "--v",
+        dest="verbosity",
+        type=int,
+        default=2,
+        help="log verbosity: 2 default, 3 verbose (a line per request), 4 debug",
+    )
+    flag("--zap-encoder", choices=("json", "console"), default="json", help="log format")
+    flag(
+        "--metrics-endpoint-auth",
+        type=_go_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="not supported: igw serves /metrics without authentication",
+    )
+    flag(
+        "--enable-pprof",
+        type=_go_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="accepted for compatibility; pprof is Go-only and has no effect",
+    )
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:
+    """Options from command-line arguments; exits with a usage message on a bad flag."""
+    # Go's flag package accepts -v=3; argparse only understands that for long options.
+    args_in = ["--v" + a[2:] if a.startswith("-v=") else a for a in argv]
+    parser = _parser()
+    args = parser.parse_args(args_in)
+    if args.metrics_endpoint_auth:
+        parser.error("--metrics-endpoint-auth=true is not supported: restrict /metrics by network")
+    ports = [args.grpc_port, args.grpc_health_port, args.metrics_port]
+    if len(set(ports)) != len(ports):
+        parser.error(f"ports must differ, got {ports}")
+    try:
+        plugins = tuple(parse_plugin_flag(text) for text in args.plugin) or DEFAULT_PLUGINS
+    except ValueError as e:
+        parser.error(str(e))
+    options = BbrOptions(
+        grpc_port=args.grpc_port,
+        grpc_health_port=args.grpc_health_port,
+        metrics_port=args.metrics_port,
+        host=args.host,
+        streaming=args.streaming,
+        secure_serving=args.secure_serving,
+        cert_path=args.cert_path,
+        plugins=plugins,
+        adapters_file=args.adapters_file,
+        kubernetes=args.kubernetes,
+        tracing=args.tracing,
+    )
+    return options, args
+
+
+async def _serve(options: BbrOptions) -> None:
+    service = BbrService(options)
+    await service.start()
+    try:
+        await wait_for_signal()
+    finally:
+        await service.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options, args = parse_args(sys.argv[1:] if argv is None else argv)
+    configure_logging(args.verbosity, json_format=args.zap_encoder == "json")
+    try:
+        uvloop.run(_serve(options))
+    except (ValueError, OSError, RuntimeError) as e:
+        _log.error("bbr failed to start", error=str(e))
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

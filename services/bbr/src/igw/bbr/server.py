@@ -1,0 +1,132 @@
+"""Assembles a running BBR from its options: plugins, adapter sources, metrics, ext_proc server.
+
+Ownership and shutdown: `BbrService` owns the ext_proc server (and its health server), the
+Prometheus endpoint and the adapter sources (each a daemon thread feeding the `AdapterIndex`).
+`stop()` goes in reverse order of `start()`: health NOT_SERVING and a graceful gRPC stop first,
+then the sources and the metrics endpoint, then the tracer's last export.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import structlog
+from opentelemetry.sdk.trace import TracerProvider
+
+from igw.bbr.adapters import AdapterIndex
+from igw.bbr.metrics import BbrMetrics
+from igw.bbr.plugins import BaseModelToHeader, PluginHandle
+from igw.bbr.processor import BodyRouter
+from igw.bbr.registry import DEFAULT_PLUGINS, PluginRegistry, PluginSpec
+from igw.bbr.sources.configmap import ConfigMapSource, load_kube_client
+from igw.bbr.sources.file import AdapterFileSource
+from igw.common.envoy import BodyMode
+from igw.common.extproc import EXT_PROC_SERVICE, ExtProcServicer
+from igw.common.health import HealthService
+from igw.common.serving import ExtProcServer, ServerOptions
+from igw.common.telemetry import MetricsServer, configure_tracing, shutdown_tracing, tracer
+
+__all__ = ["BbrOptions", "BbrService"]
+
+_log = structlog.get_logger(__name__)
+TRACER_NAME = "gateway-api-inference-extension/bbr/extproc"
+SERVICE_NAME = "gateway-api-inference-extension/bbr"
+
+
+@dataclass(frozen=True, slots=True)
+class BbrOptions:
+    grpc_port: int = 9004
+    grpc_health_port: int = 9005
+    metrics_port: int = 9090
+    host: str = "0.0.0.0"
+    streaming: bool = False
+    secure_serving: bool = True
+    cert_path: Path | None = None
+    plugins: tuple[PluginSpec, ...] = DEFAULT_PLUGINS
+    adapters_file: Path | None = None
+    kubernetes: Literal["auto", "on", "off"] = "auto"
+    namespace: str | None = field(default_factory=lambda: os.environ.get("NAMESPACE") or None)
+    tracing: bool = True
+
+
+class BbrService:
+    """A configured BBR; `start()` serves, `stop()` drains and releases everything."""
+
+    def __init__(self, options: BbrOptions, *, tracer_provider: TracerProvider | None = None):
+        self.options = options
+        self.metrics = BbrMetrics()
+        self.adapters = AdapterIndex()
+        handle = PluginHandle(adapters=self.adapters, metrics=self.metrics)
+        plugins = PluginRegistry.builtin().build(options.plugins, handle)
+        self.router = BodyRouter(plugins, self.metrics)
+        self._file_source = self._make_file_source()
+        needs_adapters = any(isinstance(p, BaseModelToHeader) for p in plugins)
+        self._configmaps = self._make_configmap_source() if needs_adapters else None
+        self._provider = tracer_provider
+        if self._provider is None and options.tracing:
+            self._provider = configure_tracing(SERVICE_NAME)
+        servicer = ExtProcServicer(
+            self.router.exchange,
+            request_mode=BodyMode.FULL_DUPLEX_STREAMED if options.streaming else BodyMode.BUFFERED,
+            tracer=tracer(self._provider, TRACER_NAME) if self._provider else None,
+        )
+        self.health = HealthService(self._ready, services=(EXT_PROC_SERVICE,))
+        self.server = ExtProcServer(
+            servicer,
+            self.health,
+            ServerOptions(
+                grpc_port=options.grpc_port,
+                health_port=options.grpc_health_port,
+                host=options.host,
+                secure=options.secure_serving,
+                cert_path=options.cert_path,
+            ),
+        )
+        self.metrics_server = MetricsServer(
+            self.metrics.registry, port=options.metrics_port, host=options.host
+        )
+
+    def _make_file_source(self) -> AdapterFileSource | None:
+        if self.options.adapters_file is None:
+            return None
+        source = AdapterFileSource(self.adapters, self.options.adapters_file)
+        source.load_once()  # a broken file fails start-up loudly
+        return source
+
+    def _make_configmap_source(self) -> ConfigMapSource | None:
+        mode = self.options.kubernetes
+        if mode == "off":
+            return None
+        try:
+            client = load_kube_client()
+        except RuntimeError as e:
+            if mode == "on":
+                raise
+            _log.info(
+                "no Kubernetes configuration found; adapter ConfigMaps not watched", why=str(e)
+            )
+            return None
+        return ConfigMapSource(self.adapters, client, self.options.namespace)
+
+    def _ready(self) -> bool:
+        return self._configmaps is None or self._configmaps.synced
+
+    async def start(self) -> None:
+        self.metrics_server.start()
+        if self._file_source is not None:
+            self._file_source.start()
+        if self._configmaps is not None:
+            self._configmaps.start()
+        await self.server.start()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        if self._configmaps is not None:
+            self._configmaps.stop()
+        if self._file_source is not None:
+            self._file_source.stop()
+        self.metrics_server.stop()
+        shutdown_tracing(self._provider)
