@@ -95,21 +95,12 @@ def configure_tracing(
     """
     if not enabled:
         return None
-    processors: list[SpanProcessor]
-    if exporter is not None:
-        processors = [SimpleSpanProcessor(exporter)]
-    else:
-        delay = None if os.environ.get("OTEL_BSP_SCHEDULE_DELAY") else _DEFAULT_SCHEDULE_DELAY_MS
-        processors = [
-            BatchSpanProcessor(env_exporter, schedule_delay_millis=delay)
-            for env_exporter in _exporters_from_env()
-        ]
+    sampler = _sampler_from_env()  # first, so a bad setting fails before any exporter exists
+    processors = _span_processors(exporter)
     if not processors:
         _log.info("tracing off: no exporter configured", hint="set OTEL_EXPORTER_OTLP_ENDPOINT")
         return None
-    provider = TracerProvider(
-        sampler=_sampler_from_env(), resource=_resource(service_name, service_version)
-    )
+    provider = TracerProvider(sampler=sampler, resource=_resource(service_name, service_version))
     for processor in processors:
         provider.add_span_processor(processor)
     if install_global:
@@ -147,6 +138,17 @@ def inject_headers(ctx: Context | None = None) -> dict[str, str]:
     headers: dict[str, str] = {}
     _PROPAGATOR.inject(headers, context=ctx)
     return headers
+
+
+def _span_processors(exporter: SpanExporter | None) -> list[SpanProcessor]:
+    if exporter is not None:
+        return [SimpleSpanProcessor(exporter)]
+    # An explicit delay would override OTEL_BSP_SCHEDULE_DELAY; None lets the SDK read it.
+    delay = None if os.environ.get("OTEL_BSP_SCHEDULE_DELAY") else _DEFAULT_SCHEDULE_DELAY_MS
+    return [
+        BatchSpanProcessor(env_exporter, schedule_delay_millis=delay)
+        for env_exporter in _exporters_from_env()
+    ]
 
 
 def _resource(service_name: str, service_version: str | None) -> Resource:

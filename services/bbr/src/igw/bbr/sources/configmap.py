@@ -27,6 +27,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -54,19 +55,26 @@ class KubeClientConfigError(RuntimeError):
 
 
 def load_kube_client() -> kubernetes.client.ApiClient:
-    """An `ApiClient` from the in-cluster service account, else from the kubeconfig."""
+    """An `ApiClient` from the in-cluster service account, else from the kubeconfig.
+
+    The kubeconfig is `$KUBECONFIG` (read now, not when the client library was imported), else
+    `~/.kube/config`. Raises `KubeClientConfigError` when neither source works.
+    """
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]  # untyped client API
     except kubernetes.config.ConfigException as in_cluster:
+        kubeconfig = os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
         try:
-            kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]  # untyped client API
-        except (kubernetes.config.ConfigException, OSError) as kubeconfig:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]  # untyped client API
+                config_file=kubeconfig, client_configuration=configuration
+            )
+        except (kubernetes.config.ConfigException, OSError) as error:
             raise KubeClientConfigError(
                 "cannot reach the Kubernetes API: not running in a cluster "
-                f"({in_cluster}) and no usable kubeconfig ({kubeconfig}); "
+                f"({in_cluster}) and no usable kubeconfig at {kubeconfig} ({error}); "
                 "set KUBECONFIG, or use a local adapter file instead"
-            ) from kubeconfig
+            ) from error
     return kubernetes.client.ApiClient(configuration)
 
 
