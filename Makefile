@@ -21,6 +21,9 @@ $(TOOLS_DIR)/bin/uv:
 
 $(STAMP): pyproject.toml libs/common/pyproject.toml services/bbr/pyproject.toml e2e/pyproject.toml $(LOCKED) | $(UV)
 	$(UV) sync --frozen 2>/dev/null || $(UV) sync
+	@# xds-protos ships stale copies of opentelemetry/proto/** that break the OTLP exporter when
+	@# they land after opentelemetry-proto's own files: write the real ones last.
+	$(UV) sync --frozen --reinstall-package opentelemetry-proto --quiet
 	@touch $@
 
 run: $(STAMP) ## start the local inference gateway at http://127.0.0.1:$${IGW_PORT:-8080}

@@ -116,7 +116,11 @@ def test_deleting_an_unknown_key_changes_nothing() -> None:
         pytest.param(
             {"baseModel": " ", "adapters": "- x"}, "baseModel is missing", id="blank-base"
         ),
-        pytest.param({"baseModel": LLAMA, "adapters": "[x"}, "not valid YAML", id="broken-yaml"),
+        pytest.param(
+            {"baseModel": LLAMA, "adapters": "- x\n- [y"},
+            "not valid YAML: expected ',' or ']'",
+            id="broken-yaml",
+        ),
         pytest.param({"baseModel": LLAMA, "adapters": "x: y"}, "got dict", id="mapping"),
         pytest.param({"baseModel": LLAMA, "adapters": "just-a-name"}, "got str", id="scalar"),
         pytest.param({"baseModel": LLAMA, "adapters": "- 42\n- x"}, "not names", id="number"),

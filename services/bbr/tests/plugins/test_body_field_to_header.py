@@ -46,6 +46,7 @@ def counter(metrics: BbrMetrics, name: str, field: str = "model") -> float:
         pytest.param(b'{"model": false}', "false", id="false"),
         pytest.param(b'{"model": {"a": 1, "b": [1, 2]}}', '{"a":1,"b":[1,2]}', id="object-compact"),
         pytest.param(b'{"model": [ "x", "y" ]}', '["x","y"]', id="array-compact"),
+        pytest.param(b'{"model": {"v": 1.50e0}}', '{"v":1.50e0}', id="number-text-kept"),
         # A pretty-printed body must not put a newline into a header value.
         pytest.param(b'{"model": {\n  "a": "b c"\n}}', '{"a":"b c"}', id="pretty-printed-object"),
         pytest.param(b'{"prompt": "hi", "model": "m"}', "m", id="other-fields-ignored"),

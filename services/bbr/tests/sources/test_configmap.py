@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import kmock
 import kubernetes
@@ -31,11 +31,10 @@ QWEN = "Qwen/Qwen3-0.6B"
 MANAGED = {BBR_MANAGED_LABEL: "true"}
 RESOURCE = "v1/configmaps"
 
-T = TypeVar("T")
 StartSource = Callable[..., Awaitable[ConfigMapSource]]
 
 
-async def wait_for(get: Callable[[], T], expected: T, timeout_s: float = 5.0) -> None:
+async def wait_for(get: Callable[[], object], expected: object, timeout_s: float = 5.0) -> None:
     """Poll until `get()` returns `expected`; on timeout the assertion shows the last value."""
     deadline = time.monotonic() + timeout_s
     # Polling on purpose: the value is written by the source's thread, there is no event to await.
@@ -77,7 +76,8 @@ async def delete(api: kmock.KubernetesEmulator, namespace: str, name: str) -> No
 
 @pytest.fixture
 def api(kmock: kmock.KubernetesEmulator) -> kmock.KubernetesEmulator:
-    kmock.resources[RESOURCE] = {}  # KMock answers 404 for an undeclared, still empty resource
+    # KMock answers 404 for an undeclared resource until an object of it exists.
+    kmock.resources[RESOURCE] = kmock.ResourceInfo(kind="ConfigMap", namespaced=True)
     return kmock
 
 
@@ -87,7 +87,7 @@ def api_client(api: kmock.KubernetesEmulator) -> Iterator[kubernetes.client.ApiC
     configuration.host = str(api.url).rstrip("/")
     client = kubernetes.client.ApiClient(configuration)
     yield client
-    client.close()
+    client.close()  # type: ignore[no-untyped-call]  # untyped client API
 
 
 @pytest.fixture
@@ -218,6 +218,7 @@ async def test_a_relist_after_a_watch_failure_removes_what_was_missed(
     api[kmock.action.WATCH] << expire_once
 
     await wait_for(lambda: index.base_model_of("y"), None)
+    assert failures == []  # healed by the relist the 410 caused, not by a watch event
     assert index.base_model_of("x") == LLAMA
 
 
@@ -277,7 +278,7 @@ current-context: ctx
     try:
         assert client.configuration.host == "http://127.0.0.1:6443"
     finally:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]  # untyped client API
 
 
 def test_load_kube_client_without_any_configuration_says_so(

@@ -101,15 +101,25 @@ _STRING_DECODER: Final = msgspec.json.Decoder(str)
 
 def raw_as_text(raw: msgspec.Raw) -> str:
     """A raw JSON value as header text: strings unquoted, anything else as its compact JSON."""
+    # msgspec does not check UTF-8 inside raw values; invalid bytes become U+FFFD, as Go's JSON
+    # decoding makes them upstream, rather than an exception that would abort the stream.
     data = bytes(raw)
     if data[:1] == b'"':
-        return _STRING_DECODER.decode(data)
-    return data.decode()
+        return _STRING_DECODER.decode(data.decode("utf-8", "replace"))
+    return _compact(data).decode("utf-8", "replace")
 
 
 def is_empty(raw: msgspec.Raw) -> bool:
-    """True for `""`, `[]` and `{}`: present, but nothing to route on."""
-    return bytes(raw).strip() in (b'""', b"[]", b"{}")
+    """True for `""`, `[]` and `{}` (in any layout): present, but nothing to route on."""
+    data = bytes(raw)
+    if data[:1] in (b"[", b"{"):
+        data = _compact(data)
+    return data in (b'""', b"[]", b"{}")
+
+
+def _compact(data: bytes) -> bytes:
+    # A raw value keeps the client's layout (newlines, indentation); a header value cannot.
+    return msgspec.json.format(data, indent=-1)
 
 
 def first_text(fields: Mapping[str, msgspec.Raw], name: str) -> str | None:

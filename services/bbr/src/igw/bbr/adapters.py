@@ -114,7 +114,7 @@ def parse_configmap_data(data: Mapping[str, object]) -> AdapterSet | AdapterData
     try:
         parsed = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        return AdapterDataError(f"data.{ADAPTERS_KEY} is not valid YAML: {exc}")
+        return AdapterDataError(f"data.{ADAPTERS_KEY} is not valid YAML: {_yaml_problem(exc)}")
     if parsed is None:
         parsed = []
     if not isinstance(parsed, list):
@@ -124,6 +124,13 @@ def parse_configmap_data(data: Mapping[str, object]) -> AdapterSet | AdapterData
     if bad:
         return AdapterDataError(f"data.{ADAPTERS_KEY} has entries that are not names: {bad!r}")
     return AdapterSet(base_model=base.strip(), adapters=frozenset(a.strip() for a in parsed))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    # One line for a log field, rather than PyYAML's multi-line rendering with a source excerpt.
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        return f"{exc.problem} (line {exc.problem_mark.line + 1})"
+    return str(exc)
 
 
 class AdapterIndex:

@@ -35,7 +35,10 @@ def _go_bool(text: str) -> bool:
 
 
 def _port(text: str) -> int:
-    port = int(text)
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number 1-65535, got {text!r}") from None
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
     return port

@@ -8,6 +8,7 @@ then the sources and the metrics endpoint, then the tracer's last export.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,4 +130,5 @@ class BbrService:
         if self._file_source is not None:
             self._file_source.stop()
         self.metrics_server.stop()
-        shutdown_tracing(self._provider)
+        # The last export blocks on the network: keep it off the event loop.
+        await asyncio.to_thread(shutdown_tracing, self._provider)

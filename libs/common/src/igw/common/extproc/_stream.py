@@ -166,12 +166,15 @@ class Stream:
 
     async def _response_body(self, message: ProcessingRequest) -> Replies:
         body = message.response_body
+        # Read once: each access to a protobuf bytes field makes a new object, and the identity
+        # check below is how an exchange says "unchanged".
+        chunk = body.body
         end = body.end_of_stream or self.response_mode in _BUFFERED
-        out = await self.exchange.response_body(body.body, end)
+        out = await self.exchange.response_body(chunk, end)
         self.completed = self.completed or end
         if self.response_mode is BodyMode.FULL_DUPLEX_STREAMED:
             return list(envoy.body_chunks(Phase.RESPONSE, out, end_of_stream=body.end_of_stream))
-        if out is body.body:
+        if out is chunk:
             return [envoy.body_continue(Phase.RESPONSE)]
         return [envoy.buffered_body_response(Phase.RESPONSE, body=out)]
 

@@ -10,9 +10,24 @@ from igw.common.testing.envoy_config import (
     gateway_bootstrap,
 )
 from igw.common.testing.envoy_process import EnvoyError, EnvoyProcess
+from igw.common.testing.messages import (
+    PROCESS_METHOD,
+    ReplyView,
+    describe,
+    describe_all,
+    ext_proc_call,
+    request_body,
+    request_headers,
+    request_trailers,
+    response_body,
+    response_headers,
+    response_trailers,
+    streamed_body,
+)
 from igw.common.testing.ports import free_port
 
 __all__ = [
+    "PROCESS_METHOD",
     "EchoBackend",
     "EnvoyError",
     "EnvoyProcess",
@@ -20,8 +35,19 @@ __all__ = [
     "HeaderRoute",
     "OriginalDstCluster",
     "OtelTracing",
+    "ReplyView",
     "StaticCluster",
+    "describe",
+    "describe_all",
+    "ext_proc_call",
     "free_port",
     "gateway_bootstrap",
+    "request_body",
+    "request_headers",
+    "request_trailers",
+    "response_body",
+    "response_headers",
+    "response_trailers",
     "run_echo_backends",
+    "streamed_body",
 ]

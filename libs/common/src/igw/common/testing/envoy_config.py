@@ -192,7 +192,21 @@ def gateway_bootstrap(
             listeners=[_listener(listen_port, hcm)], clusters=[*upstreams, *internal]
         ),
     )
-    return bootstrap.to_dict(casing=betterproto2.Casing.SNAKE)
+    config: dict[str, Any] = bootstrap.to_dict(casing=betterproto2.Casing.SNAKE)
+    if tracing:
+        # Envoy's OpenTelemetry tracer exports every 5 s or every 5 spans by default; a local
+        # gateway and its tests want each request's spans at once. (A Struct-valued runtime
+        # layer is simpler to state as JSON than through the typed classes.)
+        config["layered_runtime"] = {
+            "layers": [{"name": "static", "static_layer": _TRACING_FLUSH_RUNTIME}]
+        }
+    return config
+
+
+_TRACING_FLUSH_RUNTIME = {
+    "tracing.opentelemetry.flush_interval_ms": 200,
+    "tracing.opentelemetry.min_flush_spans": 1,
+}
 
 
 def _check_cluster_names(

@@ -7,9 +7,10 @@ and returns once the admin endpoint reports LIVE and every listener accepts conn
 ready is killed and reported with the tail of its log. The work directory, and so the log, stays
 readable after `stop()` until the object is garbage-collected.
 
-Envoy 1.40 sets PR_SET_PDEATHSIG(SIGTERM), which fires when the *thread* that forked it exits. So
-the fork always happens on the calling thread, never in a worker thread; the async entry point
-only moves the readiness polling off the event loop.
+An Envoy whose owner forgets `stop()` is terminated when the object is collected or the
+interpreter exits. Feasibility §1.3 saw Envoy 1.40 die with its parent (PR_SET_PDEATHSIG), a signal
+Linux ties to the forking *thread*; so the fork always happens on the calling thread, and the async
+entry point only moves the readiness polling off the event loop.
 """
 
 from __future__ import annotations
@@ -115,15 +116,8 @@ class EnvoyProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if Envoy is still running after the grace period. Idempotent."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=_STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if self._process is not None:
+            _terminate(self._process)
 
     async def stop_async(self) -> None:
         await asyncio.to_thread(self.stop)
@@ -193,6 +187,7 @@ class EnvoyProcess:
             self._process = subprocess.Popen(  # noqa: S603 - our own binary, no shell
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
+        weakref.finalize(self, _terminate, self._process)
         return self._process
 
     def _ready(self) -> bool:
@@ -212,6 +207,17 @@ class EnvoyProcess:
             return
         self.stop()
         raise EnvoyError(f"{reason}; last lines of {self.log_path}:\n{self.log_tail(50)}")
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=_STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _listener_ports(config: dict[str, Any]) -> tuple[int, ...]:

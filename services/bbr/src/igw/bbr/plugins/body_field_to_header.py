@@ -15,7 +15,7 @@ import msgspec
 
 from igw.bbr.metrics import BbrMetrics
 from igw.bbr.plugins._base import Mutations, PluginHandle
-from igw.common.openai import raw_as_text
+from igw.common.openai import is_empty, raw_as_text
 
 __all__ = ["BodyFieldToHeader", "BodyFieldToHeaderParams"]
 
@@ -55,18 +55,7 @@ class BodyFieldToHeader:
         if raw is None:
             self._not_found.inc()
             return
-        value = _header_value(raw)
-        if not value:
+        if is_empty(raw):
             self._empty.inc()
             return
-        out.set_header(self.header_name, value)
-
-
-def _header_value(raw: msgspec.Raw) -> str:
-    """The field as header text; `""` when it is empty (`""`, `[]`, `{}`)."""
-    if bytes(raw)[:1] not in (b"{", b"["):
-        return raw_as_text(raw)
-    # The raw bytes keep the client's whitespace; a pretty-printed body's newlines must not
-    # reach a header value, so objects and arrays are re-encoded compactly.
-    compact = msgspec.json.encode(msgspec.json.decode(raw)).decode()
-    return "" if compact in ("[]", "{}") else compact
+        out.set_header(self.header_name, raw_as_text(raw))

@@ -12,8 +12,9 @@ it has fed into the index). The index is the only shared object and is thread-sa
 Loop: list (after a successful list, keys no longer present are removed: a relist heals missed
 events; the first success sets `synced`), then watch from the list's resourceVersion. The watch
 request uses a short read timeout (`stop_poll_s`); an idle timeout just resumes the watch from the
-last resourceVersion. When the server ends the watch (its `timeoutSeconds`) or it expires (410
-Gone), the loop relists at once; any other error relists after an exponential backoff.
+last resourceVersion. When the server ends the watch (its `timeoutSeconds`) the loop relists at
+once; an error (410 Gone included) relists after an exponential backoff, reset by a watch that
+delivered events, so a persistent failure cannot spin.
 
 Shutdown: `stop()` sets a stop flag, shuts down the open watch socket (the client's
 `Watch.stop()`), and joins the thread. Were the shutdown to miss (a request still being sent), the
@@ -141,6 +142,7 @@ class ConfigMapSource:
         self._watch: Any = None
         self._thread: threading.Thread | None = None
         self._known: set[str] = set()  # keys this source has fed into the index
+        self._watched = False  # an event arrived since the last list: the watch worked
 
     @property
     def synced(self) -> bool:
@@ -171,21 +173,22 @@ class ConfigMapSource:
 
     def _run(self) -> None:
         _log.info("bbr.configmaps.starting", namespace=self._namespace or "*")
-        failures = 0
+        failures = 0  # consecutive failures without a working watch in between
         while not self._stopping.is_set():
+            self._watched = False
             try:
-                version = self._list()
+                self._watch_from(self._list())
                 failures = 0
-                self._watch_from(version)
             except Exception as exc:
                 if self._stopping.is_set():
                     break
-                if getattr(exc, "status", None) == _HTTP_GONE:
-                    _log.info("bbr.configmaps.watch_expired")
-                    continue
+                failures = 0 if self._watched else failures
                 delay = min(self._backoff[1], self._backoff[0] * 2**failures)
                 failures += 1
-                _log.warning("bbr.configmaps.error", error=repr(exc), retry_in_s=delay)
+                if getattr(exc, "status", None) == _HTTP_GONE:
+                    _log.info("bbr.configmaps.watch_expired", relist_in_s=delay)
+                else:
+                    _log.warning("bbr.configmaps.error", error=repr(exc), retry_in_s=delay)
                 self._stopping.wait(delay)
         _log.info("bbr.configmaps.stopped")
 
@@ -247,6 +250,7 @@ class ConfigMapSource:
             return  # the server closed the watch: relist
 
     def _on_event(self, event: Any) -> str | None:
+        self._watched = True
         kind = event.get("type")
         config_map = _as_config_map(event.get("raw_object"))
         if config_map is None:

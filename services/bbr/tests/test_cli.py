@@ -1,0 +1,176 @@
+"""igw.bbr.cli: upstream's flags and defaults, Go-style booleans and clear usage errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from igw.bbr.cli import parse_args
+from igw.bbr.registry import DEFAULT_PLUGINS, PluginSpec
+from igw.bbr.server import BbrOptions
+
+
+def options(*argv: str) -> BbrOptions:
+    return parse_args(argv)[0]
+
+
+def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The `igw-bbr: error: ...` line argparse prints before exiting with status 2."""
+    with pytest.raises(SystemExit) as info:
+        parse_args(argv)
+    assert info.value.code == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("usage: igw-bbr")
+    return stderr.strip().splitlines()[-1]
+
+
+def test_defaults_are_upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NAMESPACE", raising=False)
+    opts, args = parse_args([])
+    assert opts == BbrOptions(
+        grpc_port=9004,
+        grpc_health_port=9005,
+        metrics_port=9090,
+        host="0.0.0.0",
+        streaming=False,
+        secure_serving=True,
+        cert_path=None,
+        plugins=DEFAULT_PLUGINS,
+        adapters_file=None,
+        kubernetes="auto",
+        namespace=None,
+        tracing=True,
+    )
+    assert args.verbosity == 2
+    assert args.zap_encoder == "json"
+
+
+@pytest.mark.parametrize(
+    ("argv", "attr", "expected"),
+    [
+        pytest.param(["--streaming"], "streaming", True, id="bare-flag-is-true"),
+        pytest.param(["--streaming=true"], "streaming", True, id="equals-true"),
+        pytest.param(["--streaming=false"], "streaming", False, id="equals-false"),
+        pytest.param(["--streaming=1"], "streaming", True, id="one"),
+        pytest.param(["--streaming=0"], "streaming", False, id="zero"),
+        pytest.param(["--streaming=T"], "streaming", True, id="go-short-T"),
+        pytest.param(["--streaming=FALSE"], "streaming", False, id="upper-case"),
+        pytest.param(["--secure-serving=false"], "secure_serving", False, id="insecure"),
+        pytest.param(["--secure-serving"], "secure_serving", True, id="secure-bare"),
+        pytest.param(["--tracing=false"], "tracing", False, id="no-tracing"),
+        pytest.param(["--streaming", "--streaming=f"], "streaming", False, id="last-wins"),
+    ],
+)
+def test_go_style_booleans(argv: list[str], attr: str, expected: bool) -> None:
+    assert getattr(options(*argv), attr) is expected
+
+
+def test_bare_boolean_does_not_swallow_the_next_flag() -> None:
+    opts = options("--streaming", "--grpc-port", "9100")
+    assert (opts.streaming, opts.grpc_port) == (True, 9100)
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbosity"),
+    [
+        pytest.param(["-v=3"], 3, id="go-short-equals"),
+        pytest.param(["--v=4"], 4, id="long-equals"),
+        pytest.param(["-v", "5"], 5, id="short-space"),
+        pytest.param(["--v", "1"], 1, id="long-space"),
+    ],
+)
+def test_verbosity_flag_forms(argv: list[str], verbosity: int) -> None:
+    assert parse_args(argv)[1].verbosity == verbosity
+
+
+def test_every_option_reaches_bbr_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAMESPACE", "team-a")
+    opts = options(
+        "--grpc-port=9100",
+        "--grpc-health-port=9101",
+        "--metrics-port=9102",
+        "--host=127.0.0.1",
+        "--cert-path=/etc/certs",
+        "--adapters-file=adapters.yaml",
+        "--kubernetes=off",
+        "--plugin",
+        "base-model-to-header:base",
+        "--plugin",
+        'body-field-to-header:user:{"fieldName":"user","headerName":"x-user"}',
+    )
+    assert (opts.grpc_port, opts.grpc_health_port, opts.metrics_port) == (9100, 9101, 9102)
+    assert opts.host == "127.0.0.1"
+    assert opts.cert_path == Path("/etc/certs")
+    assert opts.adapters_file == Path("adapters.yaml")
+    assert opts.kubernetes == "off"
+    assert opts.namespace == "team-a"
+    # Plugins replace the defaults and keep the order they were given in.
+    assert opts.plugins == (
+        PluginSpec("base-model-to-header", "base", {}),
+        PluginSpec("body-field-to-header", "user", {"fieldName": "user", "headerName": "x-user"}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["--grpc-port=9005"], "ports must differ, got [9005, 9005, 9090]", id="grpc=health"
+        ),
+        pytest.param(
+            ["--metrics-port=9004"], "ports must differ, got [9004, 9005, 9004]", id="grpc=metrics"
+        ),
+        pytest.param(["--metrics-port=0"], "port must be 1-65535, got 0", id="port-zero"),
+        pytest.param(["--grpc-port=65536"], "port must be 1-65535, got 65536", id="port-too-big"),
+        pytest.param(
+            ["--grpc-port=http"],
+            "port must be a number 1-65535, got 'http'",
+            id="port-not-a-number",
+        ),
+        pytest.param(["--streaming=yes"], "expected true or false, got 'yes'", id="bad-bool"),
+        pytest.param(
+            ["--plugin", "body-field-to-header"],
+            "--plugin 'body-field-to-header': expected TYPE:NAME or TYPE:NAME:JSON",
+            id="plugin-without-name",
+        ),
+        pytest.param(
+            ["--plugin", "body-field-to-header:m:{fieldName}"],
+            "--plugin 'body-field-to-header:m:{fieldName}': parameters are not valid JSON",
+            id="plugin-bad-json",
+        ),
+        pytest.param(
+            ["--plugin", "body-field-to-header:m:[1]"],
+            "parameters must be a JSON object",
+            id="plugin-json-not-object",
+        ),
+        pytest.param(
+            ["--metrics-endpoint-auth=true"],
+            "--metrics-endpoint-auth=true is not supported: restrict /metrics by network",
+            id="metrics-auth-true",
+        ),
+        pytest.param(
+            ["--metrics-endpoint-auth"], "--metrics-endpoint-auth=true is not supported", id="bare"
+        ),
+        pytest.param(["--kubernetes=maybe"], "invalid choice: 'maybe'", id="kubernetes-mode"),
+    ],
+)
+def test_bad_flags_exit_with_a_clear_usage_error(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    line = usage_error(capsys, *argv)
+    assert line.startswith("igw-bbr: error: ")
+    assert message in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--metrics-endpoint-auth=false"], id="metrics-auth-off"),
+        pytest.param(["--enable-pprof"], id="pprof-on"),
+        pytest.param(["--enable-pprof=false"], id="pprof-off"),
+        pytest.param(["--zap-encoder=console"], id="console-logs"),
+    ],
+)
+def test_upstream_compatibility_flags_are_accepted(argv: list[str]) -> None:
+    assert options(*argv).grpc_port == 9004
