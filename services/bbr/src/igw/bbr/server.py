@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import structlog
+from kubernetes.client import ApiClient
 from opentelemetry.sdk.trace import TracerProvider
 
 from igw.bbr.adapters import AdapterIndex
@@ -64,6 +65,7 @@ class BbrService:
         plugins = PluginRegistry.builtin().build(options.plugins, handle)
         self.router = BodyRouter(plugins, self.metrics)
         self._file_source = self._make_file_source()
+        self._kube_client: ApiClient | None = None
         needs_adapters = any(isinstance(p, BaseModelToHeader) for p in plugins)
         self._configmaps = self._make_configmap_source() if needs_adapters else None
         self._provider = tracer_provider
@@ -110,7 +112,10 @@ class BbrService:
                 "no Kubernetes configuration found; adapter ConfigMaps not watched", why=str(e)
             )
             return None
-        return ConfigMapSource(self.adapters, client, self.options.namespace)
+        self._kube_client = client
+        # stop() closes the watch's socket, so a long read timeout costs nothing at shutdown
+        # and spares the API server a reconnect per second per replica.
+        return ConfigMapSource(self.adapters, client, self.options.namespace, stop_poll_s=30.0)
 
     def _ready(self) -> bool:
         return self._configmaps is None or self._configmaps.synced
@@ -126,7 +131,9 @@ class BbrService:
     async def stop(self) -> None:
         await self.server.stop()
         if self._configmaps is not None:
-            self._configmaps.stop()
+            await asyncio.to_thread(self._configmaps.stop)
+        if self._kube_client is not None:
+            self._kube_client.close()  # type: ignore[no-untyped-call]  # kubernetes is untyped
         if self._file_source is not None:
             self._file_source.stop()
         self.metrics_server.stop()
