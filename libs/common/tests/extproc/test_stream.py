@@ -393,6 +393,49 @@ async def test_response_trailers_finalize() -> None:
     assert stream.completed
 
 
+@dataclass
+class HoldingExchange(RecordingExchange):
+    """Rewrites the response only once it has all of it, as a non-streaming rewrite must."""
+
+    held: bytearray = field(default_factory=bytearray)
+
+    async def response_body(self, chunk: bytes, end_of_stream: bool) -> bytes:
+        await super().response_body(chunk, end_of_stream)
+        self.held += chunk
+        return bytes(self.held).upper() if end_of_stream else b""
+
+
+@pytest.mark.parametrize(
+    ("ending", "expected"),
+    [
+        pytest.param(
+            messages.response_body(b"-end", end_of_stream=True),
+            [ReplyView("response_body", body=b"FRAME-END", streamed=True, end_of_stream=True)],
+            id="body-end-of-stream",
+        ),
+        # gRPC model servers end with trailers: the held bytes must not be lost, and the body
+        # stays open for the trailers.
+        pytest.param(
+            messages.response_trailers({"grpc-status": "0"}),
+            [
+                ReplyView("response_body", body=b"FRAME", streamed=True),
+                ReplyView("response_trailers"),
+            ],
+            id="trailers",
+        ),
+    ],
+)
+async def test_bytes_held_until_response_end_are_sent(
+    ending: ProcessingRequest, expected: list[ReplyView]
+) -> None:
+    stream = stream_for(HoldingExchange(), response_mode=DUPLEX)
+
+    first, last = await play(stream, messages.response_body(b"frame", end_of_stream=False), ending)
+
+    assert first == [ReplyView("response_body", body=b"", streamed=True)]
+    assert last == expected
+
+
 async def test_header_only_response_completes() -> None:
     exchange = RecordingExchange()
     stream = stream_for(exchange, response_mode=DUPLEX)

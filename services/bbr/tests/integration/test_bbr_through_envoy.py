@@ -193,6 +193,29 @@ async def test_malformed_json_gets_400_with_a_message(gateway: Gateway) -> None:
     assert gateway.bbr.health.serving()
 
 
+@pytest.mark.parametrize(
+    ("model", "problem"),
+    [
+        pytest.param("a\r\nx-injected: 1", "control characters", id="crlf-injection"),
+        pytest.param("a" * 9000, "at most 8192", id="too-long-for-a-header"),
+    ],
+)
+async def test_model_that_cannot_be_a_header_gets_400(
+    gateway: Gateway, model: str, problem: str
+) -> None:
+    status, text = await gateway.post(_chat(model))
+    assert status == 400
+    assert problem in str(text)
+
+
+async def test_non_ascii_model_is_routed_as_utf8(duplex: Gateway) -> None:
+    status, answer = await duplex.post(_chat("modèle-ü"))
+    assert status == 200
+    assert isinstance(answer, dict)
+    assert answer["served_by"] == "fallback"
+    assert answer["headers"]["x-gateway-model-name"] == "modèle-ü"
+
+
 async def test_json_that_is_not_an_object_gets_400(gateway: Gateway) -> None:
     status, text = await gateway.post(b'["model", "a"]')
     assert status == 400

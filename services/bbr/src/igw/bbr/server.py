@@ -121,12 +121,17 @@ class BbrService:
         return self._configmaps is None or self._configmaps.synced
 
     async def start(self) -> None:
-        self.metrics_server.start()
-        if self._file_source is not None:
-            self._file_source.start()
-        if self._configmaps is not None:
-            self._configmaps.start()
-        await self.server.start()
+        """Starts everything; if any part fails (a port in use ...), what started is stopped."""
+        try:
+            self.metrics_server.start()
+            if self._file_source is not None:
+                self._file_source.start()
+            if self._configmaps is not None:
+                self._configmaps.start()
+            await self.server.start()
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         await self.server.stop()

@@ -16,7 +16,9 @@ The rules (Envoy 1.40, see reference/feasibility.md §1.3 and upstream-gie.md §
 * STREAMED request body cannot carry a decision made from the body (Envoy forwards the headers
   before the body ends), so the request passes through undecided and a warning is logged once.
 * Response side: headers are answered at once; body chunks go through the exchange and are echoed
-  in full-duplex mode (same `end_of_stream`) or replaced/continued otherwise.
+  in full-duplex mode (same `end_of_stream`) or replaced/continued otherwise. Response trailers
+  end the body: the exchange gets a last, empty chunk, and in full-duplex mode what it returns
+  goes out before the trailers reply.
 
 The body modes come from the `protocol_config` Envoy sends on a stream's first message, falling
 back to the server's configured defaults for proxies that do not send it.
@@ -179,10 +181,16 @@ class Stream:
         return [envoy.buffered_body_response(Phase.RESPONSE, body=out)]
 
     async def _response_trailers(self, _message: ProcessingRequest) -> Replies:
+        replies: Replies = []
         if not self.completed:
             self.completed = True
-            await self.exchange.response_body(b"", True)
-        return [envoy.trailers_response(Phase.RESPONSE)]
+            out = await self.exchange.response_body(b"", True)
+            if out and self.response_mode is BodyMode.FULL_DUPLEX_STREAMED:
+                # Bytes the exchange held back until the end still go out, before the trailers;
+                # the body stays open for them.
+                replies.extend(envoy.body_chunks(Phase.RESPONSE, out, end_of_stream=False))
+        replies.append(envoy.trailers_response(Phase.RESPONSE))
+        return replies
 
 
 _HANDLERS: dict[str, Callable[[Stream, ProcessingRequest], Awaitable[Replies]]] = {

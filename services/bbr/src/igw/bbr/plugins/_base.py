@@ -8,6 +8,7 @@ error's status, and no later plugin runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -15,8 +16,15 @@ from typing import Any, ClassVar, Protocol
 import msgspec
 
 from igw.bbr.metrics import BbrMetrics
+from igw.common.errors import BadRequestError
 
-__all__ = ["AdapterLookup", "Mutations", "PluginHandle", "RequestPlugin"]
+__all__ = ["MAX_HEADER_VALUE", "AdapterLookup", "Mutations", "PluginHandle", "RequestPlugin"]
+
+# Envoy rejects a header mutation carrying control characters (CR and LF would split the
+# header), and a value beyond a few KiB is no model name; either would otherwise surface as an
+# opaque 500 from the failed mutation instead of a 400 that says what was wrong.
+MAX_HEADER_VALUE = 8192
+_INVALID_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class AdapterLookup(Protocol):
@@ -41,6 +49,16 @@ class Mutations:
     remove: list[str] = field(default_factory=list)
 
     def set_header(self, name: str, value: str) -> None:
+        """Records `name: value`; raises `BadRequestError` if Envoy could not send the value."""
+        if len(value) > MAX_HEADER_VALUE:
+            raise BadRequestError(
+                f"the value for header {name} is {len(value)} characters long; "
+                f"at most {MAX_HEADER_VALUE} can be sent"
+            )
+        if _INVALID_IN_HEADER.search(value):
+            raise BadRequestError(
+                f"the value for header {name} contains control characters: {value[:80]!r}"
+            )
         key = name.lower()
         self.set[key] = value
         if key in self.remove:
