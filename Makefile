@@ -19,7 +19,7 @@ $(TOOLS_DIR)/bin/uv:
 	python3 -m venv $(TOOLS_DIR)
 	$(TOOLS_DIR)/bin/pip install --quiet uv
 
-$(STAMP): pyproject.toml libs/common/pyproject.toml services/bbr/pyproject.toml e2e/pyproject.toml $(LOCKED) | $(UV)
+$(STAMP): pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml) $(LOCKED) | $(UV)
 	$(UV) sync --frozen 2>/dev/null || $(UV) sync
 	@# xds-protos ships stale copies of opentelemetry/proto/** that break the OTLP exporter when
 	@# they land after opentelemetry-proto's own files: write the real ones last.
@@ -39,7 +39,7 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP) ## mypy --strict
-	$(VENV)/bin/mypy libs/common/src services/bbr/src e2e/src bench
+	$(VENV)/bin/mypy libs/common/src services/bbr/src services/sim/src e2e/src bench
 
 fmt: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
