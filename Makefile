@@ -39,7 +39,7 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP) ## mypy --strict
-	$(VENV)/bin/mypy libs/common/src services/bbr/src services/sim/src e2e/src bench
+	$(VENV)/bin/mypy libs/common/src services/bbr/src services/epp/src services/sim/src e2e/src bench
 
 fmt: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -1,0 +1,1 @@
+"""igw Endpoint Picker (EPP): picks the model-server endpoint for each inference request."""
