@@ -151,6 +151,6 @@ class Gateway:
 
     def log_tails(self, lines: int = 20) -> str:
         """The end of every process's log, for a failure report."""
-        parts = [f"--- {c.name} ({c.log_path})\n{c.log_tail(lines)}" for c in (self.echo, self.bbr)]
-        parts.append(f"--- envoy ({self.envoy.log_path})\n{self.envoy.log_tail(lines)}")
+        parts = [f"--- {c.name} log\n{c.log_tail(lines)}" for c in (self.echo, self.bbr)]
+        parts.append(f"--- envoy log\n{self.envoy.log_tail(lines)}")
         return "\n".join(parts)

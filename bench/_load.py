@@ -7,7 +7,9 @@ everything else happens between rounds.
 
 CPU: utime + stime of a whole process (all its threads) from `/proc/PID/stat` fields 14 and 15,
 in clock ticks (`SC_CLK_TCK`, 10 ms on Linux), the method of feasibility §2. A round's CPU per
-request is the difference over the round divided by the requests sent.
+request is the difference over the round divided by the requests sent. The machine's own
+counters (`/proc/stat`) are read with them, so that a round disturbed by other work on the box,
+or by the hypervisor (steal), shows as such.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import collections
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +64,26 @@ def cpu_seconds(pid: int) -> float:
     fields = text[text.rindex(")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return (utime + stime) / _TICKS_PER_S
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSnapshot:
+    """CPU seconds used so far by each process, and by the whole machine (all cores)."""
+
+    at: float
+    processes: dict[str, float]
+    machine_busy: float
+    """user + nice + system + irq + softirq of /proc/stat: everything but idle and steal."""
+    steal: float
+    """Time the hypervisor ran something else while this machine wanted a core."""
+
+    @classmethod
+    def take(cls, pids: Mapping[str, int]) -> CpuSnapshot:
+        processes = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        line = Path("/proc/stat").read_text().split("\n", 1)[0]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
+        busy = (user + nice + system + irq + softirq) / _TICKS_PER_S
+        return cls(time.perf_counter(), processes, busy, steal / _TICKS_PER_S)
 
 
 def new_session(concurrency: int) -> aiohttp.ClientSession:
@@ -116,8 +139,22 @@ class Round:
 
     component: str
     load: LoadResult
-    cpu_s: dict[str, float]
-    """Process name (`echo`, `bbr`, `envoy`, `client`) -> CPU seconds used during the round."""
+    before: CpuSnapshot
+    after: CpuSnapshot
 
     def cpu_ms_per_request(self, process: str) -> float:
-        return self.cpu_s[process] * 1000 / self.load.requests
+        """`process`'s CPU per request over the round (`echo`, `bbr`, `envoy` or `client`)."""
+        used = self.after.processes[process] - self.before.processes[process]
+        return used * 1000 / self.load.requests
+
+    @property
+    def other_cores(self) -> float:
+        """Cores kept busy by anything but the benchmark's processes: noise, if well above 0."""
+        ours = sum(self.after.processes.values()) - sum(self.before.processes.values())
+        busy = self.after.machine_busy - self.before.machine_busy
+        return (busy - ours) / (self.after.at - self.before.at)
+
+    @property
+    def steal_cores(self) -> float:
+        """Cores' worth of time the hypervisor withheld during the round: noise too."""
+        return (self.after.steal - self.before.steal) / (self.after.at - self.before.at)

@@ -9,6 +9,7 @@ median over the echo's median.
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import platform
 import re
@@ -30,6 +31,11 @@ TARGET_RATIO = 1.10
 """DESIGN.md §6: BBR CPU per request <= 1.1x the trivial echo ext_proc, measured in one run."""
 
 _TITLE = "BBR CPU per request vs a trivial echo ext_proc"
+_ROUNDS_CAPTION = (
+    "Per round, in run order: CPU-ms per request of each process, then the cores kept busy by "
+    "anything else (other processes; the hypervisor's steal). Within +-0.05 is clock-tick "
+    "rounding; a round well above it was disturbed."
+)
 
 
 def _of(rounds: Sequence[Round], component: str) -> list[Round]:
@@ -76,13 +82,29 @@ def summary_table(rounds: Sequence[Round]) -> str:
 
 def rounds_table(rounds: Sequence[Round]) -> str:
     """Every round in run order, CPU-ms per request of every process (the idle ext_proc too)."""
-    lines = _header(["#", "listener", "requests", "s", "RPS", "echo", "bbr", "envoy", "client"])
+    columns = ["#", "listener", "requests", "s", "RPS", "echo", "bbr", "envoy", "client"]
+    lines = _header([*columns, "other procs, cores", "steal, cores"])
     for number, r in enumerate(rounds, 1):
-        cpu = [f"{r.cpu_ms_per_request(p):.3f}" for p in ("echo", "bbr", "envoy", "client")]
         load = r.load
         row = [str(number), r.component, str(load.requests), f"{load.seconds:.1f}"]
-        lines.append(_row([*row, f"{load.rps:.0f}", *cpu]))
+        row += [f"{load.rps:.0f}"]
+        row += [f"{r.cpu_ms_per_request(p):.3f}" for p in ("echo", "bbr", "envoy", "client")]
+        lines.append(_row([*row, f"{r.other_cores:.2f}", f"{r.steal_cores:.2f}"]))
     return "\n".join(lines)
+
+
+def paired_ratios(rounds: Sequence[Round]) -> str:
+    """Each BBR round over the echo round just before it: the spread shows the run's noise."""
+    ratios = [
+        bbr.cpu_ms_per_request("bbr") / echo.cpu_ms_per_request("echo")
+        for echo, bbr in itertools.pairwise(rounds)
+        if (echo.component, bbr.component) == ("echo", "bbr")
+    ]
+    listed = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+    median = statistics.median(ratios)
+    return (
+        f"Per-pair ratios (BBR round / the echo round before it): {listed}; median {median:.2f}x."
+    )
 
 
 def headline(rounds: Sequence[Round]) -> str:
@@ -141,8 +163,9 @@ def document(rounds: Sequence[Round], settings: Mapping[str, object], method: st
                 f"# {_TITLE}",
                 headline(rounds),
                 summary_table(rounds),
-                "Per round, in run order (CPU-ms per request of each process):",
+                _ROUNDS_CAPTION,
                 rounds_table(rounds),
+                paired_ratios(rounds),
                 "## Run",
                 run_facts(settings),
                 "## Method",

@@ -14,7 +14,9 @@ ext_proc measured in the same run. Method (feasibility §2, reduced to the one r
   the machine hits both alike.
 * CPU: utime + stime of each process from `/proc/PID/stat` before and after every round, divided
   by the round's requests. All processes share this machine's cores, so RPS is a CPU-saturation
-  figure; CPU per request is the figure that carries over.
+  figure; CPU per request is the figure that carries over. The headline compares the medians
+  over each listener's rounds; the per-round table also shows the cores that anything else on
+  the machine used (and the hypervisor's steal), and the per-pair ratios show the run's spread.
 * Checks, every round: every answer is a 200, Envoy opened exactly one ext_proc stream per request
   to the measured listener's processor and none to the other, and the BBR's `bbr_success_total`
   rose by the requests of its rounds only. A failed check, an error or a failed start exits 1;
@@ -71,20 +73,22 @@ class Settings:
 
 def _parse_args(argv: Sequence[str]) -> tuple[Settings, Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=12_000, help="requests per round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per listener")
+    parser.add_argument("--requests", type=int, default=10_000, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per listener")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
-    parser.add_argument("--quick", action="store_true", help="a ~10 s smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="a ~10 s smoke run: 3 rounds of 1,500 each"
+    )
     parser.add_argument("--output", type=Path, default=_RESULTS, help="results Markdown file")
     args = parser.parse_args(argv)
-    requests = 800 if args.quick else args.requests
-    if requests < 1 or args.rounds < 1 or args.concurrency < 1:
+    requests, rounds = (1500, 3) if args.quick else (args.requests, args.rounds)
+    if requests < 1 or rounds < 1 or args.concurrency < 1:
         parser.error("--requests, --rounds and --concurrency must be at least 1")
     settings = Settings(
         requests_per_round=requests,
-        rounds_per_listener=args.rounds,
+        rounds_per_listener=rounds,
         concurrency=args.concurrency,
-        warmup_requests=max(200, requests // 10),
+        warmup_requests=max(500, requests // 10),
     )
     return settings, args.output
 
@@ -117,7 +121,7 @@ async def _round(
 ) -> _load.Round:
     streams, successes = gateway.ext_proc_streams(), gateway.bbr_successes()
     pids = {**gateway.pids(), "client": os.getpid()}
-    before = {name: _load.cpu_seconds(pid) for name, pid in pids.items()}
+    before = _load.CpuSnapshot.take(pids)
     load = await _load.run_load(
         session,
         gateway.url(component),
@@ -126,9 +130,9 @@ async def _round(
         concurrency=settings.concurrency,
     )
     await asyncio.sleep(_SETTLE_S)
-    cpu = {name: _load.cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    after = _load.CpuSnapshot.take(pids)
     _check_round(gateway, component, load, streams, successes)
-    return _load.Round(component, load, cpu)
+    return _load.Round(component, load, before, after)
 
 
 async def _measure(gateway: _gateway.Gateway, settings: Settings) -> list[_load.Round]:
@@ -177,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     if rounds is None:
         return 1
-    print(_report.summary_table(rounds), _report.rounds_table(rounds), sep="\n\n", end="\n\n")
-    print(_report.headline(rounds))
+    tables = [_report.summary_table(rounds), _report.rounds_table(rounds)]
+    print(*tables, _report.paired_ratios(rounds), _report.headline(rounds), sep="\n\n")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(_report.document(rounds, asdict(settings), __doc__ or ""))
     print(f"written to {output}", file=sys.stderr)

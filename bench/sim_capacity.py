@@ -1,0 +1,298 @@
+"""Simulator capacity: one igw-sim process serving 8 pods to 200 concurrent streaming requests.
+
+Issue 3 asks that one process serving 8 simulated pods handle 200 concurrent streaming requests
+on this machine without becoming the bottleneck. Method:
+
+* Processes: the simulator (`python -m igw.sim.cli --pods 8`, uvloop, one event loop, the
+  `llama-3.1-8b-h100` preset in real time by default) and this script, the client: a closed loop
+  of `--concurrency` aiohttp workers on uvloop, spread round-robin over the pods, each streaming
+  chat completions (`stream: true`, `include_usage`) one after the other. Every prompt starts
+  with its own number, so no request hits the prefix cache and every one pays its full prefill.
+* Window: `--warmup` seconds to reach the steady state, then `--duration` seconds measured. A
+  token counts when its SSE event reaches the client inside the window; a request counts when
+  its `[DONE]` does.
+* CPU: utime + stime of the simulator process from `/proc/PID/stat` over the window, divided by
+  the window's requests and tokens; also as a share of one core (the loop runs on one).
+* Kept up: the engines' timing model (`TimingProfile`) fixes how fast a pod with `n` streams
+  produces tokens. In the closed loop every pod holds `n = concurrency / pods` sequences whose
+  context averages `prompt + max_tokens / 2`, and `n / max_tokens` new prompts enter per step,
+  so one step costs on average `decode(n, context) + (n / max_tokens) * prefill(prompt)` and
+  the pods ask for `pods * n / step` tokens per second. (Prefills that share a step share its
+  overhead, which this counts once each: the figure errs a little low, by < 5 % here.) If the
+  process kept up, the client receives about that many; a process that falls behind delivers
+  fewer. The run also prints the client's median gap between tokens against the model's step.
+
+A failed start, an unexpected HTTP status or a stream without `[DONE]` exits 1; the simulator
+falling behind does not (this is a measurement). `OTEL_*` variables are removed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import aiohttp
+import orjson
+import uvloop
+
+from igw.sim import tokenizer
+from igw.sim.engine.presets import PRESETS
+
+if TYPE_CHECKING:
+    # mypy reads bench/ as the namespace package `bench`; Python runs this file as a script,
+    # with bench/ itself first on sys.path. Both name the same files.
+    from bench import _load
+else:
+    import _load
+
+_FILLER = "Summarize the routing configuration of the gateway and list the metrics to watch. "
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    pods: int = 8
+    concurrency: int = 200
+    prompt_bytes: int = 1024
+    max_tokens: int = 128
+    warmup_s: float = 5.0
+    duration_s: float = 20.0
+    preset: str = "llama-3.1-8b-h100"
+    time_scale: float = 1.0
+
+
+@dataclass(slots=True)
+class Stats:
+    """What the workers saw; only events inside the measured window count."""
+
+    window: tuple[float, float] = (float("inf"), float("inf"))
+    tokens: int = 0
+    requests: int = 0
+    gaps: list[float] = field(default_factory=list)
+
+    def inside(self, at: float) -> bool:
+        return self.window[0] <= at < self.window[1]
+
+
+class BenchmarkError(RuntimeError):
+    """The run cannot be trusted: a failed request or a stream cut short."""
+
+
+def _parse_args(argv: Sequence[str]) -> Settings:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add("--pods", type=int, default=8, help="simulated pods in the one process (8)")
+    add("--concurrency", type=int, default=200, help="streams in flight (200)")
+    add("--prompt-bytes", type=int, default=1024, help="bytes of each prompt (1024)")
+    add("--max-tokens", type=int, default=128, help="output tokens per request (128)")
+    add("--warmup", type=float, default=5.0, help="seconds before measuring (5)")
+    add("--duration", type=float, default=20.0, help="seconds measured (20)")
+    add("--preset", default="llama-3.1-8b-h100", choices=sorted(PRESETS))
+    add("--time-scale", type=float, default=1.0, help="the simulator's --time-scale (1)")
+    add("--quick", action="store_true", help="a ~10 s smoke run")
+    args = parser.parse_args(argv)
+    warmup, duration = (3.0, 6.0) if args.quick else (args.warmup, args.duration)
+    if min(args.pods, args.concurrency, args.max_tokens, args.prompt_bytes) < 1:
+        parser.error("--pods, --concurrency, --max-tokens and --prompt-bytes must be >= 1")
+    return Settings(
+        args.pods,
+        args.concurrency,
+        args.prompt_bytes,
+        args.max_tokens,
+        warmup,
+        duration,
+        args.preset,
+        args.time_scale,
+    )
+
+
+def _free_port_range(count: int) -> int:
+    """A first port such that it and the `count - 1` after it were free a moment ago."""
+    for _ in range(100):
+        with contextlib.ExitStack() as stack:
+            first = stack.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            base: int = first.getsockname()[1]
+            try:
+                for offset in range(1, count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", base + offset))
+            except OSError:
+                continue
+            return base
+    raise BenchmarkError(f"found no {count} consecutive free ports")
+
+
+@contextlib.contextmanager
+def _simulator(settings: Settings, port: int, log: TextIO) -> Iterator[subprocess.Popen[bytes]]:
+    argv = [
+        *(sys.executable, "-m", "igw.sim.cli", "--host", "127.0.0.1", "--port", str(port)),
+        *("--pods", str(settings.pods), "--preset", settings.preset),
+        *("--time-scale", str(settings.time_scale), "--log-format", "console", "-v", "1"),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    process = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _wait_ready(session: aiohttp.ClientSession, urls: Sequence[str]) -> None:
+    deadline = time.monotonic() + 30
+    for url in urls:
+        while True:
+            with contextlib.suppress(aiohttp.ClientConnectionError):
+                async with session.get(f"{url}/health") as response:
+                    if response.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"{url} never became healthy")
+            await asyncio.sleep(0.05)
+
+
+def _body(number: int, settings: Settings) -> bytes:
+    prefix = f"request {number}: "  # unique first bytes: no prefix-cache hits
+    content = prefix + (_FILLER * (settings.prompt_bytes // len(_FILLER) + 1))
+    return orjson.dumps(
+        {
+            "model": "meta-llama/Llama-3.1-8B-Instruct",
+            "messages": [{"role": "user", "content": content[: settings.prompt_bytes]}],
+            "max_tokens": settings.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    )
+
+
+async def _stream(session: aiohttp.ClientSession, url: str, body: bytes, stats: Stats) -> None:
+    headers = {"content-type": "application/json"}
+    async with session.post(f"{url}/v1/chat/completions", data=body, headers=headers) as response:
+        if response.status != 200:
+            raise BenchmarkError(f"{url} answered {response.status}: {await response.text()}")
+        last: float | None = None
+        async for line in response.content:
+            now = time.monotonic()
+            if line.startswith(b"data: [DONE]"):
+                stats.requests += stats.inside(now)
+                return
+            if b'"delta":{"content"' not in line:
+                continue  # the role chunk, the usage chunk, the blank line between events
+            if stats.inside(now):
+                stats.tokens += 1
+                if last is not None:
+                    stats.gaps.append(now - last)
+            last = now
+    raise BenchmarkError(f"a stream from {url} ended without [DONE]")
+
+
+async def _worker(
+    session: aiohttp.ClientSession,
+    urls: Sequence[str],
+    index: int,
+    settings: Settings,
+    stats: Stats,
+) -> None:
+    url, number = urls[index % len(urls)], index
+    while time.monotonic() < stats.window[1]:
+        await _stream(session, url, _body(number, settings), stats)
+        number += settings.concurrency
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    stats: Stats
+    sim_cpu_s: float
+    client_cpu_s: float
+
+
+async def _measure(settings: Settings, sim_pid: int, urls: Sequence[str]) -> Result:
+    connector = aiohttp.TCPConnector(limit=settings.concurrency, limit_per_host=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await _wait_ready(session, urls)
+        start = time.monotonic() + settings.warmup_s
+        stats = Stats(window=(start, start + settings.duration_s))
+        workers = [
+            asyncio.create_task(_worker(session, urls, i, settings, stats))
+            for i in range(settings.concurrency)
+        ]
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        sim_before, client_before = _load.cpu_seconds(sim_pid), _load.cpu_seconds(os.getpid())
+        await asyncio.sleep(max(0.0, stats.window[1] - time.monotonic()))
+        sim_after, client_after = _load.cpu_seconds(sim_pid), _load.cpu_seconds(os.getpid())
+        await asyncio.gather(*workers)
+    return Result(stats, sim_after - sim_before, client_after - client_before)
+
+
+def _asked_tokens_per_s(settings: Settings) -> tuple[float, float]:
+    """Tokens per second the timing model asks of the pods, and its mean step (module doc)."""
+    timing = PRESETS[settings.preset].timing
+    prompt = tokenizer.count_chat([{"role": "user", "content": "x" * settings.prompt_bytes}])
+    n = settings.concurrency / settings.pods
+    context = round(n * (prompt + settings.max_tokens / 2))
+    step = timing.decode_seconds(round(n), context) + (
+        n / settings.max_tokens
+    ) * timing.prefill_seconds(prompt)
+    return settings.pods * n / step * settings.time_scale, step / settings.time_scale
+
+
+def _report(settings: Settings, result: Result) -> str:
+    stats, window = result.stats, settings.duration_s
+    asked, step = _asked_tokens_per_s(settings)
+    achieved = stats.tokens / window
+    kept_up = achieved >= 0.95 * asked
+    gap = statistics.median(stats.gaps) if stats.gaps else float("nan")
+    rows = [
+        ("pods / streams", f"{settings.pods} / {settings.concurrency}"),
+        ("preset, time scale", f"{settings.preset}, {settings.time_scale:g}x"),
+        ("prompt / output tokens", f"~{settings.prompt_bytes // 4} / {settings.max_tokens}"),
+        ("requests completed", f"{stats.requests} ({stats.requests / window:.1f}/s)"),
+        ("tokens streamed", f"{stats.tokens} ({achieved:.0f}/s)"),
+        ("tokens/s the timing model asks", f"{asked:.0f}"),
+        ("kept up (>= 95 % of it)", f"{'yes' if kept_up else 'NO'} ({achieved / asked:.1%})"),
+        (
+            "median gap between tokens",
+            f"{gap * 1e3:.1f} ms (model's mean step {step * 1e3:.1f} ms)",
+        ),
+        ("simulator CPU", f"{result.sim_cpu_s / window:.0%} of one core"),
+        ("simulator CPU per request", f"{result.sim_cpu_s / max(stats.requests, 1) * 1e3:.2f} ms"),
+        ("simulator CPU per token", f"{result.sim_cpu_s / max(stats.tokens, 1) * 1e6:.1f} us"),
+        ("client CPU", f"{result.client_cpu_s / window:.0%} of one core"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = _parse_args(sys.argv[1:] if argv is None else argv)
+    port = _free_port_range(settings.pods)
+    urls = [f"http://127.0.0.1:{port + i}" for i in range(settings.pods)]
+    with tempfile.TemporaryFile("w+") as log, _simulator(settings, port, log) as process:
+        try:
+            result = uvloop.run(_measure(settings, process.pid, urls))
+        except (BenchmarkError, aiohttp.ClientError, OSError) as e:
+            log.seek(0)
+            print(f"benchmark failed: {e}\n{log.read()[-3000:]}", file=sys.stderr)
+            return 1
+    print(_report(settings, result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
