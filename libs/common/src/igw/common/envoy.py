@@ -18,7 +18,6 @@ from typing import Any
 
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc_pb2
-from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 from igw.common.errors import InferenceError
@@ -28,6 +27,7 @@ __all__ = [
     "NO_CHANGES",
     "BodyMode",
     "HeaderChanges",
+    "LazyHeaders",
     "Phase",
     "ProcessingRequest",
     "ProcessingResponse",
@@ -84,6 +84,37 @@ class HeaderChanges:
 NO_CHANGES = HeaderChanges()
 
 
+class LazyHeaders(Mapping[str, str]):
+    """A request's headers, decoded from the protobuf map only when first read.
+
+    Envoy puts values in `raw_value` (bytes) and leaves `value` empty. Decoding a dozen headers
+    costs a few microseconds per request, which services that never read them need not pay.
+    """
+
+    __slots__ = ("_decoded", "_map")
+
+    def __init__(self, header_map: base_pb2.HeaderMap) -> None:
+        self._map = header_map
+        self._decoded: dict[str, str] | None = None
+
+    def _dict(self) -> dict[str, str]:
+        if self._decoded is None:
+            self._decoded = headers_of(self._map)
+        return self._decoded
+
+    def __getitem__(self, key: str) -> str:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return f"LazyHeaders({self._dict()!r})"
+
+
 def headers_of(header_map: base_pb2.HeaderMap) -> dict[str, str]:
     """Header name -> value; Envoy puts values in `raw_value` (bytes) and leaves `value` empty."""
     out: dict[str, str] = {}
@@ -102,6 +133,10 @@ def filter_metadata(request: ext_proc_pb2.ProcessingRequest) -> dict[str, Any]:
     }
 
 
+# BodySendMode values are 0..4 in declaration order; indexing beats calling the enum.
+_BODY_MODES = tuple(BodyMode)
+
+
 def protocol_body_modes(
     request: ext_proc_pb2.ProcessingRequest,
 ) -> tuple[BodyMode, BodyMode] | None:
@@ -109,7 +144,7 @@ def protocol_body_modes(
     if not request.HasField("protocol_config"):
         return None
     config = request.protocol_config
-    return BodyMode(config.request_body_mode), BodyMode(config.response_body_mode)
+    return _BODY_MODES[config.request_body_mode], _BODY_MODES[config.response_body_mode]
 
 
 def _struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
@@ -119,28 +154,31 @@ def _struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     return result
 
 
-def _header_mutation(changes: HeaderChanges) -> ext_proc_pb2.HeaderMutation:
-    return ext_proc_pb2.HeaderMutation(
-        set_headers=[
-            base_pb2.HeaderValueOption(
-                header=base_pb2.HeaderValue(key=key, raw_value=value.encode()),
-                append_action=_OVERWRITE,
-            )
-            for key, value in changes.set
-        ],
-        remove_headers=list(changes.remove),
-    )
+# Messages are built in place (fields set on sub-messages of one new response) rather than from
+# nested constructors: with upb that is 3-4x cheaper, and this is the per-request hot path.
+_HEADERS_FIELD = {Phase.REQUEST: "request_headers", Phase.RESPONSE: "response_headers"}
+_BODY_FIELD = {Phase.REQUEST: "request_body", Phase.RESPONSE: "response_body"}
+_TRAILERS_FIELD = {Phase.REQUEST: "request_trailers", Phase.RESPONSE: "response_trailers"}
 
 
-def _common(
-    changes: HeaderChanges, clear_route_cache: bool, body: bytes | None = None
-) -> ext_proc_pb2.CommonResponse:
-    common = ext_proc_pb2.CommonResponse(clear_route_cache=clear_route_cache)
-    if changes:
-        common.header_mutation.CopyFrom(_header_mutation(changes))
-    if body is not None:
-        common.body_mutation.body = body
-    return common
+def _set_header_mutation(mutation: ext_proc_pb2.HeaderMutation, changes: HeaderChanges) -> None:
+    add = mutation.set_headers.add
+    for key, value in changes.set:
+        option = add()
+        option.header.key = key
+        option.header.raw_value = value.encode()
+        option.append_action = _OVERWRITE
+    if changes.remove:
+        mutation.remove_headers.extend(changes.remove)
+
+
+def _fill_common(
+    common: ext_proc_pb2.CommonResponse, changes: HeaderChanges, clear_route_cache: bool
+) -> None:
+    if clear_route_cache:
+        common.clear_route_cache = True
+    if changes.set or changes.remove:
+        _set_header_mutation(common.header_mutation, changes)
 
 
 def _with_metadata(
@@ -159,9 +197,24 @@ def headers_response(
     dynamic_metadata: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ext_proc_pb2.ProcessingResponse:
     """The answer to a `request_headers` or `response_headers` message."""
-    reply = ext_proc_pb2.HeadersResponse(response=_common(changes, clear_route_cache))
-    response = ext_proc_pb2.ProcessingResponse(**{f"{phase.value}_headers": reply})
+    response = ext_proc_pb2.ProcessingResponse()
+    reply = getattr(response, _HEADERS_FIELD[phase])
+    reply.SetInParent()  # an empty HeadersResponse must still be present
+    _fill_common(reply.response, changes, clear_route_cache)
     return _with_metadata(response, dynamic_metadata)
+
+
+def _streamed_chunk(
+    phase: Phase, chunk: bytes, end_of_stream: bool
+) -> ext_proc_pb2.ProcessingResponse:
+    response = ext_proc_pb2.ProcessingResponse()
+    streamed = getattr(response, _BODY_FIELD[phase]).response.body_mutation.streamed_response
+    streamed.body = chunk
+    if end_of_stream:
+        streamed.end_of_stream = True
+    else:
+        streamed.SetInParent()  # an empty, still-open chunk must still be present
+    return response
 
 
 def body_chunks(
@@ -172,24 +225,21 @@ def body_chunks(
     Only the last chunk carries `end_of_stream`; an empty body is still one chunk, because in
     full-duplex mode Envoy forwards exactly the bytes the processor sends back.
     """
-    key = f"{phase.value}_body"
+    if len(body) <= BODY_CHUNK_LIMIT:
+        yield _streamed_chunk(phase, body, end_of_stream)
+        return
     view = memoryview(body)
-    last = max(len(body) - 1, 0) // BODY_CHUNK_LIMIT * BODY_CHUNK_LIMIT
+    last = (len(body) - 1) // BODY_CHUNK_LIMIT * BODY_CHUNK_LIMIT
     for start in range(0, last + 1, BODY_CHUNK_LIMIT):
-        streamed = ext_proc_pb2.StreamedBodyResponse(
-            body=bytes(view[start : start + BODY_CHUNK_LIMIT]),
-            end_of_stream=end_of_stream and start == last,
-        )
-        common = ext_proc_pb2.CommonResponse(
-            body_mutation=ext_proc_pb2.BodyMutation(streamed_response=streamed)
-        )
-        yield ext_proc_pb2.ProcessingResponse(**{key: ext_proc_pb2.BodyResponse(response=common)})
+        chunk = bytes(view[start : start + BODY_CHUNK_LIMIT])
+        yield _streamed_chunk(phase, chunk, end_of_stream and start == last)
 
 
 def body_continue(phase: Phase) -> ext_proc_pb2.ProcessingResponse:
     """Let a (buffered or streamed-mode) body through unchanged."""
-    body = ext_proc_pb2.BodyResponse(response=ext_proc_pb2.CommonResponse())
-    return ext_proc_pb2.ProcessingResponse(**{f"{phase.value}_body": body})
+    response = ext_proc_pb2.ProcessingResponse()
+    getattr(response, _BODY_FIELD[phase]).response.SetInParent()
+    return response
 
 
 def buffered_body_response(
@@ -201,29 +251,33 @@ def buffered_body_response(
     dynamic_metadata: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ext_proc_pb2.ProcessingResponse:
     """The answer to a whole buffered body: header changes and, if `body` is given, a new body."""
-    reply = ext_proc_pb2.BodyResponse(response=_common(changes, clear_route_cache, body))
-    response = ext_proc_pb2.ProcessingResponse(**{f"{phase.value}_body": reply})
+    response = ext_proc_pb2.ProcessingResponse()
+    common = getattr(response, _BODY_FIELD[phase]).response
+    common.SetInParent()
+    _fill_common(common, changes, clear_route_cache)
+    if body is not None:
+        common.body_mutation.body = body
     return _with_metadata(response, dynamic_metadata)
 
 
 def trailers_response(phase: Phase) -> ext_proc_pb2.ProcessingResponse:
     """Trailers passed through unchanged."""
-    return ext_proc_pb2.ProcessingResponse(
-        **{f"{phase.value}_trailers": ext_proc_pb2.TrailersResponse()}
-    )
+    response = ext_proc_pb2.ProcessingResponse()
+    getattr(response, _TRAILERS_FIELD[phase]).SetInParent()
+    return response
 
 
 def immediate_response(
     status: int, body: str, headers: Sequence[tuple[str, str]] = ()
 ) -> ext_proc_pb2.ProcessingResponse:
     """Envoy answers the client directly with `status` and `body`; nothing goes upstream."""
-    immediate = ext_proc_pb2.ImmediateResponse(
-        status=http_status_pb2.HttpStatus(code=status),
-        body=body.encode(),
-    )
+    response = ext_proc_pb2.ProcessingResponse()
+    immediate = response.immediate_response
+    immediate.status.code = status
+    immediate.body = body.encode()
     if headers:
-        immediate.headers.CopyFrom(_header_mutation(HeaderChanges(set=headers)))
-    return ext_proc_pb2.ProcessingResponse(immediate_response=immediate)
+        _set_header_mutation(immediate.headers, HeaderChanges(set=headers))
+    return response
 
 
 _TEXT_PLAIN = (("content-type", "text/plain; charset=utf-8"),)

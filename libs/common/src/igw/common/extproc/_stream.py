@@ -26,7 +26,7 @@ back to the server's configured defaults for proxies that do not send it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +47,7 @@ Replies = list[ProcessingResponse]
 
 @dataclass(slots=True)
 class _RequestSide:
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     chunks: list[bytes] = field(default_factory=list)
     decided: bool = False
@@ -80,7 +80,7 @@ class Stream:
 
     async def _request_headers(self, message: ProcessingRequest) -> Replies:
         headers = message.request_headers
-        self._request.headers = envoy.headers_of(headers.headers)
+        self._request.headers = envoy.LazyHeaders(headers.headers)
         self._request.metadata = envoy.filter_metadata(message)
         if headers.end_of_stream or self.request_mode is BodyMode.NONE:
             verdict = await self._decide(b"", header_only=headers.end_of_stream)
