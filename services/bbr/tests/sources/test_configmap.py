@@ -34,7 +34,7 @@ RESOURCE = "v1/configmaps"
 StartSource = Callable[..., Awaitable[ConfigMapSource]]
 
 
-async def wait_for(get: Callable[[], object], expected: object, timeout_s: float = 5.0) -> None:
+async def wait_for(get: Callable[[], object], expected: object, timeout_s: float = 15.0) -> None:
     """Poll until `get()` returns `expected`; on timeout the assertion shows the last value."""
     deadline = time.monotonic() + timeout_s
     # Polling on purpose: the value is written by the source's thread, there is no event to await.
@@ -107,7 +107,7 @@ async def start_source(
         started.append(source)
         source.start()
         # The source thread talks to KMock on this loop: never block the loop while waiting.
-        assert await asyncio.to_thread(source.wait_synced, 5.0)
+        assert await asyncio.to_thread(source.wait_synced, 15.0)
         return source
 
     yield start
@@ -238,7 +238,7 @@ async def test_a_failing_list_is_retried_until_it_succeeds(
     source.start()
     try:
         assert not source.synced
-        assert await asyncio.to_thread(source.wait_synced, 5.0)
+        assert await asyncio.to_thread(source.wait_synced, 15.0)
         assert failures == []
         assert index.base_model_of("x") == LLAMA
     finally:

@@ -52,7 +52,7 @@ data:
 """
 
 
-def wait_for(get: Callable[[], object], expected: object, timeout_s: float = 5.0) -> None:
+def wait_for(get: Callable[[], object], expected: object, timeout_s: float = 15.0) -> None:
     """Poll until `get()` returns `expected`; on timeout the assertion shows the last value."""
     deadline = time.monotonic() + timeout_s
     while (value := get()) != expected and time.monotonic() < deadline:
