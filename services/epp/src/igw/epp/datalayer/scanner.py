@@ -1,0 +1,255 @@
+"""A Prometheus text-format scanner that reads only the metric families it was asked for.
+
+A vLLM `/metrics` page is tens of kilobytes, mostly histogram buckets the EPP never reads, and it
+is fetched from every endpoint every 50 ms. So instead of parsing the page, `Scanner.scan` looks up
+each wanted family with `bytes.find(b"\\n" + name)`: in the text exposition format a sample line
+starts with its metric name, and a raw newline never occurs inside a label value or HELP text (both
+escape it as `\\n`), so a hit that follows a newline and is followed by `{`, a space or a tab is a
+sample line of that family, and comments (`# HELP name ...`) never match. Only the lines found
+are decoded and parsed.
+
+Selectors are parsed once (`Selector.parse`, the PromQL vector-selector subset upstream's
+`core-metrics-extractor` specs use: `name`, `name{label="value"}`, `name{label=value}`, with `=`
+and `!=` matchers). A malformed wanted line raises `ScanError`; lines of other families are never
+looked at, so garbage elsewhere on the page is not noticed (by design).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import types
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["Sample", "ScanError", "Scanner", "Selector", "SelectorError"]
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_SAMPLE_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\]|\\.)*)"[ \t]*(,?)')
+_SELECTOR_PAIR = re.compile(
+    r'([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*(=~|!~|!=|=)[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^,}\s"]+))[ \t]*(,?)'
+)
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+_DELIMITERS = (b"{", b" ", b"\t")
+
+
+class SelectorError(ValueError):
+    """A metric spec string is not a supported vector selector; the message quotes it."""
+
+
+class ScanError(ValueError):
+    """A wanted sample line is malformed; the message quotes the line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """A family name and label matchers: `(label, value, equal)` triples, all must hold."""
+
+    name: str
+    matchers: tuple[tuple[str, str, bool], ...] = ()
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Selectors key the scan results, looked up many times per scrape.
+        object.__setattr__(self, "_hash", hash((self.name, self.matchers)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @classmethod
+    def parse(cls, spec: str) -> Selector:
+        """Parse `name` or `name{a="x", b=y, c!="z"}`; raises `SelectorError`."""
+        text = spec.strip()
+        match = _NAME.match(text)
+        if match is None:
+            raise SelectorError(f"metric spec {spec!r}: must start with a metric name")
+        rest = text[match.end() :].strip()
+        if not rest:
+            return cls(match.group())
+        if not (rest.startswith("{") and rest.endswith("}")):
+            raise SelectorError(f"metric spec {spec!r}: expected `{{label=value, ...}}`")
+        try:
+            return cls(match.group(), _selector_labels(rest[1:-1]))
+        except SelectorError as exc:
+            raise SelectorError(f"metric spec {spec!r}: {exc}") from None
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all((labels.get(key, "") == value) is equal for key, value, equal in self.matchers)
+
+    def __str__(self) -> str:
+        if not self.matchers:
+            return self.name
+        inner = ",".join(f'{k}{"=" if eq else "!="}"{v}"' for k, v, eq in self.matchers)
+        return f"{self.name}{{{inner}}}"
+
+
+class Sample:
+    """One sample line: value, optional timestamp (ms), and labels parsed on first access.
+
+    Most samples the EPP reads are plain gauges whose labels nobody looks at, so the label text
+    is kept raw until `labels` is read; a malformed label block raises `ScanError` then.
+    """
+
+    __slots__ = ("_label_text", "_labels", "timestamp_ms", "value")
+
+    def __init__(
+        self,
+        value: float,
+        timestamp_ms: int | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        label_text: str = "",
+    ) -> None:
+        self.value = value
+        self.timestamp_ms = timestamp_ms
+        self._labels = labels
+        self._label_text = label_text
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        if self._labels is None:
+            self._labels = _sample_labels(self._label_text)
+        return self._labels
+
+    def __repr__(self) -> str:
+        return f"Sample({self.value!r}, {self.timestamp_ms!r}, labels={dict(self.labels)!r})"
+
+
+class Scanner:
+    """Finds the samples of a fixed set of selectors in a page; build once, scan every poll."""
+
+    def __init__(self, selectors: Iterable[Selector]) -> None:
+        self.selectors = tuple(dict.fromkeys(selectors))
+        by_name: dict[str, list[Selector]] = {}
+        for selector in self.selectors:
+            by_name.setdefault(selector.name, []).append(selector)
+        self._families = tuple(
+            (name.encode(), b"\n" + name.encode(), tuple(group)) for name, group in by_name.items()
+        )
+
+    def scan(self, body: bytes) -> dict[Selector, list[Sample]]:
+        """Matching samples per selector, in page order; raises `ScanError` on a bad line."""
+        found: dict[Selector, list[Sample]] = {selector: [] for selector in self.selectors}
+        for raw, needle, group in self._families:
+            for line in _lines_of(body, raw, needle):
+                sample = parse_sample(line, len(raw))
+                for selector in group:
+                    if not selector.matchers or selector.matches(sample.labels):
+                        found[selector].append(sample)
+        return found
+
+
+def _lines_of(body: bytes, raw: bytes, needle: bytes) -> Iterator[str]:
+    """The decoded sample lines of one family.
+
+    The first is the first hit of `needle` (`\\n` + name) followed by `{`, a space or a tab. The
+    format requires a family's lines to form one group, so the following lines are read while
+    they belong to the family, and the rest of the page is never searched again.
+    """
+    size = len(raw)
+    pos = 0 if body.startswith(raw) else _next_hit(body, needle, 0)
+    while pos >= 0 and body[pos + size : pos + size + 1] not in _DELIMITERS:
+        pos = _next_hit(body, needle, pos)
+    while pos >= 0 and body[pos + size : pos + size + 1] in _DELIMITERS:
+        end = body.find(b"\n", pos)
+        if end < 0:
+            end = len(body)
+        try:
+            yield body[pos:end].rstrip(b"\r").decode()
+        except UnicodeDecodeError as exc:
+            raise ScanError(f"sample line of {raw.decode()!r} is not UTF-8") from exc
+        pos = end + 1 if body.startswith(raw, end + 1) else -1
+
+
+def _next_hit(body: bytes, needle: bytes, pos: int) -> int:
+    found = body.find(needle, pos)
+    return found + 1 if found >= 0 else -1
+
+
+def parse_sample(line: str, name_len: int) -> Sample:
+    """Parse `name{labels} value [timestamp]` whose name is `line[:name_len]`."""
+    label_text = ""
+    rest = line[name_len:]
+    if rest.startswith("{"):
+        # Neither a value nor a timestamp holds `}`, so the last one closes the labels.
+        close = rest.rfind("}")
+        if close < 0:
+            raise ScanError(f"unterminated label set: {line!r}")
+        label_text, rest = rest[1:close], rest[close + 1 :]
+    fields = rest.split()
+    if len(fields) not in (1, 2):
+        raise ScanError(f"expected `value [timestamp]` after the labels: {line!r}")
+    value = _parse_value(fields[0], line)
+    timestamp = None
+    if len(fields) == 2:
+        try:
+            timestamp = int(fields[1])
+        except ValueError:
+            raise ScanError(f"bad timestamp {fields[1]!r}: {line!r}") from None
+    return Sample(value, timestamp, labels=None if label_text else {}, label_text=label_text)
+
+
+def _parse_value(text: str, line: str) -> float:
+    # float() also takes "1_000", which Go's ParseFloat (the format's definition) does not.
+    if "_" in text:
+        raise ScanError(f"bad value {text!r}: {line!r}")
+    try:
+        return float(text)
+    except ValueError:
+        raise ScanError(f"bad value {text!r}: {line!r}") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _sample_labels(text: str) -> Mapping[str, str]:
+    """`a="x",b="y"` (the text between the braces of a sample line) as a read-only mapping.
+
+    Memoised: info series (cache config, LoRA state) repeat the same text scrape after scrape
+    and endpoint after endpoint.
+    """
+    labels: dict[str, str] = {}
+    pos, size = 0, len(text)
+    while True:
+        pos = _skip_spaces(text, pos)
+        if pos == size:
+            return types.MappingProxyType(labels)
+        match = _SAMPLE_PAIR.match(text, pos)
+        if match is None:
+            raise ScanError(f"malformed labels at column {pos + 1}: {{{text}}}")
+        name, value, comma = match.groups()
+        labels[name] = _unescape(value) if "\\" in value else value
+        pos = match.end()
+        if not comma and _skip_spaces(text, pos) != size:
+            raise ScanError(f"expected `,` at column {pos + 1}: {{{text}}}")
+
+
+def _selector_labels(text: str) -> tuple[tuple[str, str, bool], ...]:
+    """Matchers from a selector's brace text: `a="x", b=y, c!="z"`."""
+    matchers: list[tuple[str, str, bool]] = []
+    pos, size = 0, len(text)
+    while True:
+        pos = _skip_spaces(text, pos)
+        if pos == size:
+            return tuple(matchers)
+        match = _SELECTOR_PAIR.match(text, pos)
+        if match is None:
+            raise SelectorError(f"malformed matcher at column {pos + 1}")
+        name, operator, quoted, bare, comma = match.groups()
+        if operator not in ("=", "!="):
+            raise SelectorError(f"matcher {operator!r}: only = and != are supported")
+        value = bare if quoted is None else _unescape(quoted)
+        matchers.append((name, value, operator == "="))
+        pos = match.end()
+        if not comma and _skip_spaces(text, pos) != size:
+            raise SelectorError(f"expected `,` at column {pos + 1}")
+
+
+def _unescape(value: str) -> str:
+    # The text format keeps an unknown escape as is (backslash and character).
+    return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group()), value)
+
+
+def _skip_spaces(text: str, pos: int) -> int:
+    while text.startswith((" ", "\t"), pos):
+        pos += 1
+    return pos

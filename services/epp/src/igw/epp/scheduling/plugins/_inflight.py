@@ -1,0 +1,49 @@
+"""Per-endpoint accounting of requests sent and not yet complete, shared by the plugins that
+learn load from the request path rather than from scraped metrics."""
+
+from __future__ import annotations
+
+from igw.epp.endpoints import InferenceRequest
+from igw.epp.scheduling.attributes import InFlightLoad
+
+__all__ = ["IDLE", "InFlightTracker", "estimate_tokens"]
+
+IDLE = InFlightLoad(0, 0)
+
+# Upstream's estimate: input tokens ~ bytes / 4, plus 1.5x that again for the output.
+_TOKENS_PER_BYTE = 0.25 * (1 + 1.5)
+
+
+def estimate_tokens(request: InferenceRequest) -> int:
+    return int(request.size_bytes * _TOKENS_PER_BYTE)
+
+
+class InFlightTracker:
+    """Request id -> where it went; endpoint name -> its load snapshot (swapped, never mutated)."""
+
+    def __init__(self) -> None:
+        self.loads: dict[str, InFlightLoad] = {}
+        self._requests: dict[str, tuple[str, int]] = {}
+
+    def load(self, endpoint: str) -> InFlightLoad:
+        return self.loads.get(endpoint, IDLE)
+
+    def start(self, request_id: str, endpoint: str, tokens: int) -> None:
+        """Counts a request as in flight; a request id already counted is moved, not doubled."""
+        self.finish(request_id)
+        self._requests[request_id] = (endpoint, tokens)
+        current = self.load(endpoint)
+        self.loads[endpoint] = InFlightLoad(current.requests + 1, current.tokens + tokens)
+
+    def finish(self, request_id: str) -> None:
+        """Stops counting the request; unknown ids (already finished) are ignored."""
+        entry = self._requests.pop(request_id, None)
+        if entry is None:
+            return
+        endpoint, tokens = entry
+        current = self.load(endpoint)
+        requests = max(0, current.requests - 1)
+        if requests == 0:
+            self.loads.pop(endpoint, None)
+        else:
+            self.loads[endpoint] = InFlightLoad(requests, max(0, current.tokens - tokens))

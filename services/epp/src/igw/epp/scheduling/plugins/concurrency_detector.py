@@ -1,0 +1,99 @@
+"""`concurrency-detector`: saturation from the requests (or estimated tokens) the EPP itself has
+in flight per endpoint, and a filter that keeps endpoints below their limit.
+
+Each endpoint's limit is `maxConcurrency` requests (`concurrencyMode: requests`) or
+`maxTokenConcurrency` tokens (`tokens`); as a filter it keeps endpoints whose in-flight count is
+below `limit x (1 + headroom)`, or all of them when none is. Pool saturation is total in flight
+over total limit across the candidates (none -> 1.0). In-flight counts are learnt from PreRequest
+(the primary target) and response completion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal, Self
+
+import msgspec
+
+from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
+from igw.epp.scheduling.cycle_state import CycleState
+from igw.epp.scheduling.handle import PluginHandle
+from igw.epp.scheduling.plugins._inflight import InFlightTracker, estimate_tokens
+from igw.epp.scheduling.plugins._params import decode_params
+from igw.epp.scheduling.results import SchedulingResult
+
+__all__ = ["ConcurrencyDetector", "ConcurrencyDetectorParams"]
+
+
+class ConcurrencyDetectorParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    concurrencyMode: Literal["requests", "tokens"] = "requests"  # noqa: N815 - upstream names
+    maxConcurrency: int = 100  # noqa: N815
+    maxTokenConcurrency: int = 1_000_000  # noqa: N815
+    headroom: float = 0.0
+
+
+class ConcurrencyDetector:
+    type_name: ClassVar[str] = "concurrency-detector"
+
+    def __init__(
+        self,
+        name: str = type_name,
+        *,
+        mode: Literal["requests", "tokens"] = "requests",
+        max_concurrency: int = 100,
+        max_token_concurrency: int = 1_000_000,
+        headroom: float = 0.0,
+    ) -> None:
+        if max_concurrency <= 0 or max_token_concurrency <= 0 or headroom < 0:
+            raise ValueError(
+                "maxConcurrency and maxTokenConcurrency must be positive, headroom non-negative"
+            )
+        self.name = name
+        self.mode = mode
+        self.capacity = max_concurrency if mode == "requests" else max_token_concurrency
+        self._limit = self.capacity * (1 + headroom)
+        self.tracker = InFlightTracker()
+
+    @classmethod
+    def from_config(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:  # noqa: ARG003 - protocol
+        p = decode_params(params, ConcurrencyDetectorParams)
+        return cls(
+            name, mode=p.concurrencyMode, max_concurrency=p.maxConcurrency,
+            max_token_concurrency=p.maxTokenConcurrency, headroom=p.headroom,
+        )  # fmt: skip
+
+    def _in_flight(self, endpoint: str) -> int:
+        load = self.tracker.load(endpoint)
+        return load.requests if self.mode == "requests" else load.tokens
+
+    def saturation(self, endpoints: Sequence[EndpointState]) -> float:
+        if not endpoints:
+            return 1.0
+        in_flight = sum(self._in_flight(e.endpoint.name) for e in endpoints)
+        return in_flight / (self.capacity * len(endpoints))
+
+    def filter(
+        self,
+        request: InferenceRequest,  # noqa: ARG002 - protocol
+        state: CycleState,  # noqa: ARG002 - protocol
+        endpoints: Sequence[EndpointState],
+    ) -> Sequence[EndpointState]:
+        kept = [e for e in endpoints if self._in_flight(e.endpoint.name) < self._limit]
+        return kept or endpoints
+
+    def pre_request(
+        self,
+        request: InferenceRequest,
+        state: CycleState,  # noqa: ARG002 - protocol
+        result: SchedulingResult,
+    ) -> None:
+        if result.targets:
+            target = result.targets[0].endpoint.name
+            self.tracker.start(request.request_id, target, estimate_tokens(request))
+
+    def response_complete(
+        self,
+        request: InferenceRequest,
+        endpoint: Endpoint,  # noqa: ARG002 - the request id says where it went
+    ) -> None:
+        self.tracker.finish(request.request_id)

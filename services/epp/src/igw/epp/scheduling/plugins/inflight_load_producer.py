@@ -1,0 +1,66 @@
+"""`inflight-load-producer`: each endpoint's in-flight requests and estimated tokens.
+
+PreRequest counts the request against its primary target (tokens ~ body bytes / 4 x 2.5, as
+upstream); response completion takes it off again. PrepareData publishes the counts as the
+`InFlightLoad` attribute for the scorers. No parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self
+
+from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
+from igw.epp.scheduling.attributes import INFLIGHT_LOAD
+from igw.epp.scheduling.cycle_state import AttributeKey, CycleState
+from igw.epp.scheduling.handle import PluginHandle
+from igw.epp.scheduling.plugins._inflight import InFlightTracker, estimate_tokens
+from igw.epp.scheduling.plugins._params import NoParams, decode_params
+from igw.epp.scheduling.results import SchedulingResult
+
+__all__ = ["InflightLoadProducer"]
+
+
+class InflightLoadProducer:
+    type_name: ClassVar[str] = "inflight-load-producer"
+    produces: ClassVar[tuple[AttributeKey[Any], ...]] = (INFLIGHT_LOAD,)
+    consumes: ClassVar[tuple[AttributeKey[Any], ...]] = ()
+
+    def __init__(self, name: str = type_name) -> None:
+        self.name = name
+        self.tracker = InFlightTracker()
+
+    @classmethod
+    def from_config(
+        cls,
+        name: str,
+        params: Mapping[str, Any],
+        handle: PluginHandle,  # noqa: ARG003 - protocol
+    ) -> Self:
+        decode_params(params, NoParams)
+        return cls(name)
+
+    def prepare_data(
+        self,
+        request: InferenceRequest,  # noqa: ARG002 - protocol
+        state: CycleState,
+        endpoints: Sequence[EndpointState],  # noqa: ARG002 - every endpoint's load is published
+    ) -> None:
+        state.set_attributes(INFLIGHT_LOAD, self.tracker.loads)
+
+    def pre_request(
+        self,
+        request: InferenceRequest,
+        state: CycleState,  # noqa: ARG002 - protocol
+        result: SchedulingResult,
+    ) -> None:
+        if result.targets:
+            target = result.targets[0].endpoint.name
+            self.tracker.start(request.request_id, target, estimate_tokens(request))
+
+    def response_complete(
+        self,
+        request: InferenceRequest,
+        endpoint: Endpoint,  # noqa: ARG002 - the request id says where it went
+    ) -> None:
+        self.tracker.finish(request.request_id)

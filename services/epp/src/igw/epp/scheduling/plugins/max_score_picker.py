@@ -1,0 +1,50 @@
+"""`max-score-picker`: the highest total scores win; ties are broken at random.
+
+Returns the top `maxNumOfEndpoints` (default 1; <= 0 means 1), as upstream: shuffle, then a
+stable sort by score, descending.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self
+
+from igw.epp.endpoints import EndpointState, InferenceRequest
+from igw.epp.scheduling.cycle_state import CycleState
+from igw.epp.scheduling.handle import PluginHandle
+from igw.epp.scheduling.plugins._params import PickerParams, decode_params
+
+__all__ = ["MaxScorePicker"]
+
+
+class MaxScorePicker:
+    type_name: ClassVar[str] = "max-score-picker"
+
+    def __init__(self, name: str = type_name, *, rng: random.Random, max_endpoints: int = 1):
+        self.name = name
+        self.rng = rng
+        self.max_endpoints = max(1, max_endpoints)
+
+    @classmethod
+    def from_config(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
+        p = decode_params(params, PickerParams)
+        return cls(name, rng=handle.rng, max_endpoints=p.maxNumOfEndpoints)
+
+    def pick(
+        self,
+        request: InferenceRequest,  # noqa: ARG002 - protocol
+        state: CycleState,  # noqa: ARG002 - protocol
+        endpoints: Sequence[EndpointState],
+        scores: Sequence[float],
+    ) -> Sequence[EndpointState]:
+        if not endpoints:
+            return []
+        if self.max_endpoints == 1:
+            best = max(scores)
+            ties = [i for i, s in enumerate(scores) if s == best]
+            return [endpoints[ties[0] if len(ties) == 1 else self.rng.choice(ties)]]
+        order = list(range(len(endpoints)))
+        self.rng.shuffle(order)
+        order.sort(key=scores.__getitem__, reverse=True)  # stable: shuffled order breaks ties
+        return [endpoints[i] for i in order[: self.max_endpoints]]

@@ -1,0 +1,193 @@
+"""`Engine`: one simulated vLLM engine (one pod, or one data-parallel rank) on the event loop.
+
+Ownership and lifecycle: the engine owns its scheduler, KV cache and adapters, and one asyncio
+task (`start` creates it, `stop` cancels it and ends every open token stream). Everything runs
+on the loop that called `start`; `submit`, `cancel` and `snapshot` are synchronous and never see
+a half-finished step, so a snapshot is consistent across its fields.
+
+The task loops: plan a step, sleep its simulated cost scaled by `1 / time_scale`, emit its
+tokens. With nothing to run it awaits an event that `submit` sets: an idle engine costs nothing.
+Per step the work is O(batch): one `TokenEvent` and one channel put per sequence.
+
+Time: `now()` is `(wall seconds since construction) * time_scale`. Steps are scheduled back to
+back on the simulated clock, not on wall-clock wake-ups: step k+1 starts exactly when step k
+ended, and the task sleeps until the wall clock catches up with that. Timer jitter and the
+millisecond resolution of the loop's timers therefore never accumulate into simulated time, so
+the same workload gives the same simulated latencies at any `time_scale` the CPU can keep up
+with. If the task falls behind by more than `_MAX_LAG_WALL_S` (an overloaded process, a scale
+too high for the CPU), simulated time slips to the present instead of replaying the backlog in
+a burst. A step never starts before the arrival of a request it admits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+
+from igw.sim.engine.api import (
+    AdapterError,
+    EngineFullError,
+    EngineSnapshot,
+    GenerationRequest,
+)
+from igw.sim.engine.config import EngineConfig
+from igw.sim.engine.handle import Handle
+from igw.sim.engine.kvcache import BlockTable, KVCache
+from igw.sim.engine.lora import LoraSlots
+from igw.sim.engine.scheduler import Scheduler, Step
+from igw.sim.engine.sequence import Sequence
+
+__all__ = ["Engine"]
+
+_MAX_LAG_WALL_S = 0.1
+
+
+class Engine:
+    """Implements `SimEngine`."""
+
+    def __init__(self, config: EngineConfig, *, loras: Iterable[str] = ()) -> None:
+        """`loras` are registered and, while slots last, resident from the start."""
+        self.config = config
+        self._kv = KVCache(config.num_gpu_blocks, config.block_size)
+        self._lora = LoraSlots(config.max_loras)
+        for name in loras:
+            self._lora.register(name)
+            self._lora.make_resident(name)
+        self._scheduler = Scheduler(config, self._kv, self._lora)
+        self._wall_start = time.monotonic()
+        self._clock = 0.0
+        """Simulated time at which the next step may start."""
+        self._max_lag = _MAX_LAG_WALL_S * config.time_scale
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def now(self) -> float:
+        return (time.monotonic() - self._wall_start) * self.config.time_scale
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"igw-sim-engine:{self.config.model_name}"
+            )
+
+    async def stop(self) -> None:
+        """Stops the loop and ends every open token stream. Idempotent."""
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._scheduler.close_all()
+
+    def submit(self, request: GenerationRequest) -> Handle:
+        """Queues the request. Raises `AdapterError` for an unknown adapter, `EngineFullError`
+        when the waiting queue is full, and `ValueError` (with vLLM's wording) for an empty
+        prompt, `max_tokens` < 1, or prompt + `max_tokens` over `max_model_len`; `RuntimeError`
+        after `stop`. May be called before `start`."""
+        if self._stopped:
+            raise RuntimeError("the engine is stopped")
+        self._validate(request)
+        scheduler = self._scheduler
+        free_slots = max(0, self.config.max_num_seqs - len(scheduler.running))
+        if len(scheduler.waiting) - free_slots >= self.config.max_waiting_queue_length:
+            raise EngineFullError(
+                f"waiting queue is full ({self.config.max_waiting_queue_length} requests)"
+            )
+        table = BlockTable(
+            self._kv.prompt_hashes(request.prompt_tokens, request.lora),
+            len(request.prompt_tokens),
+        )
+        seq = Sequence(request, table, arrival=self.now())
+        scheduler.enqueue(seq)
+        self._wake.set()
+        return Handle(seq, self._cancel)
+
+    def snapshot(self) -> EngineSnapshot:
+        scheduler, kv = self._scheduler, self._kv
+        return EngineSnapshot(
+            model_name=self.config.model_name,
+            running=len(scheduler.running),
+            waiting=len(scheduler.waiting),
+            kv_cache_usage=kv.usage,
+            num_gpu_blocks=kv.num_blocks,
+            block_size=kv.block_size,
+            max_loras=self.config.max_loras,
+            running_loras=self._lora.running(),
+            waiting_loras=scheduler.waiting_loras(),
+            loaded_loras=self._lora.resident(),
+            prefix_cache_queries=kv.queries,
+            prefix_cache_hits=kv.hits,
+            prompt_tokens=scheduler.prompt_tokens,
+            generation_tokens=scheduler.generation_tokens,
+            preemptions=scheduler.preemptions,
+        )
+
+    async def load_lora(self, name: str) -> None:
+        """Registers an adapter; raises `AdapterError` if it is already known. If a slot is
+        free the adapter is loaded now and the call takes `lora_load_latency_s` (simulated)."""
+        if not name:
+            raise AdapterError("an adapter needs a name")
+        self._lora.register(name)
+        if self._lora.has_free_slot():
+            await asyncio.sleep(self.config.lora_load_latency_s / self.config.time_scale)
+            self._lora.make_resident(name)
+
+    async def unload_lora(self, name: str) -> None:
+        self._lora.unregister(name)
+
+    def known_loras(self) -> tuple[str, ...]:
+        return self._lora.known()
+
+    def _validate(self, request: GenerationRequest) -> None:
+        if request.lora is not None and not self._lora.is_known(request.lora):
+            raise AdapterError(f"The model `{request.lora}` does not exist.")
+        prompt = len(request.prompt_tokens)
+        if prompt == 0:
+            raise ValueError("The prompt cannot be empty.")
+        if request.max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {request.max_tokens}.")
+        limit = self.config.max_model_len
+        if prompt + request.max_tokens > limit:
+            raise ValueError(
+                f"This model's maximum context length is {limit} tokens. However, you "
+                f"requested {prompt + request.max_tokens} tokens ({prompt} in the messages, "
+                f"{request.max_tokens} in the completion). Please reduce the length of the "
+                f"messages or completion."
+            )
+
+    def _cancel(self, seq: Sequence) -> None:
+        self._scheduler.cancel(seq)
+        self._wake.set()  # freed blocks or a freed slot may let a waiting request in
+
+    async def _run(self) -> None:
+        scheduler = self._scheduler
+        while True:
+            step = scheduler.schedule() if scheduler.has_work() else None
+            if step is None or not step.sequences:
+                await self._idle()
+                continue
+            end = self._step_start(step) + step.seconds
+            delay = (end - self.now()) / self.config.time_scale
+            await asyncio.sleep(max(delay, 0.0))
+            self._clock = end
+            scheduler.complete(step, end)
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        await self._wake.wait()
+        self._clock = max(self._clock, self.now())
+
+    def _step_start(self, step: Step) -> float:
+        start = self._clock
+        if self.now() - start > self._max_lag:
+            start = self.now()
+        for seq in step.admitted:
+            start = max(start, seq.arrival)
+        for seq in step.admitted:
+            if seq.scheduled is None:
+                seq.scheduled = start
+        return start
