@@ -28,12 +28,16 @@ async def source() -> AsyncIterator[MetricsDataSource]:
     await source.close()
 
 
-async def test_fetch_returns_the_page_decompressed(
-    servers: MetricsServers, source: MetricsDataSource
-) -> None:
+@pytest.mark.parametrize("compress", [False, True], ids=["identity", "gzip"])
+async def test_fetch_returns_the_page(servers: MetricsServers, compress: bool) -> None:
     page = vllm_page()
     (port,) = await servers.start(1, page)
-    assert await source.fetch(source.url_for(Endpoint("a", "127.0.0.1", port))) == page
+    source = MetricsDataSource(compress=compress)
+    await source.start()
+    try:
+        assert await source.fetch(source.url_for(Endpoint("a", "127.0.0.1", port))) == page
+    finally:
+        await source.close()
 
 
 @pytest.mark.parametrize(
