@@ -68,7 +68,7 @@ class Settings:
     duration_s: float = 20.0
     preset: str = "llama-3.1-8b-h100"
     time_scale: float = 1.0
-    reference_s: float = 10.0
+    reference_s: float = 20.0
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from igw.sim.engine import Engine, EngineConfig
 from igw.sim.engine.api import RequestTimings
 from igw.sim.metrics import PodMetrics
 from igw.sim.testing import FakeEngine, serve_pod, wait_until
@@ -116,6 +117,46 @@ async def test_state_matches_the_engine_snapshot_under_load(session: aiohttp.Cli
     (config,) = samples["vllm:cache_config_info"]
     assert config.labels == {"block_size": "16", "num_gpu_blocks": "40", "engine": "0"}
     assert config.value == 1.0
+
+
+async def test_the_real_engine_under_load_matches_its_metrics(
+    session: aiohttp.ClientSession,
+) -> None:
+    # Slowed down 100x: one engine step lasts long enough that nothing moves during a scrape.
+    config = EngineConfig.from_preset(
+        "tiny", model_name="fake-model", max_num_seqs=3, time_scale=0.01, max_model_len=1024
+    )
+    engine = Engine(config)
+    await engine.start()
+    try:
+        async with serve_pod(engine) as pod:
+
+            async def request(prompt: str) -> None:
+                body = {"model": "fake-model", "prompt": prompt, "max_tokens": 200, "stream": True}
+                async with session.post(f"{pod.url}/v1/completions", json=body) as response:
+                    async for _ in response.content:
+                        pass
+
+            tasks = [asyncio.create_task(request(str(i) * 400)) for i in range(5)]
+            snap = engine.snapshot()
+            async with asyncio.timeout(10):
+                while not (snap.running == 3 and snap.waiting == 2 and snap.generation_tokens):
+                    await asyncio.sleep(0.01)
+                    snap = engine.snapshot()
+            async with session.get(f"{pod.url}/metrics") as response:
+                samples = scrape(await response.text())
+            after = engine.snapshot()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await engine.stop()
+    assert after.generation_tokens == snap.generation_tokens, "the engine moved during the scrape"
+    assert value(samples, "vllm:num_requests_running") == snap.running == 3
+    assert value(samples, "vllm:num_requests_waiting") == snap.waiting == 2
+    assert value(samples, "vllm:kv_cache_usage_perc") == snap.kv_cache_usage > 0
+    assert value(samples, "vllm:generation_tokens_total") == snap.generation_tokens
+    assert value(samples, "vllm:prompt_tokens_total") == snap.prompt_tokens
 
 
 def timings(arrival: float, scheduled: float, first: float, finished: float) -> RequestTimings:

@@ -4,7 +4,8 @@ One table (`OPTIONS`) names each option once; the CLI's flags and the YAML file'
 made from it, so they cannot drift apart. Names follow llm-d's simulator where the two overlap
 (`max-num-seqs`, `max-waiting-queue-length`, `max-model-len`, `max-loras`, `lora-modules`,
 `data-parallel-size`, `failure-injection-rate`, `failure-types`, `seed`, `kv-cache-size`,
-`block-size`, `startup-duration`); YAML keys may also be written with underscores.
+`block-size`, `startup-duration`), and `failure-rate` (the issue's name) is an alias of
+`failure-injection-rate`. YAML keys may also be written with underscores.
 
 Precedence: flags > `POD_NAME` (for `pod-name` only, as llm-d reads its environment) > YAML >
 defaults. Engine options left unset take the preset's value (`igw.sim.engine.presets`).
