@@ -6,21 +6,24 @@ get, in order, plus what the exchange (the service's logic) was shown.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-
 import pytest
 
 from igw.common.envoy import (
     BODY_CHUNK_LIMIT,
-    NO_CHANGES,
     BodyMode,
     HeaderChanges,
-    ProcessingRequest,
 )
 from igw.common.errors import BadRequestError
-from igw.common.extproc import PASS_THROUGH, HttpRequest, RequestVerdict, Stream
+from igw.common.extproc import RequestVerdict
 from igw.common.testing import messages
+from igw.common.testing.exchanges import (
+    RecordingExchange,
+    body_messages,
+    patterned,
+    play,
+    split,
+    stream_for,
+)
 from igw.common.testing.messages import ReplyView
 
 DUPLEX = BodyMode.FULL_DUPLEX_STREAMED
@@ -31,72 +34,6 @@ VERDICT = RequestVerdict(
     headers=HeaderChanges(set=[("x-gateway-destination-endpoint", "10.0.0.1:8000")]),
     dynamic_metadata=ROUTE,
 )
-
-
-@dataclass
-class RecordingExchange:
-    """Answers with fixed values and records every call the stream makes."""
-
-    verdict: RequestVerdict = PASS_THROUGH
-    response_changes: HeaderChanges = NO_CHANGES
-    rewrite: Callable[[bytes], bytes] | None = None
-    error: Exception | None = None
-    requests: list[HttpRequest] = field(default_factory=list)
-    response_headers_seen: list[tuple[Mapping[str, str], bool]] = field(default_factory=list)
-    response_chunks: list[tuple[bytes, bool]] = field(default_factory=list)
-    closed: list[bool] = field(default_factory=list)
-
-    async def request(self, request: HttpRequest) -> RequestVerdict:
-        self.requests.append(request)
-        if self.error is not None:
-            raise self.error
-        return self.verdict
-
-    async def response_headers(
-        self, headers: Mapping[str, str], end_of_stream: bool
-    ) -> HeaderChanges:
-        self.response_headers_seen.append((dict(headers), end_of_stream))
-        return self.response_changes
-
-    async def response_body(self, chunk: bytes, end_of_stream: bool) -> bytes:
-        self.response_chunks.append((chunk, end_of_stream))
-        return chunk if self.rewrite is None else self.rewrite(chunk)
-
-    def close(self, completed: bool) -> None:
-        self.closed.append(completed)
-
-
-def stream_for(
-    exchange: RecordingExchange,
-    request_mode: BodyMode = DUPLEX,
-    response_mode: BodyMode = BodyMode.NONE,
-) -> Stream:
-    return Stream(exchange, request_mode, response_mode)
-
-
-async def play(stream: Stream, *sent: ProcessingRequest) -> list[list[ReplyView]]:
-    """The replies to each message, in order."""
-    return [messages.describe_all(await stream.handle(message)) for message in sent]
-
-
-def patterned(size: int) -> bytes:
-    return bytes(i % 251 for i in range(size))
-
-
-def split(body: bytes, sizes: list[int]) -> list[bytes]:
-    pieces, start = [], 0
-    for size in sizes:
-        pieces.append(body[start : start + size])
-        start += size
-    assert start == len(body)
-    return pieces
-
-
-def body_messages(pieces: list[bytes]) -> list[ProcessingRequest]:
-    return [
-        messages.request_body(piece, end_of_stream=i == len(pieces) - 1)
-        for i, piece in enumerate(pieces)
-    ]
 
 
 @pytest.mark.parametrize(
@@ -315,133 +252,3 @@ async def test_exchange_error_propagates() -> None:
 
     with pytest.raises(BadRequestError):
         await stream.handle(messages.request_body(b"{}", end_of_stream=True))
-
-
-async def test_duplex_response_is_echoed_with_same_end_of_stream() -> None:
-    exchange = RecordingExchange(
-        response_changes=HeaderChanges(set=[("x-went-into-resp-headers", "true")]),
-        rewrite=bytes.upper,
-    )
-    stream = stream_for(exchange, response_mode=DUPLEX)
-
-    [[headers], first, last] = await play(
-        stream,
-        messages.response_headers({":status": "200", "content-type": "text/event-stream"}),
-        messages.response_body(b"data: a\n\n", end_of_stream=False),
-        messages.response_body(b"data: [done]\n\n", end_of_stream=True),
-    )
-
-    assert headers.kind == "response_headers"
-    assert headers.set_headers == {"x-went-into-resp-headers": "true"}
-    assert first == [ReplyView("response_body", body=b"DATA: A\n\n", streamed=True)]
-    assert last == [
-        ReplyView("response_body", body=b"DATA: [DONE]\n\n", streamed=True, end_of_stream=True)
-    ]
-    assert exchange.response_headers_seen == [
-        ({":status": "200", "content-type": "text/event-stream"}, False)
-    ]
-    assert exchange.response_chunks == [(b"data: a\n\n", False), (b"data: [done]\n\n", True)]
-    assert stream.completed
-
-
-async def test_large_duplex_response_chunk_is_split() -> None:
-    body = patterned(BODY_CHUNK_LIMIT + 1)
-    stream = stream_for(RecordingExchange(), response_mode=DUPLEX)
-
-    [replies] = await play(stream, messages.response_body(body, end_of_stream=True))
-
-    assert [len(r.body or b"") for r in replies] == [BODY_CHUNK_LIMIT, 1]
-    assert messages.streamed_body(replies) == body
-    assert [r.end_of_stream for r in replies] == [False, True]
-
-
-@pytest.mark.parametrize(
-    ("rewrite", "expected"),
-    [
-        # Unchanged: a plain "continue", not the body copied back over the wire.
-        pytest.param(None, ReplyView("response_body"), id="unchanged"),
-        pytest.param(bytes.upper, ReplyView("response_body", body=b'{"MODEL":"M"}'), id="replaced"),
-    ],
-)
-async def test_buffered_response_body(
-    rewrite: Callable[[bytes], bytes] | None, expected: ReplyView
-) -> None:
-    exchange = RecordingExchange(rewrite=rewrite)
-    stream = stream_for(exchange, response_mode=BodyMode.BUFFERED)
-
-    [[reply]] = await play(stream, messages.response_body(b'{"model":"m"}', end_of_stream=False))
-
-    assert reply == expected
-    # A buffered body is the whole body, whatever the flag says.
-    assert exchange.response_chunks == [(b'{"model":"m"}', True)]
-    assert stream.completed
-
-
-async def test_response_trailers_finalize() -> None:
-    exchange = RecordingExchange()
-    stream = stream_for(exchange, response_mode=DUPLEX)
-
-    replies = await play(
-        stream,
-        messages.response_headers({":status": "200", "content-type": "application/grpc"}),
-        messages.response_body(b"frame", end_of_stream=False),
-        messages.response_trailers({"grpc-status": "0"}),
-    )
-
-    assert replies[2] == [ReplyView("response_trailers")]
-    assert exchange.response_chunks == [(b"frame", False), (b"", True)]
-    assert stream.completed
-
-
-@dataclass
-class HoldingExchange(RecordingExchange):
-    """Rewrites the response only once it has all of it, as a non-streaming rewrite must."""
-
-    held: bytearray = field(default_factory=bytearray)
-
-    async def response_body(self, chunk: bytes, end_of_stream: bool) -> bytes:
-        await super().response_body(chunk, end_of_stream)
-        self.held += chunk
-        return bytes(self.held).upper() if end_of_stream else b""
-
-
-@pytest.mark.parametrize(
-    ("ending", "expected"),
-    [
-        pytest.param(
-            messages.response_body(b"-end", end_of_stream=True),
-            [ReplyView("response_body", body=b"FRAME-END", streamed=True, end_of_stream=True)],
-            id="body-end-of-stream",
-        ),
-        # gRPC model servers end with trailers: the held bytes must not be lost, and the body
-        # stays open for the trailers.
-        pytest.param(
-            messages.response_trailers({"grpc-status": "0"}),
-            [
-                ReplyView("response_body", body=b"FRAME", streamed=True),
-                ReplyView("response_trailers"),
-            ],
-            id="trailers",
-        ),
-    ],
-)
-async def test_bytes_held_until_response_end_are_sent(
-    ending: ProcessingRequest, expected: list[ReplyView]
-) -> None:
-    stream = stream_for(HoldingExchange(), response_mode=DUPLEX)
-
-    first, last = await play(stream, messages.response_body(b"frame", end_of_stream=False), ending)
-
-    assert first == [ReplyView("response_body", body=b"", streamed=True)]
-    assert last == expected
-
-
-async def test_header_only_response_completes() -> None:
-    exchange = RecordingExchange()
-    stream = stream_for(exchange, response_mode=DUPLEX)
-    before = stream.completed
-
-    await play(stream, messages.response_headers({":status": "204"}, end_of_stream=True))
-
-    assert (before, stream.completed) == (False, True)
-    assert exchange.response_headers_seen == [({":status": "204"}, True)]

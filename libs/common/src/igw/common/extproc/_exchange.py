@@ -9,6 +9,9 @@ decoded events and answers with plain values:
 * `response_headers(...)`, `response_body(...)`: called only if Envoy is configured to send the
   response side; the defaults pass everything through.
 * `close(completed)`: always called last, also when the client went away mid-stream.
+* optional `response_metadata(metadata)`: an exchange that defines it gets the
+  `metadata_context.filter_metadata` Envoy sends with the response headers (by namespace), just
+  before `response_headers` (e.g. the EPP's served-endpoint feedback).
 """
 
 from __future__ import annotations

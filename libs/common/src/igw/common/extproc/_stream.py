@@ -160,6 +160,11 @@ class Stream:
 
     async def _response_headers(self, message: ProcessingRequest) -> Replies:
         headers = message.response_headers
+        if message.HasField("metadata_context"):
+            # Optional hook (see `Exchange`): only exchanges that want response metadata have it.
+            sink = getattr(self.exchange, "response_metadata", None)
+            if sink is not None:
+                sink(envoy.filter_metadata(message))
         changes = await self.exchange.response_headers(
             envoy.headers_of(headers.headers), headers.end_of_stream
         )

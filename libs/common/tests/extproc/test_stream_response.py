@@ -1,0 +1,163 @@
+"""igw.common.extproc Stream, response side: headers, body echo and trailers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from igw.common.envoy import (
+    BODY_CHUNK_LIMIT,
+    BodyMode,
+    HeaderChanges,
+    ProcessingRequest,
+)
+from igw.common.extproc import RequestVerdict
+from igw.common.testing import messages
+from igw.common.testing.exchanges import (
+    RecordingExchange,
+    patterned,
+    play,
+    stream_for,
+)
+from igw.common.testing.messages import ReplyView
+
+DUPLEX = BodyMode.FULL_DUPLEX_STREAMED
+HEADERS = {":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json"}
+GET = {":method": "GET", ":path": "/v1/models"}
+ROUTE = {"envoy.lb": {"x-gateway-destination-endpoint": "10.0.0.1:8000"}}
+VERDICT = RequestVerdict(
+    headers=HeaderChanges(set=[("x-gateway-destination-endpoint", "10.0.0.1:8000")]),
+    dynamic_metadata=ROUTE,
+)
+
+
+async def test_duplex_response_is_echoed_with_same_end_of_stream() -> None:
+    exchange = RecordingExchange(
+        response_changes=HeaderChanges(set=[("x-went-into-resp-headers", "true")]),
+        rewrite=bytes.upper,
+    )
+    stream = stream_for(exchange, response_mode=DUPLEX)
+
+    [[headers], first, last] = await play(
+        stream,
+        messages.response_headers({":status": "200", "content-type": "text/event-stream"}),
+        messages.response_body(b"data: a\n\n", end_of_stream=False),
+        messages.response_body(b"data: [done]\n\n", end_of_stream=True),
+    )
+
+    assert headers.kind == "response_headers"
+    assert headers.set_headers == {"x-went-into-resp-headers": "true"}
+    assert first == [ReplyView("response_body", body=b"DATA: A\n\n", streamed=True)]
+    assert last == [
+        ReplyView("response_body", body=b"DATA: [DONE]\n\n", streamed=True, end_of_stream=True)
+    ]
+    assert exchange.response_headers_seen == [
+        ({":status": "200", "content-type": "text/event-stream"}, False)
+    ]
+    assert exchange.response_chunks == [(b"data: a\n\n", False), (b"data: [done]\n\n", True)]
+    assert stream.completed
+
+
+async def test_large_duplex_response_chunk_is_split() -> None:
+    body = patterned(BODY_CHUNK_LIMIT + 1)
+    stream = stream_for(RecordingExchange(), response_mode=DUPLEX)
+
+    [replies] = await play(stream, messages.response_body(body, end_of_stream=True))
+
+    assert [len(r.body or b"") for r in replies] == [BODY_CHUNK_LIMIT, 1]
+    assert messages.streamed_body(replies) == body
+    assert [r.end_of_stream for r in replies] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "expected"),
+    [
+        # Unchanged: a plain "continue", not the body copied back over the wire.
+        pytest.param(None, ReplyView("response_body"), id="unchanged"),
+        pytest.param(bytes.upper, ReplyView("response_body", body=b'{"MODEL":"M"}'), id="replaced"),
+    ],
+)
+async def test_buffered_response_body(
+    rewrite: Callable[[bytes], bytes] | None, expected: ReplyView
+) -> None:
+    exchange = RecordingExchange(rewrite=rewrite)
+    stream = stream_for(exchange, response_mode=BodyMode.BUFFERED)
+
+    [[reply]] = await play(stream, messages.response_body(b'{"model":"m"}', end_of_stream=False))
+
+    assert reply == expected
+    # A buffered body is the whole body, whatever the flag says.
+    assert exchange.response_chunks == [(b'{"model":"m"}', True)]
+    assert stream.completed
+
+
+async def test_response_trailers_finalize() -> None:
+    exchange = RecordingExchange()
+    stream = stream_for(exchange, response_mode=DUPLEX)
+
+    replies = await play(
+        stream,
+        messages.response_headers({":status": "200", "content-type": "application/grpc"}),
+        messages.response_body(b"frame", end_of_stream=False),
+        messages.response_trailers({"grpc-status": "0"}),
+    )
+
+    assert replies[2] == [ReplyView("response_trailers")]
+    assert exchange.response_chunks == [(b"frame", False), (b"", True)]
+    assert stream.completed
+
+
+@dataclass
+class HoldingExchange(RecordingExchange):
+    """Rewrites the response only once it has all of it, as a non-streaming rewrite must."""
+
+    held: bytearray = field(default_factory=bytearray)
+
+    async def response_body(self, chunk: bytes, end_of_stream: bool) -> bytes:
+        await super().response_body(chunk, end_of_stream)
+        self.held += chunk
+        return bytes(self.held).upper() if end_of_stream else b""
+
+
+@pytest.mark.parametrize(
+    ("ending", "expected"),
+    [
+        pytest.param(
+            messages.response_body(b"-end", end_of_stream=True),
+            [ReplyView("response_body", body=b"FRAME-END", streamed=True, end_of_stream=True)],
+            id="body-end-of-stream",
+        ),
+        # gRPC model servers end with trailers: the held bytes must not be lost, and the body
+        # stays open for the trailers.
+        pytest.param(
+            messages.response_trailers({"grpc-status": "0"}),
+            [
+                ReplyView("response_body", body=b"FRAME", streamed=True),
+                ReplyView("response_trailers"),
+            ],
+            id="trailers",
+        ),
+    ],
+)
+async def test_bytes_held_until_response_end_are_sent(
+    ending: ProcessingRequest, expected: list[ReplyView]
+) -> None:
+    stream = stream_for(HoldingExchange(), response_mode=DUPLEX)
+
+    first, last = await play(stream, messages.response_body(b"frame", end_of_stream=False), ending)
+
+    assert first == [ReplyView("response_body", body=b"", streamed=True)]
+    assert last == expected
+
+
+async def test_header_only_response_completes() -> None:
+    exchange = RecordingExchange()
+    stream = stream_for(exchange, response_mode=DUPLEX)
+    before = stream.completed
+
+    await play(stream, messages.response_headers({":status": "204"}, end_of_stream=True))
+
+    assert (before, stream.completed) == (False, True)
+    assert exchange.response_headers_seen == [({":status": "204"}, True)]
