@@ -248,3 +248,38 @@ async def test_stop_is_graceful_and_ordered() -> None:
     assert background_cancelled.is_set()
     assert after_stop is grpc.StatusCode.UNAVAILABLE
     await server.stop()  # a second stop is harmless
+
+
+async def test_health_port_serves_extra_handlers() -> None:
+    """The EPP's admin API rides on the health port: extra handlers answer there only."""
+
+    async def echo(request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        return request
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    )
+    server = ExtProcServer(
+        ExtProcServicer(lambda _: PassThroughExchange()),
+        HealthService(lambda: True),
+        options(),
+        health_port_handlers=[handler],
+    )
+    await server.start()
+    try:
+        replies: dict[str, bytes | grpc.StatusCode] = {}
+        for name, port in (("health", server.health_port), ("ext_proc", server.grpc_port)):
+            async with channel_to(port) as channel:
+                try:
+                    call = channel.unary_unary(
+                        "/test.Echo/Echo",
+                        request_serializer=bytes,
+                        response_deserializer=bytes,
+                    )
+                    replies[name] = await call(b"hi", timeout=WAIT_S)
+                except grpc.aio.AioRpcError as e:
+                    replies[name] = e.code()
+    finally:
+        await server.stop()
+
+    assert replies == {"health": b"hi", "ext_proc": grpc.StatusCode.UNIMPLEMENTED}

@@ -63,11 +63,15 @@ class ExtProcServer:
         options: ServerOptions,
         *,
         background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+        health_port_handlers: Sequence[grpc.GenericRpcHandler] = (),
     ) -> None:
+        """`health_port_handlers` are served beside health on its insecure port (the EPP's
+        admin API)."""
         self._servicer = servicer
         self._health = health
         self._options = options
         self._background = background
+        self._health_port_handlers = tuple(health_port_handlers)
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
         self._health_server: grpc.aio.Server | None = None
@@ -87,7 +91,9 @@ class ExtProcServer:
         else:
             self.grpc_port = server.add_insecure_port(address)
         health_server = grpc.aio.server(options=_GRPC_OPTIONS)
-        health_server.add_generic_rpc_handlers([self._health.rpc_handler()])
+        health_server.add_generic_rpc_handlers(
+            [self._health.rpc_handler(), *self._health_port_handlers]
+        )
         self.health_port = health_server.add_insecure_port(f"{opts.host}:{opts.health_port}")
         await server.start()
         await health_server.start()

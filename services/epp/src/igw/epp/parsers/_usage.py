@@ -94,18 +94,19 @@ class OpenAIUsageReader:
         self._chunks: list[bytes] = []
         self._tail = b""
 
-    def feed(self, chunk: bytes, *, end_of_stream: bool, streaming: bool) -> None:
+    def feed(self, chunk: bytes, *, end_of_stream: bool, streaming: bool) -> Usage | None:
         if self.usage is not None:
-            return
+            return self.usage
         if streaming:
             self._feed_sse(chunk, end_of_stream)
-            return
+            return self.usage
         if chunk:
             self._chunks.append(chunk)
         if end_of_stream:
             body = b"".join(self._chunks)
             self._chunks = []
             self._read_json(body)
+        return self.usage
 
     def _read_json(self, body: bytes) -> None:
         if b"usage" not in body:

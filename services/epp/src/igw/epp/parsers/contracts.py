@@ -48,8 +48,8 @@ class UsageReader(Protocol):
 
     usage: Usage | None
 
-    def feed(self, chunk: bytes, *, end_of_stream: bool, streaming: bool) -> None:
-        """One response chunk; `streaming` says whether the body is SSE events or one JSON."""
+    def feed(self, chunk: bytes, *, end_of_stream: bool, streaming: bool) -> Usage | None:
+        """One response chunk (`streaming`: SSE events, else one JSON); the usage once found."""
 
 
 class Parser(Protocol):

@@ -93,11 +93,11 @@ def _text(raw: msgspec.Raw) -> str:
 
 def _non_empty(raw: msgspec.Raw, *, arrays_only: bool = False) -> bool:
     """A present string or array with something in it (`""`, `[]`, `[ ]` are empty)."""
-    data = bytes(raw)
-    head = data[:1]
+    data = memoryview(raw)
+    head = bytes(data[:1])
     if head == b"[":
-        return data[1:].lstrip()[:1] != b"]"
-    return not arrays_only and head == b'"' and data != b'""'
+        return bytes(data[1:16]).lstrip()[:1] != b"]"
+    return not arrays_only and head == b'"' and len(data) > 2
 
 
 def _chat_text(body: _Chat) -> str:
@@ -117,7 +117,7 @@ def _completions_text(body: _Completions) -> str:
     raw = body.prompt
     if not _non_empty(raw):
         raise BadRequestError("invalid completions request: must have prompt field")
-    if bytes(raw[:1]) == b'"':
+    if bytes(memoryview(raw)[:1]) == b'"':
         return _STR.decode(raw)
     try:
         return " ".join(_PROMPT_STRINGS.decode(raw))
@@ -196,11 +196,7 @@ class OpenAIParser:
         """
         new_value = orjson.dumps(target)
         old = parsed.model_raw
-        spans = [
-            m.end()
-            for m in _MODEL_KEY.finditer(body)
-            if body.startswith(old, m.end())
-        ]
+        spans = [m.end() for m in _MODEL_KEY.finditer(body) if body.startswith(old, m.end())]
         if len(spans) == 1:
             start = spans[0]
             return b"".join((body[:start], new_value, body[start + len(old) :]))

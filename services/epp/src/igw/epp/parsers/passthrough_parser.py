@@ -20,8 +20,15 @@ class _NoUsage:
     __slots__ = ()
     usage: Usage | None = None
 
-    def feed(self, chunk: bytes, *, end_of_stream: bool, streaming: bool) -> None:
+    def feed(
+        self,
+        chunk: bytes,  # noqa: ARG002 - protocol
+        *,
+        end_of_stream: bool,  # noqa: ARG002 - protocol
+        streaming: bool,  # noqa: ARG002 - protocol
+    ) -> Usage | None:
         """Nothing is read."""
+        return None
 
 
 _NO_USAGE = _NoUsage()

@@ -1,0 +1,181 @@
+"""`igw-epp`: the Endpoint Picker's command line, with upstream GIE's flags and defaults (§9.1).
+
+Booleans are Go-style (`--secure-serving`, `--secure-serving=false`). igw adds
+`--endpoints-file` (static discovery, required until Kubernetes discovery exists) and
+`--objective NAME=PRIORITY` (stands in for InferenceObjective resources). Flags upstream removed
+(the metric-name flags) and Kubernetes flags (`--pool-name` ...) are refused with a message saying
+what to use instead; Go-only flags (pprof, zap) are accepted so manifests keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+import uvloop
+
+from igw.common.serving import wait_for_signal
+from igw.common.telemetry import configure_logging
+from igw.epp.config import ConfigError
+from igw.epp.discovery import StaticDiscoveryError
+from igw.epp.server import EppOptions, EppService
+from igw.epp.units import parse_duration
+
+__all__ = ["main", "parse_args"]
+
+_log = structlog.get_logger(__name__)
+
+_REMOVED_METRIC_FLAGS = (
+    "total-queued-requests-metric", "total-running-requests-metric",
+    "kv-cache-usage-percentage-metric", "lora-info-metric", "cache-info-metric",
+)  # fmt: skip
+_KUBERNETES_FLAGS = ("pool-name", "pool-namespace", "pool-group", "endpoint-selector")
+_GO_ONLY = ("zap-devel", "zap-log-level", "zap-stacktrace-level", "zap-time-encoding")
+
+
+def _go_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {text!r}")
+    return int(text)
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _bool_flag(p: argparse.ArgumentParser, name: str, default: bool, text: str) -> None:
+    p.add_argument(name, type=_go_bool, nargs="?", const=True, default=default, help=text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="igw-epp", description=__doc__.split("\n")[0])
+    flag = p.add_argument
+    flag("--grpc-port", type=_port, default=9002, help="ext_proc gRPC port (default 9002)")
+    flag("--grpc-health-port", type=_port, default=9003, help="gRPC health port (default 9003)")
+    flag("--metrics-port", type=_port, default=9090, help="Prometheus /metrics port (default 9090)")
+    flag("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    config = p.add_mutually_exclusive_group()
+    config.add_argument("--config-file", type=Path, help="EndpointPickerConfig YAML file")
+    config.add_argument("--config-text", help="EndpointPickerConfig YAML text")
+    flag("--endpoints-file", type=Path, help="YAML file listing the model-server endpoints")
+    flag(
+        "--objective",
+        action="append",
+        default=[],
+        metavar="NAME=PRIORITY",
+        help="an inference objective and its priority (repeatable; negative = sheddable)",
+    )
+    flag("--refresh-metrics-interval", type=_duration, default=0.05, help="default 50ms")
+    flag("--refresh-prometheus-metrics-interval", type=_duration, default=5.0,
+         help="accepted; pool gauges are computed at scrape time")  # fmt: skip
+    flag("--metrics-staleness-threshold", type=_duration, default=2.0, help="default 2s")
+    _bool_flag(p, "--secure-serving", True, "serve ext_proc over TLS (default true)")
+    flag("--cert-path", type=Path, default=None, help="directory with tls.crt and tls.key")
+    _bool_flag(p, "--health-checking", False, "also serve gRPC health on the ext_proc port")
+    _bool_flag(p, "--disable-endpoint-subset-filter", False, "ignore the proxy's subset hint")
+    _bool_flag(p, "--tracing", True, "OpenTelemetry tracing, configured by OTEL_* (default true)")
+    _bool_flag(p, "--enable-pprof", False, "accepted for compatibility; Go-only, no effect")
+    _bool_flag(p, "--metrics-endpoint-auth", False, "not supported: /metrics is unauthenticated")
+    _bool_flag(p, "--ha-enable-leader-election", False, "not supported yet")
+    flag("-v", "--v", dest="verbosity", type=int, default=2, help="log verbosity (default 2)")
+    flag("--zap-encoder", choices=("json", "console"), default="json", help="log format")
+    for name in (*_REMOVED_METRIC_FLAGS, *_KUBERNETES_FLAGS, "endpoint-target-ports", *_GO_ONLY):
+        flag(f"--{name}", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for name in _REMOVED_METRIC_FLAGS:
+        if getattr(args, name.replace("-", "_")) is not None:
+            parser.error(
+                f"--{name} was removed upstream; map metrics with the core-metrics-extractor "
+                "plugin's engineConfigs in the EndpointPickerConfig instead"
+            )
+    for name in (*_KUBERNETES_FLAGS, "endpoint-target-ports"):
+        if getattr(args, name.replace("-", "_")) is not None:
+            parser.error(
+                f"--{name}: Kubernetes discovery is not implemented yet; use --endpoints-file"
+            )
+    if args.metrics_endpoint_auth:
+        parser.error("--metrics-endpoint-auth=true is not supported: restrict /metrics by network")
+    if args.ha_enable_leader_election:
+        parser.error("--ha-enable-leader-election is not supported yet: run one replica")
+    if args.endpoints_file is None:
+        parser.error("--endpoints-file is required (Kubernetes discovery is not implemented yet)")
+
+
+def _objectives(parser: argparse.ArgumentParser, items: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        name, _, priority = item.partition("=")
+        if not name or not priority.lstrip("-").isdigit():
+            parser.error(f"--objective expects NAME=PRIORITY (an integer), got {item!r}")
+        out[name] = int(priority)
+    return out
+
+
+def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
+    """Options from command-line arguments; exits with a usage message on a bad flag."""
+    args_in = ["--v" + a[2:] if a.startswith("-v=") else a for a in argv]
+    parser = _parser()
+    args = parser.parse_args(args_in)
+    _refuse(parser, args)
+    ports = [args.grpc_port, args.grpc_health_port, args.metrics_port]
+    if len(set(ports)) != len(ports):
+        parser.error(f"ports must differ, got {ports}")
+    options = EppOptions(
+        grpc_port=args.grpc_port, grpc_health_port=args.grpc_health_port,
+        metrics_port=args.metrics_port, host=args.host, secure_serving=args.secure_serving,
+        cert_path=args.cert_path, health_checking=args.health_checking,
+        disable_endpoint_subset_filter=args.disable_endpoint_subset_filter,
+        refresh_metrics_interval_s=args.refresh_metrics_interval,
+        metrics_staleness_threshold_s=args.metrics_staleness_threshold,
+        config_file=args.config_file, config_text=args.config_text,
+        endpoints_file=args.endpoints_file, objectives=_objectives(parser, args.objective),
+        tracing=args.tracing,
+    )  # fmt: skip
+    return options, args
+
+
+async def _serve(options: EppOptions) -> None:
+    service = EppService(options)
+    await service.start()
+    try:
+        await wait_for_signal()
+    finally:
+        await service.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options, args = parse_args(sys.argv[1:] if argv is None else argv)
+    configure_logging(args.verbosity, json_format=args.zap_encoder == "json")
+    try:
+        uvloop.run(_serve(options))
+    except (ConfigError, StaticDiscoveryError) as e:
+        _log.error("epp configuration rejected", error=str(e))
+        return 2
+    except (ValueError, OSError, RuntimeError) as e:
+        _log.error("epp failed to start", error=str(e))
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

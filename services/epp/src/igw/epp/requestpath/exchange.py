@@ -1,0 +1,149 @@
+"""`EppExchange`: one HTTP request through the EPP, as the ext_proc serving core drives it.
+
+The request side is the `Director`'s; this module is the response side (§1.9):
+
+* response headers: the status (not 200 counts a `ModelServerError`), whether the body is SSE
+  (content type `text/event-stream`, or the request's `"stream": true`), and the served-endpoint
+  metadata the data plane may send (`envoy.lb/x-gateway-destination-endpoint-served`). Upstream
+  adds a debug header `x-went-into-resp-headers: true` to every response (quirk #12); igw does
+  not: it tells clients nothing and costs a header mutation per response.
+* response body: usage is read as the chunks pass (`UsageReader`: JSON at the end, SSE per
+  chunk), token metrics recorded when usage is found; latency, size and NTPOT at the end. Chunks
+  are forwarded as they come, except when the model was rewritten: then the model name is
+  written back (`"model":"<target>"` -> the client's name), per chunk for SSE as upstream, and
+  over the whole body for JSON (buffered to the end, so a split pattern is still replaced).
+* `close`: always last; the director's `finish` runs the completion hooks exactly once, also
+  when the client went away (`completed=False`).
+
+Owned by one ext_proc stream; only the event loop touches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from opentelemetry.trace import Span
+
+from igw.common.envoy import NO_CHANGES, HeaderChanges
+from igw.common.extproc import HttpRequest, RequestVerdict
+from igw.epp.parsers.contracts import UsageReader
+from igw.epp.requestpath.headers import DESTINATION_SERVED, LB_NAMESPACE
+from igw.epp.requestpath.lifecycle import RequestLifecycle
+
+if TYPE_CHECKING:
+    from igw.epp.requestpath.director import Director
+
+__all__ = ["EppExchange", "ModelBackRewrite"]
+
+
+class ModelBackRewrite:
+    """Replaces `"model":"<target>"` (and `"model": "<target>"`) with the client's model name."""
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, target: str, incoming: str) -> None:
+        old, new = orjson.dumps(target), orjson.dumps(incoming)
+        self._pairs = (
+            (b'"model":' + old, b'"model":' + new),
+            (b'"model": ' + old, b'"model": ' + new),
+        )
+
+    def __call__(self, data: bytes) -> bytes:
+        for old, new in self._pairs:
+            if old in data:
+                data = data.replace(old, new)
+        return data
+
+
+class EppExchange:
+    """The `Exchange` of one stream; see the module docstring."""
+
+    __slots__ = ("_buffer", "_director", "_reader", "_rewrite", "_span", "life")
+
+    def __init__(self, director: Director, span: Span | None) -> None:
+        self._director = director
+        self._span = span
+        self.life = RequestLifecycle(received_at=director.clock())
+        self._reader: UsageReader | None = None
+        self._rewrite: ModelBackRewrite | None = None
+        self._buffer: list[bytes] = []
+
+    async def request(self, request: HttpRequest) -> RequestVerdict:
+        verdict = await self._director.handle(self.life, request, self._span)
+        life = self.life
+        if life.model_rewritten:
+            self._rewrite = ModelBackRewrite(life.target_model, life.incoming_model)
+        return verdict
+
+    def response_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Filter metadata Envoy sent with the response headers (the served endpoint)."""
+        lb = metadata.get(LB_NAMESPACE)
+        if isinstance(lb, Mapping):
+            served = lb.get(DESTINATION_SERVED)
+            if isinstance(served, str):
+                self.life.served_endpoint = served
+                if self._span is not None:
+                    self._span.set_attribute("igw.served_endpoint", served)
+
+    async def response_headers(
+        self, headers: Mapping[str, str], end_of_stream: bool
+    ) -> HeaderChanges:
+        life = self.life
+        life.status = headers.get(":status", "")
+        if life.status != "200" and life.dispatched:
+            self._director.metrics.errors.labels(
+                life.incoming_model, life.target_model, "ModelServerError"
+            ).inc()
+        if "text/event-stream" in headers.get("content-type", ""):
+            life.response_streaming = True
+        if end_of_stream:
+            self._complete()
+        return NO_CHANGES
+
+    async def response_body(self, chunk: bytes, end_of_stream: bool) -> bytes:
+        life = self.life
+        life.response_bytes += len(chunk)
+        streaming = life.request_stream or life.response_streaming
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = self._director.parser.usage_reader()
+        if reader.usage is None:
+            usage = reader.feed(chunk, end_of_stream=end_of_stream, streaming=streaming)
+            if usage is not None:
+                life.usage = usage
+                self._director.metrics.record_usage(life.incoming_model, life.target_model, usage)
+        out = chunk if self._rewrite is None else self._rewritten(chunk, end_of_stream, streaming)
+        if end_of_stream:
+            self._complete()
+        return out
+
+    def _rewritten(self, chunk: bytes, end_of_stream: bool, streaming: bool) -> bytes:
+        rewrite = self._rewrite
+        assert rewrite is not None  # noqa: S101 - checked by the caller
+        if streaming:
+            return rewrite(chunk)
+        self._buffer.append(chunk)
+        if not end_of_stream:
+            return b""
+        body = b"".join(self._buffer)
+        self._buffer = []
+        return rewrite(body)
+
+    def _complete(self) -> None:
+        life = self.life
+        if life.response_done or not life.dispatched:
+            return
+        life.response_done = True
+        director = self._director
+        director.metrics.record_completion(
+            life.incoming_model,
+            life.target_model,
+            director.clock() - life.received_at,
+            life.response_bytes,
+            life.usage,
+        )
+
+    def close(self, completed: bool) -> None:  # noqa: ARG002 - the lifecycle knows
+        self._director.finish(self.life)

@@ -1,0 +1,55 @@
+"""One request's state through the EPP, from its headers to the end of its response.
+
+A `RequestLifecycle` is created per ext_proc stream and written only by that stream's exchange and
+the director, on the event loop: no locking. It holds what was decided and observed, never Envoy
+messages (those are built from it by the serving core).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from igw.epp.endpoints import Endpoint, InferenceRequest
+from igw.epp.parsers.contracts import Usage
+
+__all__ = ["RequestLifecycle"]
+
+
+@dataclass(slots=True)
+class RequestLifecycle:
+    received_at: float
+    """`time.monotonic()` when the stream opened."""
+    request_id: str = ""
+    incoming_model: str = ""
+    target_model: str = ""
+    priority: int = 0
+    fairness_id: str = "default-flow"
+    request_stream: bool = False
+    """The body asked for `"stream": true`."""
+    request_bytes: int = 0
+    inference: InferenceRequest | None = None
+    targets: tuple[Endpoint, ...] = ()
+    """Where the request was sent: the primary first, then Envoy's fallbacks."""
+    dispatched: bool = False
+    """The request went upstream (counted in `inference_objective_running_requests`)."""
+    model_rewritten: bool = False
+    # Response side.
+    status: str = ""
+    response_streaming: bool = False
+    """The response is Server-Sent Events (by request flag or content type)."""
+    served_endpoint: str | None = None
+    """`envoy.lb/x-gateway-destination-endpoint-served`, when the data plane reports it."""
+    response_bytes: int = 0
+    usage: Usage | None = None
+    response_done: bool = False
+    finished: bool = False
+    """The completion hooks ran (they run exactly once)."""
+
+    @property
+    def served(self) -> Endpoint | None:
+        """The endpoint that served the request: the reported one if known, else the primary."""
+        if self.served_endpoint is not None:
+            for endpoint in self.targets:
+                if endpoint.hostport == self.served_endpoint:
+                    return endpoint
+        return self.targets[0] if self.targets else None

@@ -1,0 +1,193 @@
+"""Assembles a running EPP from its options: config, parser, datastore, director, servers.
+
+Ownership and shutdown (STYLE §14): `EppService` owns the ext_proc server (and its health
+server), the Prometheus endpoint, the datastore (one metrics collector task per endpoint) and the
+static discovery watch. `start()` loads the endpoints file first (a broken file fails start-up),
+then serves; `stop()` goes in reverse: health NOT_SERVING and a graceful gRPC stop, then the
+discovery watch, the datastore's collectors, the metrics endpoint and the tracer's last export.
+
+Health (§9.2): SERVING for any service name once the endpoints are known (the static file was
+loaded, or a source was injected) and the parser supports the pool's protocol (both built-in
+parsers speak `http`, the only protocol without Kubernetes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import structlog
+from opentelemetry.sdk.trace import TracerProvider
+
+from igw.common.envoy import BodyMode
+from igw.common.extproc import EXT_PROC_SERVICE, ExtProcServicer
+from igw.common.health import HealthService
+from igw.common.serving import ExtProcServer, ServerOptions
+from igw.common.telemetry import MetricsServer, configure_tracing, shutdown_tracing, tracer
+from igw.epp.config import EppConfig, load_config, load_config_file
+from igw.epp.datalayer import Datastore, PoolMetricsCollector
+from igw.epp.discovery import StaticDiscovery
+from igw.epp.endpoints import EndpointSource
+from igw.epp.parsers import build_parser
+from igw.epp.requestpath import Director, RequestMetrics, StaticObjectives
+from igw.epp.scheduling import LegacyAdmission, PluginHandle, SchedulerMetrics
+
+__all__ = ["EppOptions", "EppService"]
+
+_log = structlog.get_logger(__name__)
+SERVICE_NAME = "gateway-api-inference-extension/epp"
+TRACER_NAME = "gateway-api-inference-extension/epp/extproc"
+ORCHESTRATION_TRACER = "gateway-api-inference-extension"
+
+
+@dataclass(frozen=True, slots=True)
+class EppOptions:
+    grpc_port: int = 9002
+    grpc_health_port: int = 9003
+    metrics_port: int = 9090
+    host: str = "0.0.0.0"
+    secure_serving: bool = True
+    cert_path: Path | None = None
+    health_checking: bool = False
+    disable_endpoint_subset_filter: bool = False
+    refresh_metrics_interval_s: float = 0.05
+    metrics_staleness_threshold_s: float = 2.0
+    config_file: Path | None = None
+    config_text: str | None = None
+    endpoints_file: Path | None = None
+    pool_name: str = "igw"
+    objectives: Mapping[str, int] = field(default_factory=dict)
+    """Objective name -> priority (stands in for InferenceObjective resources)."""
+    tracing: bool = True
+    grace_s: float = 5.0
+
+
+def _load(options: EppOptions, handle: PluginHandle) -> EppConfig:
+    if options.config_file is not None:
+        return load_config_file(options.config_file, handle=handle)
+    return load_config(options.config_text, handle=handle)
+
+
+def _build_info() -> tuple[str, str]:
+    try:
+        version = metadata.version("igw-epp")
+    except metadata.PackageNotFoundError:
+        version = "dev"
+    return os.environ.get("IGW_COMMIT", "unknown"), version
+
+
+class EppService:
+    """A configured EPP; `start()` serves, `stop()` drains and releases everything.
+
+    `endpoint_source` replaces the datastore and static discovery (tests pass a fixed list).
+    Raises `ConfigError` for a bad configuration, `ValueError` for a bad parser section.
+    """
+
+    def __init__(
+        self,
+        options: EppOptions,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        endpoint_source: EndpointSource | None = None,
+    ) -> None:
+        self.options = options
+        handle = PluginHandle(metrics=SchedulerMetrics())
+        self.registry = handle.metrics.registry
+        self.config = _load(options, handle)
+        if "flowControl" in self.config.feature_gates:
+            _log.warning("flow control is not implemented yet; legacy admission is used")
+        self.datastore: Datastore | None = None
+        self.discovery: StaticDiscovery | None = None
+        self._synced = endpoint_source is not None
+        source = endpoint_source if endpoint_source is not None else self._make_datastore()
+        self.registry.register(
+            PoolMetricsCollector(
+                options.pool_name,
+                source,
+                staleness_threshold_s=options.metrics_staleness_threshold_s,
+            )
+        )
+        self.metrics = RequestMetrics(self.registry)
+        self.metrics.info.labels(*_build_info()).set(1)
+        self._provider = tracer_provider
+        if self._provider is None and options.tracing:
+            self._provider = configure_tracing(SERVICE_NAME)
+        traced = self._provider is not None
+        self.director = Director(
+            source=source,
+            scheduler=self.config.scheduler,
+            request_control=self.config.request_control,
+            admission=LegacyAdmission(self.config.saturation_detector),
+            parser=build_parser(self.config.parser),
+            metrics=self.metrics,
+            objectives=StaticObjectives(options.objectives),
+            subset_filter=not options.disable_endpoint_subset_filter,
+            tracer=tracer(self._provider, ORCHESTRATION_TRACER) if traced else None,
+            rng=handle.rng,
+        )
+        self.health = HealthService(self._ready, services=(EXT_PROC_SERVICE,))
+        self.server = self._make_server(traced)
+        self.metrics_server = MetricsServer(
+            self.registry, port=options.metrics_port, host=options.host
+        )
+
+    def _make_datastore(self) -> Datastore:
+        self.datastore = Datastore(refresh_interval_s=self.options.refresh_metrics_interval_s)
+        if self.options.endpoints_file is not None:
+            self.discovery = StaticDiscovery(self.options.endpoints_file, self.datastore)
+        return self.datastore
+
+    def _make_server(self, traced: bool) -> ExtProcServer:
+        opts = self.options
+        servicer = ExtProcServicer(
+            self.director.exchange,
+            request_mode=BodyMode.FULL_DUPLEX_STREAMED,
+            response_mode=BodyMode.FULL_DUPLEX_STREAMED,
+            tracer=tracer(self._provider, TRACER_NAME) if traced else None,
+        )
+        return ExtProcServer(
+            servicer,
+            self.health,
+            ServerOptions(
+                grpc_port=opts.grpc_port,
+                health_port=opts.grpc_health_port,
+                host=opts.host,
+                secure=opts.secure_serving,
+                cert_path=opts.cert_path,
+                grace_s=opts.grace_s,
+                health_on_grpc_port=opts.health_checking,
+            ),
+        )
+
+    def _ready(self) -> bool:
+        return self._synced
+
+    async def start(self) -> None:
+        """Starts everything; if any part fails (a port in use ...), what started is stopped."""
+        try:
+            if self.discovery is not None:
+                self.discovery.load()
+                self._synced = True
+            self.metrics_server.start()
+            if self.datastore is not None:
+                await self.datastore.start()
+            if self.discovery is not None:
+                self.discovery.start()
+            await self.server.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        if self.discovery is not None:
+            await self.discovery.stop()
+        if self.datastore is not None:
+            await self.datastore.close()
+        self.metrics_server.stop()
+        # The last export blocks on the network: keep it off the event loop.
+        await asyncio.to_thread(shutdown_tracing, self._provider)

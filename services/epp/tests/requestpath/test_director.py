@@ -1,0 +1,238 @@
+"""The Director through the real ext_proc sequencing: destination, errors, headers, admission."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import pytest
+
+from igw.common.envoy import BodyMode, ProcessingRequest
+from igw.common.errors import InferenceError
+from igw.common.extproc import Stream, StreamInfo
+from igw.common.testing import messages
+from igw.common.testing.messages import ReplyView
+from igw.epp.requestpath import Director
+from igw.epp.testing.builders import endpoint
+from igw.epp.testing.requestpath import build_director
+
+DUPLEX = BodyMode.FULL_DUPLEX_STREAMED
+CHAT = {":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json"}
+BODY = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+BUSY = endpoint("pod-0-rank-0", address="10.0.0.1", waiting=3)
+IDLE = endpoint("pod-1-rank-0", address="10.0.0.2")
+IDLE_RANK_1 = endpoint("pod-1-rank-1", address="10.0.0.2", port=8001, waiting=1)
+LB = "envoy.lb"
+DEST = "x-gateway-destination-endpoint"
+TWO_PICKS = """\
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- {type: queue-scorer}
+- {type: max-score-picker, parameters: {maxNumOfEndpoints: 2}}
+schedulingProfiles:
+- name: default
+  plugins: [{pluginRef: queue-scorer}, {pluginRef: max-score-picker}]
+"""
+
+
+async def run(
+    director: Director,
+    headers: Mapping[str, str] = CHAT,
+    body: bytes | None = BODY,
+    *,
+    metadata: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[ReplyView]:
+    """Every reply to the request messages (body None = header-only request)."""
+    stream = Stream(director.exchange(StreamInfo(span=None)), DUPLEX, DUPLEX)
+    sent: list[ProcessingRequest] = [
+        messages.request_headers(headers, end_of_stream=body is None, metadata=metadata)
+    ]
+    if body is not None:
+        sent.append(messages.request_body(body, end_of_stream=True))
+    replies: list[ReplyView] = []
+    for message in sent:
+        replies.extend(messages.describe_all(await stream.handle(message)))
+    return replies
+
+
+async def error_of(director: Director, **kwargs: Any) -> tuple[int, str]:
+    with pytest.raises(InferenceError) as info:
+        await run(director, **kwargs)
+    return info.value.status, info.value.body()
+
+
+async def test_destination_header_and_metadata_carry_the_pick() -> None:
+    replies = await run(build_director([BUSY, IDLE]))
+    head, body = replies
+    assert head.kind == "request_headers"
+    assert head.set_headers[DEST] == "10.0.0.2:8000"
+    assert head.dynamic_metadata == {LB: {DEST: "10.0.0.2:8000"}}
+    assert head.clear_route_cache
+    assert len(head.set_headers["x-request-id"]) == 36  # generated UUIDv4
+    assert "content-length" not in head.set_headers  # body untouched
+    assert (body.body, body.end_of_stream) == (BODY, True)
+
+
+async def test_fallback_list_in_picker_order() -> None:
+    replies = await run(build_director([BUSY, IDLE_RANK_1, IDLE], config=TWO_PICKS))
+    assert replies[0].set_headers[DEST] == "10.0.0.2:8000,10.0.0.2:8001"
+    assert replies[0].dynamic_metadata[LB][DEST] == "10.0.0.2:8000,10.0.0.2:8001"
+
+
+def subset(*entries: object) -> dict[str, dict[str, Any]]:
+    return {"envoy.lb.subset_hint": {"x-gateway-destination-endpoint-subset": list(entries)}}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "destination"),
+    [
+        pytest.param(None, "10.0.0.2:8000", id="absent-all-endpoints"),
+        pytest.param({"envoy.lb.subset_hint": {}}, "10.0.0.2:8000", id="key-absent-all"),
+        pytest.param(subset("10.0.0.1:9999"), "10.0.0.1:8000", id="matched-by-ip-port-ignored"),
+        pytest.param(subset("10.0.0.1:8000", 7), "10.0.0.1:8000", id="non-strings-ignored"),
+    ],
+)
+async def test_subset_hint(metadata: dict[str, Any] | None, destination: str) -> None:
+    replies = await run(build_director([BUSY, IDLE]), metadata=metadata)
+    assert replies[0].set_headers[DEST] == destination
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [pytest.param(subset(), id="empty-list"), pytest.param(subset("10.9.9.9:8000"), id="none")],
+)
+async def test_subset_without_candidates_is_503(metadata: dict[str, Any]) -> None:
+    status, body = await error_of(build_director([BUSY, IDLE]), metadata=metadata)
+    assert (status, body) == (
+        503,
+        (
+            "inference error: ServiceUnavailable - failed to find endpoint candidates for "
+            "serving the request"
+        ),
+    )
+
+
+async def test_subset_filter_can_be_disabled() -> None:
+    replies = await run(build_director([BUSY, IDLE], subset_filter=False), metadata=subset())
+    assert replies[0].set_headers[DEST] == "10.0.0.2:8000"
+
+
+async def test_header_only_request_goes_to_a_random_endpoint() -> None:
+    director = build_director([BUSY, IDLE])
+    seen = set()
+    for _ in range(20):
+        (head,) = await run(director, {":method": "GET", ":path": "/v1/models"}, None)
+        assert head.dynamic_metadata[LB][DEST] == head.set_headers[DEST]
+        seen.add(head.set_headers[DEST])
+    assert seen == {"10.0.0.1:8000", "10.0.0.2:8000"}
+
+
+async def test_header_only_request_without_pods_is_500() -> None:
+    status, body = await error_of(build_director([]), body=None)
+    assert (status, body) == (500, "inference error: Internal - no pods available in datastore")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(b"{", "inference error: BadRequest - error unmarshaling request bodyMap: ",
+                     id="invalid-json"),
+        pytest.param(b'{"messages":[{"role":"user","content":"x"}]}',
+                     "inference error: BadRequest - model not found in request body",
+                     id="missing-model"),
+    ],
+)  # fmt: skip
+async def test_bad_bodies_are_400(body: bytes, expected: str) -> None:
+    status, text = await error_of(build_director([IDLE]), body=body)
+    assert status == 400
+    assert text.startswith(expected)
+
+
+async def test_no_endpoints_for_a_body_request_is_503() -> None:
+    status, _ = await error_of(build_director([]))
+    assert status == 503
+
+
+async def test_scheduler_finding_nothing_is_429() -> None:
+    config = TWO_PICKS.replace(
+        "- {type: queue-scorer}\n",
+        "- {type: queue-scorer}\n- {type: header-based-testing-filter}\n",
+    ).replace(
+        "[{pluginRef: queue-scorer}",
+        "[{pluginRef: header-based-testing-filter}, {pluginRef: queue-scorer}",
+    )
+    headers = {**CHAT, "test-epp-endpoint-selection": "10.9.9.9"}
+    status, body = await error_of(build_director([IDLE], config=config), headers=headers)
+    assert status == 429
+    assert body.startswith("inference error: ResourceExhausted - failed to find target endpoint")
+
+
+SATURATED = endpoint("pod-0-rank-0", waiting=10)
+
+
+@pytest.mark.parametrize(
+    ("states", "objective", "shed"),
+    [
+        pytest.param([SATURATED], "batch", True, id="sheddable-saturated-shed"),
+        pytest.param([IDLE], "batch", False, id="sheddable-idle-admitted"),
+        pytest.param([SATURATED], "chat", False, id="critical-saturated-admitted"),
+        pytest.param([SATURATED], None, False, id="no-objective-priority-0"),
+    ],
+)
+async def test_sheddable_admission(states: list[Any], objective: str | None, shed: bool) -> None:
+    director = build_director(states, objectives={"batch": -1, "chat": 10})
+    headers = dict(CHAT)
+    if objective is not None:
+        headers["x-gateway-inference-objective"] = objective
+    if not shed:
+        assert DEST in (await run(director, headers))[0].set_headers
+        return
+    assert await error_of(director, headers=headers) == (
+        429,
+        "inference error: ResourceExhausted - system saturated, sheddable request dropped",
+    )
+
+
+async def test_control_and_client_destination_headers_are_removed() -> None:
+    headers = {
+        **CHAT,
+        "x-request-id": "rid-1",
+        "x-gateway-inference-objective": "chat",
+        "x-gateway-inference-fairness-id": "tenant-a",
+        "x-gateway-model-name-rewrite": "m",
+        DEST: "6.6.6.6:80",
+        "x-gateway-destination-endpoint-subset": "6.6.6.6:80",
+        "x-gateway-destination-endpoint-served": "6.6.6.6:80",
+    }
+    head = (await run(build_director([IDLE]), headers))[0]
+    assert head.set_headers == {DEST: "10.0.0.2:8000"}  # client's value overwritten, id kept
+    assert sorted(head.remove_headers) == [
+        "x-gateway-destination-endpoint-served",
+        "x-gateway-destination-endpoint-subset",
+        "x-gateway-inference-fairness-id",
+        "x-gateway-inference-objective",
+        "x-gateway-model-name-rewrite",
+    ]
+
+
+async def test_model_rewrite_header_changes_only_the_model() -> None:
+    body = b'{"model": "m",  "messages":[{"role":"user","content":"hi"}]}'
+    headers = {**CHAT, "x-gateway-model-name-rewrite": "lora-a"}
+    head, chunk = await run(build_director([IDLE]), headers, body)
+    expected = body.replace(b'"m"', b'"lora-a"')
+    assert chunk.body == expected
+    assert head.set_headers["content-length"] == str(len(expected))
+
+
+async def test_request_metrics_are_labelled_with_both_models() -> None:
+    director = build_director([IDLE], objectives={"chat": 2})
+    headers = {**CHAT, "x-gateway-inference-objective": "chat",
+               "x-gateway-model-name-rewrite": "t"}  # fmt: skip
+    await run(director, headers)
+    registry = director.metrics.registry
+    labels = {"model_name": "m", "target_model_name": "t", "priority": "2"}
+    assert registry.get_sample_value("inference_objective_request_total", labels) == 1
+    assert registry.get_sample_value("inference_objective_running_requests", {"model_name": "m"})
+    await error_of(director, body=b"[")
+    errors = {"model_name": "", "target_model_name": "", "error_code": "BadRequest"}
+    assert registry.get_sample_value("inference_objective_request_error_total", errors) == 1

@@ -1,0 +1,160 @@
+"""Response side: usage metrics, model back-rewrite, served endpoint, completion exactly once."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pytest
+
+from igw.common.envoy import BodyMode
+from igw.common.extproc import Stream, StreamInfo
+from igw.common.testing import messages
+from igw.epp.endpoints import Endpoint, InferenceRequest
+from igw.epp.requestpath import Director, EppExchange, ModelBackRewrite
+from igw.epp.scheduling import RequestControl, SchedulerMetrics
+from igw.epp.testing.builders import endpoint
+from igw.epp.testing.requestpath import build_director
+
+DUPLEX = BodyMode.FULL_DUPLEX_STREAMED
+CHAT = {":method": "POST", ":path": "/v1/chat/completions"}
+IDLE = endpoint("pod-1-rank-0", address="10.0.0.2")
+OTHER = endpoint("pod-2-rank-0", address="10.0.0.3", waiting=5)
+SSE = (
+    b'data: {"model":"t","choices":[{"delta":{"content":"hi"}}]}\n\n'
+    b'data: {"model":"t","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,'
+    b'"total_tokens":7,"prompt_tokens_details":{"cached_tokens":3}}}\n\ndata: [DONE]\n\n'
+)
+JSON = b'{"model": "t","usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}'
+
+
+class Completions:
+    """A ResponseComplete plugin that records its calls."""
+
+    type_name = "recording-complete"
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def response_complete(self, request: InferenceRequest, served: Endpoint) -> None:
+        self.calls.append((request.request_id, served.name))
+
+
+def body(stream: bool = False) -> bytes:
+    content = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": stream}
+    return orjson.dumps(content)
+
+
+async def open_stream(
+    director: Director, *, rewrite: str | None = None, stream: bool = False
+) -> tuple[Stream, EppExchange]:
+    exchange = director.exchange(StreamInfo(span=None))
+    s = Stream(exchange, DUPLEX, DUPLEX)
+    headers = {**CHAT, "x-request-id": "r1"}
+    if rewrite is not None:
+        headers["x-gateway-model-name-rewrite"] = rewrite
+    await s.handle(messages.request_headers(headers))
+    await s.handle(messages.request_body(body(stream), end_of_stream=True))
+    return s, exchange
+
+
+async def respond(
+    s: Stream, chunks: Sequence[bytes], headers: dict[str, str] | None = None, **kw: Any
+) -> bytes:
+    head = headers or {":status": "200", "content-type": "application/json"}
+    replies = messages.describe_all(await s.handle(messages.response_headers(head, **kw)))
+    assert replies[0].set_headers == {}  # no x-went-into-resp-headers marker (quirk #12 fixed)
+    out = b""
+    for i, chunk in enumerate(chunks):
+        last = i == len(chunks) - 1
+        views = messages.describe_all(
+            await s.handle(messages.response_body(chunk, end_of_stream=last))
+        )
+        out += messages.streamed_body(views)
+    return out
+
+
+def sample(director: Director, name: str, **labels: str) -> float | None:
+    return director.metrics.registry.get_sample_value(name, labels)
+
+
+MODELS = {"model_name": "m", "target_model_name": "t"}
+
+
+async def test_json_usage_and_back_rewrite_over_split_chunks() -> None:
+    director = build_director([IDLE])
+    s, _ = await open_stream(director, rewrite="t")
+    out = await respond(s, [JSON[:8], JSON[8:13], JSON[13:]])
+    assert out == JSON.replace(b'"model": "t"', b'"model": "m"')
+    assert sample(director, "inference_objective_input_tokens_sum", **MODELS) == 4
+    assert sample(director, "inference_objective_output_tokens_sum", **MODELS) == 2
+    assert sample(director, "inference_objective_request_duration_seconds_count", **MODELS) == 1
+
+
+async def test_sse_usage_counted_and_model_rewritten_per_chunk() -> None:
+    director = build_director([IDLE])
+    s, _ = await open_stream(director, rewrite="t", stream=True)
+    sse_headers = {":status": "200", "content-type": "text/event-stream"}
+    cut = SSE.index(b"\n\n") + 2
+    # The second event (with the usage) is split mid-line: the usage is still found.
+    out = await respond(s, [SSE[:cut], SSE[cut : cut + 40], SSE[cut + 40 :]], sse_headers)
+    assert out == SSE.replace(b'"model":"t"', b'"model":"m"')
+    assert sample(director, "inference_objective_input_tokens_sum", **MODELS) == 5
+    assert sample(director, "inference_objective_prompt_cached_tokens_sum", **MODELS) == 3
+
+
+async def test_body_passes_unchanged_without_rewrite() -> None:
+    director = build_director([IDLE])
+    s, _ = await open_stream(director)
+    assert await respond(s, [b"not json", b" at all"]) == b"not json at all"
+
+
+def test_back_rewrite_both_spacings() -> None:
+    rewrite = ModelBackRewrite("t", 'a"b')
+    assert rewrite(b'{"model":"t"} {"model": "t"}') == b'{"model":"a\\"b"} {"model": "a\\"b"}'
+
+
+@pytest.mark.parametrize("completed", [True, False], ids=["completed", "client-disconnected"])
+async def test_completion_hooks_run_exactly_once(completed: bool) -> None:
+    recorder = Completions()
+    control = RequestControl(SchedulerMetrics(), response_complete=[recorder])  # type: ignore[list-item]
+    director = build_director([IDLE], request_control=control)
+    s, exchange = await open_stream(director)
+    if completed:
+        await respond(s, [JSON])
+    exchange.close(completed)
+    exchange.close(completed)
+    assert recorder.calls == [("r1", "pod-1-rank-0")]
+    assert sample(director, "inference_objective_running_requests", model_name="m") == 0
+
+
+TWO_PICKS = """\
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- {type: queue-scorer}
+- {type: max-score-picker, parameters: {maxNumOfEndpoints: 2}}
+schedulingProfiles:
+- name: default
+  plugins: [{pluginRef: queue-scorer}, {pluginRef: max-score-picker}]
+"""
+
+
+async def test_served_fallback_endpoint_gets_the_completion() -> None:
+    recorder = Completions()
+    control = RequestControl(SchedulerMetrics(), response_complete=[recorder])  # type: ignore[list-item]
+    director = build_director([IDLE, OTHER], config=TWO_PICKS, request_control=control)
+    s, exchange = await open_stream(director)
+    served = {"envoy.lb": {"x-gateway-destination-endpoint-served": "10.0.0.3:8000"}}
+    await s.handle(messages.response_headers({":status": "200"}, metadata=served))
+    exchange.close(False)
+    assert exchange.life.served_endpoint == "10.0.0.3:8000"
+    assert recorder.calls == [("r1", "pod-2-rank-0")]
+
+
+async def test_non_200_counts_a_model_server_error() -> None:
+    director = build_director([IDLE])
+    s, _ = await open_stream(director)
+    await respond(s, [b"oops"], {":status": "503"})
+    labels = {"model_name": "m", "target_model_name": "m", "error_code": "ModelServerError"}
+    assert sample(director, "inference_objective_request_error_total", **labels) == 1
