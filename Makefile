@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
 LOCKED := $(wildcard uv.lock)
 
-.PHONY: help run test unit lint typecheck fmt bench clean
+.PHONY: help run test unit lint typecheck fmt bench clean proto
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ typecheck: $(STAMP) ## mypy --strict
 fmt: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+proto: $(STAMP) ## compile proto/ into igw.epp._generated (committed; rerun after editing a .proto)
+	$(PY) proto/compile.py services/epp/src/igw/epp/_generated
 
 bench: $(STAMP) ## BBR CPU per request against a trivial echo ext_proc, through one Envoy
 	$(PY) bench/bbr_cpu.py

@@ -19,6 +19,7 @@ import uvloop
 
 from igw.common.serving import wait_for_signal
 from igw.common.telemetry import configure_logging
+from igw.epp.admin import ADMIN_COMMANDS, admin_main
 from igw.epp.config import ConfigError
 from igw.epp.discovery import StaticDiscoveryError
 from igw.epp.server import EppOptions, EppService
@@ -162,7 +163,10 @@ async def _serve(options: EppOptions) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options, args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ADMIN_COMMANDS:
+        return admin_main(argv)
+    options, args = parse_args(argv)
     configure_logging(args.verbosity, json_format=args.zap_encoder == "json")
     try:
         uvloop.run(_serve(options))

@@ -28,6 +28,7 @@ from igw.common.extproc import EXT_PROC_SERVICE, ExtProcServicer
 from igw.common.health import HealthService
 from igw.common.serving import ExtProcServer, ServerOptions
 from igw.common.telemetry import MetricsServer, configure_tracing, shutdown_tracing, tracer
+from igw.epp.admin import AdminService
 from igw.epp.config import EppConfig, load_config, load_config_file
 from igw.epp.datalayer import Datastore, PoolMetricsCollector
 from igw.epp.discovery import StaticDiscovery
@@ -130,6 +131,14 @@ class EppService:
             rng=handle.rng,
         )
         self.health = HealthService(self._ready, services=(EXT_PROC_SERVICE,))
+        # "Why this pod?": ListEndpoints and Explain, served beside health on its local port.
+        self.admin = AdminService.from_config(
+            source,
+            self.config,
+            staleness_threshold_s=options.metrics_staleness_threshold_s,
+            objectives=self.director.objectives,
+            parser=self.director.parser,
+        )
         self.server = self._make_server(traced)
         self.metrics_server = MetricsServer(
             self.registry, port=options.metrics_port, host=options.host
@@ -161,6 +170,7 @@ class EppService:
                 grace_s=opts.grace_s,
                 health_on_grpc_port=opts.health_checking,
             ),
+            health_port_handlers=[self.admin.rpc_handler()],
         )
 
     def _ready(self) -> bool:
