@@ -8,13 +8,12 @@ request without the header gets no endpoints, so its profile fails, as upstream.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from collections.abc import Sequence
+from typing import ClassVar
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._params import NoParams, decode_params
+from igw.epp.scheduling.plugins._params import ParameterlessPlugin
 
 __all__ = ["TEST_ENDPOINT_HEADER", "HeaderBasedTestingFilter", "parse_selection"]
 
@@ -40,21 +39,8 @@ def parse_selection(value: str) -> list[tuple[str, int | None]]:
     return entries
 
 
-class HeaderBasedTestingFilter:
+class HeaderBasedTestingFilter(ParameterlessPlugin):
     type_name: ClassVar[str] = "header-based-testing-filter"
-
-    def __init__(self, name: str = type_name) -> None:
-        self.name = name
-
-    @classmethod
-    def from_config(
-        cls,
-        name: str,
-        params: Mapping[str, Any],
-        handle: PluginHandle,  # noqa: ARG003 - protocol
-    ) -> Self:
-        decode_params(params, NoParams)
-        return cls(name)
 
     def filter(
         self,

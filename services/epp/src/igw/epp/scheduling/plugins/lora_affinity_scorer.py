@@ -8,33 +8,19 @@ No parameters.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, Self
+from collections.abc import Sequence
+from typing import ClassVar, Literal
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._params import NoParams, decode_params
+from igw.epp.scheduling.plugins._params import ParameterlessPlugin
 
 __all__ = ["LoraAffinityScorer"]
 
 
-class LoraAffinityScorer:
+class LoraAffinityScorer(ParameterlessPlugin):
     type_name: ClassVar[str] = "lora-affinity-scorer"
     category: ClassVar[Literal["distribution", "affinity"]] = "affinity"
-
-    def __init__(self, name: str = type_name) -> None:
-        self.name = name
-
-    @classmethod
-    def from_config(
-        cls,
-        name: str,
-        params: Mapping[str, Any],
-        handle: PluginHandle,  # noqa: ARG003 - protocol
-    ) -> Self:
-        decode_params(params, NoParams)
-        return cls(name)
 
     def score(
         self,

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import ClassVar
 
 from igw.epp.endpoints import InferenceRequest
 from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._params import NoParams, decode_params
+from igw.epp.scheduling.plugins._params import ParameterlessPlugin
 from igw.epp.scheduling.results import ProfileResult, SchedulingError, SchedulingResult
 
 __all__ = ["SingleProfileHandler"]
 
 
-class SingleProfileHandler:
+class SingleProfileHandler(ParameterlessPlugin):
     type_name: ClassVar[str] = "single-profile-handler"
-
-    def __init__(self, name: str = type_name) -> None:
-        self.name = name
-
-    @classmethod
-    def from_config(
-        cls,
-        name: str,
-        params: Mapping[str, Any],
-        handle: PluginHandle,  # noqa: ARG003 - protocol
-    ) -> Self:
-        decode_params(params, NoParams)
-        return cls(name)
 
     def pick_profiles(
         self,
