@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 import msgspec
 
-__all__ = ["NoParams", "ParameterlessPlugin", "PickerParams", "decode_params"]
+__all__ = ["NoParams", "ParameterlessPlugin", "PickerBase", "PickerParams", "decode_params"]
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -43,3 +44,26 @@ class ParameterlessPlugin:
     ) -> Self:
         decode_params(params, NoParams)
         return cls(name)
+
+
+class _HasRng(Protocol):
+    @property
+    def rng(self) -> random.Random: ...
+
+
+class PickerBase:
+    """The construction path shared by the pickers: `maxNumOfEndpoints` and the handle's RNG."""
+
+    type_name: ClassVar[str]
+
+    def __init__(
+        self, name: str | None = None, *, rng: random.Random, max_endpoints: int = 1
+    ) -> None:
+        self.name = name or self.type_name
+        self.rng = rng
+        self.max_endpoints = max(1, max_endpoints)
+
+    @classmethod
+    def from_config(cls, name: str, params: Mapping[str, Any], handle: _HasRng) -> Self:
+        p = decode_params(params, PickerParams)
+        return cls(name, rng=handle.rng, max_endpoints=p.maxNumOfEndpoints)

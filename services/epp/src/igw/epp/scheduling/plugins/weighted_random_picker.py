@@ -7,30 +7,18 @@ win. When every score is <= 0 the choice is uniform.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from collections.abc import Sequence
+from typing import ClassVar
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._params import PickerParams, decode_params
+from igw.epp.scheduling.plugins._params import PickerBase
 
 __all__ = ["WeightedRandomPicker"]
 
 
-class WeightedRandomPicker:
+class WeightedRandomPicker(PickerBase):
     type_name: ClassVar[str] = "weighted-random-picker"
-
-    def __init__(self, name: str = type_name, *, rng: random.Random, max_endpoints: int = 1):
-        self.name = name
-        self.rng = rng
-        self.max_endpoints = max(1, max_endpoints)
-
-    @classmethod
-    def from_config(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
-        p = decode_params(params, PickerParams)
-        return cls(name, rng=handle.rng, max_endpoints=p.maxNumOfEndpoints)
 
     def pick(
         self,
