@@ -19,18 +19,21 @@ def test_upstream_defaults() -> None:
     assert not options.health_checking
     assert not options.disable_endpoint_subset_filter
     assert options.endpoints_file == Path("eps.yaml")
+    assert options.response_sample_rate == 0.0  # lean mode reads no body it does not need
 
 
 def test_go_style_values() -> None:
     options, args = parse_args(
         [*FILE, "--secure-serving=false", "--refresh-metrics-interval", "100ms",
-         "--disable-endpoint-subset-filter", "-v=4", "--objective", "batch=-1"]
+         "--disable-endpoint-subset-filter", "-v=4", "--objective", "batch=-1",
+         "--response-sample-rate", "0.25"]
     )  # fmt: skip
     assert not options.secure_serving
     assert options.refresh_metrics_interval_s == pytest.approx(0.1)
     assert options.disable_endpoint_subset_filter
     assert args.verbosity == 4
     assert options.objectives == {"batch": -1}
+    assert options.response_sample_rate == 0.25
 
 
 @pytest.mark.parametrize(
@@ -45,6 +48,10 @@ def test_go_style_values() -> None:
                      id="config-exclusive"),
         pytest.param(["--grpc-port", "9003", *FILE], "ports must differ", id="same-ports"),
         pytest.param(["--objective", "x=high", *FILE], "NAME=PRIORITY", id="bad-objective"),
+        pytest.param(["--response-sample-rate", "1.5", *FILE], "a number from 0 to 1",
+                     id="sample-rate-above-1"),
+        pytest.param(["--response-sample-rate", "some", *FILE], "a number from 0 to 1",
+                     id="sample-rate-not-a-number"),
     ],
 )  # fmt: skip
 def test_refused(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -161,3 +161,93 @@ async def test_header_only_response_completes() -> None:
 
     assert (before, stream.completed) == (False, True)
     assert exchange.response_headers_seen == [({":status": "204"}, True)]
+
+
+SSE = {":status": "200", "content-type": "text/event-stream"}
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        pytest.param(BodyMode.STREAMED, id="streamed"),
+        pytest.param(BodyMode.BUFFERED, id="buffered"),
+    ],
+)
+async def test_declined_body_is_skipped_with_continue_and_replace(mode: BodyMode) -> None:
+    exchange = RecordingExchange(
+        response_changes=HeaderChanges(set=[("x-served", "yes")]), body_wanted=False
+    )
+    stream = stream_for(exchange, response_mode=mode)
+
+    [[reply]] = await play(stream, messages.response_headers(SSE))
+
+    # Header changes still apply; no body mutation, so Envoy forwards the body untouched.
+    assert reply == ReplyView("response_headers", set_headers={"x-served": "yes"}, skip_body=True)
+    assert exchange.body_wanted_asked == 1
+    # No response end will come, yet the request was answered: close(completed=True) follows.
+    assert (stream.completed, stream.body_skipped) == (True, True)
+
+
+async def test_chunk_after_a_skipped_body_passes_without_the_exchange() -> None:
+    exchange = RecordingExchange(body_wanted=False)
+    stream = stream_for(exchange, response_mode=BodyMode.STREAMED)
+
+    _, [reply] = await play(
+        stream,
+        messages.response_headers(SSE),
+        messages.response_body(b"data: a\n\n", end_of_stream=False),
+    )
+
+    assert reply == ReplyView("response_body")
+    assert exchange.response_chunks == []
+
+
+async def test_full_duplex_never_skips_the_body() -> None:
+    # Envoy has already handed body chunks over before the headers reply: skipping would drop
+    # them and the client would get a 200 with SSE events missing. The hook is not even asked.
+    exchange = RecordingExchange(body_wanted=False)
+    stream = stream_for(exchange, response_mode=DUPLEX)
+
+    [headers], [chunk] = await play(
+        stream,
+        messages.response_headers(SSE),
+        messages.response_body(b"data: a\n\n", end_of_stream=True),
+    )
+
+    assert headers == ReplyView("response_headers")
+    assert chunk == ReplyView(
+        "response_body", body=b"data: a\n\n", streamed=True, end_of_stream=True
+    )
+    assert exchange.body_wanted_asked == 0
+    assert (stream.completed, stream.body_skipped) == (True, False)
+
+
+async def test_wanted_body_is_read_in_streamed_mode() -> None:
+    exchange = RecordingExchange(body_wanted=True)
+    stream = stream_for(exchange, response_mode=BodyMode.STREAMED)
+
+    [headers], [first], [last] = await play(
+        stream,
+        messages.response_headers(SSE),
+        messages.response_body(b"data: a\n\n", end_of_stream=False),
+        messages.response_body(b"data: [DONE]\n\n", end_of_stream=True),
+    )
+
+    assert headers == ReplyView("response_headers")
+    # STREAMED mode: Envoy keeps each chunk, so an unchanged one is a plain continue.
+    assert [first, last] == [ReplyView("response_body"), ReplyView("response_body")]
+    assert exchange.response_chunks == [(b"data: a\n\n", False), (b"data: [DONE]\n\n", True)]
+    assert (stream.completed, stream.body_skipped) == (True, False)
+
+
+async def test_bodyless_response_does_not_ask() -> None:
+    exchange = RecordingExchange(body_wanted=False)
+    stream = stream_for(exchange, response_mode=BodyMode.STREAMED)
+
+    [[reply]] = await play(
+        stream, messages.response_headers({":status": "204"}, end_of_stream=True)
+    )
+
+    assert reply == ReplyView("response_headers")
+    assert exchange.body_wanted_asked == 0
+    assert stream.completed

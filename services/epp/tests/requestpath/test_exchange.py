@@ -46,10 +46,14 @@ def body(stream: bool = False) -> bytes:
 
 
 async def open_stream(
-    director: Director, *, rewrite: str | None = None, stream: bool = False
+    director: Director,
+    *,
+    rewrite: str | None = None,
+    stream: bool = False,
+    response_mode: BodyMode = DUPLEX,
 ) -> tuple[Stream, EppExchange]:
     exchange = director.exchange(StreamInfo(span=None))
-    s = Stream(exchange, DUPLEX, DUPLEX)
+    s = Stream(exchange, DUPLEX, response_mode)
     headers = {**CHAT, "x-request-id": "r1"}
     if rewrite is not None:
         headers["x-gateway-model-name-rewrite"] = rewrite
@@ -158,3 +162,79 @@ async def test_non_200_counts_a_model_server_error() -> None:
     await respond(s, [b"oops"], {":status": "503"})
     labels = {"model_name": "m", "target_model_name": "m", "error_code": "ModelServerError"}
     assert sample(director, "inference_objective_request_error_total", **labels) == 1
+
+
+LEAN = BodyMode.STREAMED
+SSE_HEADERS = {":status": "200", "content-type": "text/event-stream"}
+
+
+async def test_lean_skips_the_body_and_finishes_the_request_at_response_start() -> None:
+    recorder = Completions()
+    control = RequestControl(SchedulerMetrics(), response_complete=[recorder])  # type: ignore[list-item]
+    director = build_director([IDLE], request_control=control)
+    director.response_sample_rate = 0.0
+    s, exchange = await open_stream(director, stream=True, response_mode=LEAN)
+
+    [reply] = messages.describe_all(await s.handle(messages.response_headers(SSE_HEADERS)))
+
+    assert reply.skip_body
+    # In flight no longer, before any response end (none will be seen): nothing leaks.
+    assert recorder.calls == [("r1", "pod-1-rank-0")]
+    assert sample(director, "inference_objective_running_requests", model_name="m") == 0
+    exchange.close(s.completed)
+    assert recorder.calls == [("r1", "pod-1-rank-0")]
+    assert exchange.life.body_skipped
+    assert sample(director, "inference_objective_request_duration_seconds_count", **MODELS) is None
+
+
+async def lean_response(s: Stream, chunks: Sequence[bytes]) -> tuple[bool, bytes]:
+    """Whether the body was skipped, and the body the client gets (STREAMED-mode replies)."""
+    [head] = messages.describe_all(await s.handle(messages.response_headers(SSE_HEADERS)))
+    out = b""
+    for i, chunk in enumerate(chunks):
+        message = messages.response_body(chunk, end_of_stream=i == len(chunks) - 1)
+        [view] = messages.describe_all(await s.handle(message))
+        out += chunk if view.body is None else view.body
+    return head.skip_body, out
+
+
+async def test_lean_reads_the_body_when_the_model_must_be_written_back() -> None:
+    director = build_director([IDLE])
+    director.response_sample_rate = 0.0
+    s, exchange = await open_stream(director, rewrite="t", stream=True, response_mode=LEAN)
+
+    skipped, out = await lean_response(s, [SSE[:30], SSE[30:]])
+
+    assert not skipped
+    assert out == SSE.replace(b'"model":"t"', b'"model":"m"')
+    assert exchange.life.response_done
+
+
+async def test_lean_sampled_response_counts_usage() -> None:
+    director = build_director([IDLE])
+    director.response_sample_rate = 1.0
+    s, _ = await open_stream(director, stream=True, response_mode=LEAN)
+
+    skipped, out = await lean_response(s, [SSE])
+
+    assert (skipped, out) == (False, SSE)
+    models = {"model_name": "m", "target_model_name": "m"}
+    assert sample(director, "inference_objective_input_tokens_sum", **models) == 5
+    assert sample(director, "inference_objective_request_duration_seconds_count", **models) == 1
+
+
+async def test_sample_rate_reads_about_that_share() -> None:
+    director = build_director([IDLE])
+    director.response_sample_rate = 0.25
+    read = sum(director.sample_response() for _ in range(4000))
+    assert 850 < read < 1150
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5], ids=["negative", "above-one"])
+def test_sample_rate_out_of_range_is_refused(rate: float) -> None:
+    d = build_director()
+    with pytest.raises(ValueError, match="sample rate"):
+        Director(
+            source=d.source, scheduler=d.scheduler, request_control=d.request_control,
+            admission=d.admission, parser=d.parser, metrics=d.metrics, response_sample_rate=rate,
+        )  # fmt: skip

@@ -51,6 +51,7 @@ ProcessingResponse = ext_proc_pb2.ProcessingResponse
 BODY_CHUNK_LIMIT = 62_000
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_CONTINUE_AND_REPLACE = ext_proc_pb2.CommonResponse.CONTINUE_AND_REPLACE
 
 
 class Phase(enum.Enum):
@@ -195,12 +196,20 @@ def headers_response(
     *,
     clear_route_cache: bool = False,
     dynamic_metadata: Mapping[str, Mapping[str, Any]] | None = None,
+    skip_body: bool = False,
 ) -> ext_proc_pb2.ProcessingResponse:
-    """The answer to a `request_headers` or `response_headers` message."""
+    """The answer to a `request_headers` or `response_headers` message.
+
+    `skip_body` answers with status `CONTINUE_AND_REPLACE` and no body mutation: Envoy keeps the
+    body as it is and sends the processor nothing more for this request (it ends the stream).
+    Only safe in STREAMED or BUFFERED body mode; see `igw.common.extproc._stream`.
+    """
     response = ext_proc_pb2.ProcessingResponse()
     reply = getattr(response, _HEADERS_FIELD[phase])
     reply.SetInParent()  # an empty HeadersResponse must still be present
     _fill_common(reply.response, changes, clear_route_cache)
+    if skip_body:
+        reply.response.status = _CONTINUE_AND_REPLACE
     return _with_metadata(response, dynamic_metadata)
 
 

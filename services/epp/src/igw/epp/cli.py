@@ -5,6 +5,12 @@ Booleans are Go-style (`--secure-serving`, `--secure-serving=false`). igw adds
 `--objective NAME=PRIORITY` (stands in for InferenceObjective resources). Flags upstream removed
 (the metric-name flags) and Kubernetes flags (`--pool-name` ...) are refused with a message saying
 what to use instead; Go-only flags (pprof, zap) are accepted so manifests keep working.
+
+`--response-sample-rate` (igw's own, default 0.0) matters only in the lean response mode, where
+Envoy's EPP filter has `response_body_mode: STREAMED`: the share of responses whose body the EPP
+still reads for usage, latency and size metrics. Bodies are always read when the model name must
+be written back, and always in upstream's compatible mode (FULL_DUPLEX_STREAMED). The two modes
+and their trade-offs are described in `igw.epp.server` and the README.
 """
 
 from __future__ import annotations
@@ -59,6 +65,16 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
 def _bool_flag(p: argparse.ArgumentParser, name: str, default: bool, text: str) -> None:
     p.add_argument(name, type=_go_bool, nargs="?", const=True, default=default, help=text)
 
@@ -85,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     flag("--refresh-prometheus-metrics-interval", type=_duration, default=5.0,
          help="accepted; pool gauges are computed at scrape time")  # fmt: skip
     flag("--metrics-staleness-threshold", type=_duration, default=2.0, help="default 2s")
+    flag("--response-sample-rate", type=_rate, default=0.0,
+         help="lean response mode: share of bodies read for metrics (default 0)")  # fmt: skip
     _bool_flag(p, "--secure-serving", True, "serve ext_proc over TLS (default true)")
     flag("--cert-path", type=Path, default=None, help="directory with tls.crt and tls.key")
     _bool_flag(p, "--health-checking", False, "also serve gRPC health on the ext_proc port")
@@ -148,7 +166,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
         metrics_staleness_threshold_s=args.metrics_staleness_threshold,
         config_file=args.config_file, config_text=args.config_text,
         endpoints_file=args.endpoints_file, objectives=_objectives(parser, args.objective),
-        tracing=args.tracing,
+        tracing=args.tracing, response_sample_rate=args.response_sample_rate,
     )  # fmt: skip
     return options, args
 

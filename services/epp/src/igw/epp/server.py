@@ -6,6 +6,27 @@ static discovery watch. `start()` loads the endpoints file first (a broken file 
 then serves; `stop()` goes in reverse: health NOT_SERVING and a graceful gRPC stop, then the
 discovery watch, the datastore's collectors, the metrics endpoint and the tracer's last export.
 
+Response modes (DESIGN §6.1, reference/streaming-cost.md). The EPP serves both; which one a
+request gets is Envoy's `processing_mode` for the filter, announced on every stream
+(`protocol_config`), so one EPP needs no flag to switch:
+
+* **compatible** (upstream's config: response body FULL_DUPLEX_STREAMED, trailers SEND): every
+  response body passes through the EPP. Usage from JSON and SSE, latency, NTPOT, model name
+  back-rewrite and in-flight accounting at the true response end all work, at upstream's cost:
+  one gRPC message each way per SSE event, 70-290 µs of EPP CPU per token, so a 500-token stream
+  costs 35-150x a non-streamed request.
+* **lean** (response body STREAMED, trailers SKIP, request side still FULL_DUPLEX_STREAMED): per
+  request the EPP reads the body only when it must (model back-rewrite) or when the response is
+  in the sampled fraction `response_sample_rate` (usage, latency and size metrics); otherwise
+  it answers the response headers with `CONTINUE_AND_REPLACE` and Envoy streams the body to the
+  client without the EPP. A streamed request then costs about what a non-streamed one does. The
+  price: token, latency and response-size histograms come from the sample only (none at the
+  default rate 0.0), and a skipped request leaves the in-flight counts (running gauge,
+  ResponseComplete hooks) when its response starts, not when it ends; the model servers' own
+  running/waiting metrics cover the decode phase. Envoy ignores `mode_override` while a body mode
+  is FULL_DUPLEX_STREAMED, which is why the lean mode needs STREAMED on the response side; and
+  the core never skips a full-duplex body (chunks already sent would be lost).
+
 Health (§9.2): SERVING for any service name once the endpoints are known (the static file was
 loaded, or a source was injected) and the parser supports the pool's protocol (both built-in
 parsers speak `http`, the only protocol without Kubernetes).
@@ -65,6 +86,8 @@ class EppOptions:
     """Objective name -> priority (stands in for InferenceObjective resources)."""
     tracing: bool = True
     grace_s: float = 5.0
+    response_sample_rate: float = 0.0
+    """Lean mode: the share of responses whose body is read for metrics (module docstring)."""
 
 
 def _load(options: EppOptions, handle: PluginHandle) -> EppConfig:
@@ -129,6 +152,7 @@ class EppService:
             subset_filter=not options.disable_endpoint_subset_filter,
             tracer=tracer(self._provider, ORCHESTRATION_TRACER) if traced else None,
             rng=handle.rng,
+            response_sample_rate=options.response_sample_rate,
         )
         self.health = HealthService(self._ready, services=(EXT_PROC_SERVICE,))
         # "Why this pod?": ListEndpoints and Explain, served beside health on its local port.

@@ -12,6 +12,11 @@ decoded events and answers with plain values:
 * optional `response_metadata(metadata)`: an exchange that defines it gets the
   `metadata_context.filter_metadata` Envoy sends with the response headers (by namespace), just
   before `response_headers` (e.g. the EPP's served-endpoint feedback).
+* optional `response_body_wanted() -> bool`: asked just after `response_headers` (unless the
+  response has no body) when Envoy's response body mode is STREAMED or BUFFERED. False skips
+  the body: `response_body` is never called, the stream ends soon after, and `close(True)`
+  follows, so whatever "request finished" work the exchange has must not wait for a response
+  end it will not see. Never asked in FULL_DUPLEX_STREAMED mode, where skipping loses data.
 """
 
 from __future__ import annotations

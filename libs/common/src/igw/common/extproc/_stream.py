@@ -19,6 +19,14 @@ The rules (Envoy 1.40, see reference/feasibility.md §1.3 and upstream-gie.md §
   in full-duplex mode (same `end_of_stream`) or replaced/continued otherwise. Response trailers
   end the body: the exchange gets a last, empty chunk, and in full-duplex mode what it returns
   goes out before the trailers reply.
+* Skipping the response body (the lean mode, DESIGN §6.1): in STREAMED or BUFFERED response mode
+  an exchange with the optional `response_body_wanted()` hook may decline the body at response
+  headers. The headers reply then carries `CONTINUE_AND_REPLACE` without a body mutation: Envoy
+  forwards the body untouched, sends this stream nothing more and closes it. The stream counts
+  as completed (the request was answered) although no response end was seen. Never in
+  FULL_DUPLEX_STREAMED mode: there Envoy sends body chunks before the headers reply arrives, and
+  chunks handed to the processor are dropped when it stops, so the client silently loses SSE
+  events (reference/streaming-cost.md §3.4-3.5). In that mode the hook is not even asked.
 
 The body modes come from the `protocol_config` Envoy sends on a stream's first message, falling
 back to the server's configured defaults for proxies that do not send it.
@@ -40,6 +48,9 @@ __all__ = ["Stream"]
 
 _log = structlog.get_logger(__name__)
 _BUFFERED = (BodyMode.BUFFERED, BodyMode.BUFFERED_PARTIAL)
+# Response modes in which Envoy holds each body chunk until it is answered, so the body can be
+# declined at response headers without losing a byte. FULL_DUPLEX_STREAMED is left out on purpose.
+_BODY_SKIPPABLE = (BodyMode.STREAMED, *_BUFFERED)
 _warned_streamed = False
 
 Replies = list[ProcessingResponse]
@@ -61,7 +72,9 @@ class Stream:
     request_mode: BodyMode
     response_mode: BodyMode
     completed: bool = False
-    """True once the response has ended (or an immediate response was sent)."""
+    """True once the response has ended, its body was skipped, or an immediate response was sent."""
+    body_skipped: bool = False
+    """The response body was declined at response headers (`CONTINUE_AND_REPLACE`)."""
     _request: _RequestSide = field(default_factory=_RequestSide)
     _first: bool = True
 
@@ -168,10 +181,25 @@ class Stream:
         changes = await self.exchange.response_headers(
             envoy.headers_of(headers.headers), headers.end_of_stream
         )
-        self.completed = self.completed or headers.end_of_stream
+        if headers.end_of_stream:
+            self.completed = True
+        elif self._declines_body():
+            self.completed = self.body_skipped = True
+            return [envoy.headers_response(Phase.RESPONSE, changes, skip_body=True)]
         return [envoy.headers_response(Phase.RESPONSE, changes)]
 
+    def _declines_body(self) -> bool:
+        """Whether to skip the response body; never in full-duplex mode (module docstring)."""
+        if self.response_mode not in _BODY_SKIPPABLE:
+            return False
+        # Optional hook (see `Exchange`): an exchange without it always reads the body.
+        wanted = getattr(self.exchange, "response_body_wanted", None)
+        return wanted is not None and not wanted()
+
     async def _response_body(self, message: ProcessingRequest) -> Replies:
+        if self.body_skipped:
+            # Envoy sends nothing after CONTINUE_AND_REPLACE; should a chunk come, let it pass.
+            return [envoy.body_continue(Phase.RESPONSE)]
         body = message.response_body
         # Read once: each access to a protobuf bytes field makes a new object, and the identity
         # check below is how an exchange says "unchanged".

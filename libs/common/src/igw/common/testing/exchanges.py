@@ -32,10 +32,13 @@ class RecordingExchange:
     response_changes: HeaderChanges = NO_CHANGES
     rewrite: Callable[[bytes], bytes] | None = None
     error: Exception | None = None
+    body_wanted: bool = True
+    """What `response_body_wanted` answers (False: skip the response body when the mode allows)."""
     requests: list[HttpRequest] = field(default_factory=list)
     response_headers_seen: list[tuple[Mapping[str, str], bool]] = field(default_factory=list)
     response_chunks: list[tuple[bytes, bool]] = field(default_factory=list)
     closed: list[bool] = field(default_factory=list)
+    body_wanted_asked: int = 0
 
     async def request(self, request: HttpRequest) -> RequestVerdict:
         self.requests.append(request)
@@ -52,6 +55,10 @@ class RecordingExchange:
     async def response_body(self, chunk: bytes, end_of_stream: bool) -> bytes:
         self.response_chunks.append((chunk, end_of_stream))
         return chunk if self.rewrite is None else self.rewrite(chunk)
+
+    def response_body_wanted(self) -> bool:
+        self.body_wanted_asked += 1
+        return self.body_wanted
 
     def close(self, completed: bool) -> None:
         self.closed.append(completed)

@@ -117,6 +117,7 @@ class ReplyView:
     headers, are in `set_headers` / `remove_headers`. `body` is the body mutation (a streamed
     chunk when `streamed`, else a buffered replacement), or an immediate response's body; None
     when the reply leaves the body alone. `end_of_stream` is a streamed chunk's flag.
+    `skip_body` is a headers or body reply with status `CONTINUE_AND_REPLACE`.
     """
 
     kind: str
@@ -128,6 +129,7 @@ class ReplyView:
     end_of_stream: bool = False
     status: int | None = None
     dynamic_metadata: dict[str, Any] = field(default_factory=dict)
+    skip_body: bool = False
 
 
 def describe(reply: ProcessingResponse) -> ReplyView:
@@ -173,6 +175,7 @@ def _common_view(
         streamed=streamed,
         end_of_stream=streamed and mutation.streamed_response.end_of_stream,
         dynamic_metadata=metadata,
+        skip_body=common.status == ext_proc_pb2.CommonResponse.CONTINUE_AND_REPLACE,
     )
 
 

@@ -68,7 +68,10 @@ class Director:
         tracer: Tracer | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        response_sample_rate: float = 1.0,
     ) -> None:
+        if not 0.0 <= response_sample_rate <= 1.0:
+            raise ValueError(f"response sample rate must be in [0, 1], got {response_sample_rate}")
         self.source = source
         self.scheduler = scheduler
         self.request_control = request_control
@@ -80,6 +83,13 @@ class Director:
         self.tracer = tracer
         self.rng = rng if rng is not None else random.Random()  # noqa: S311 - load spreading
         self.clock = clock
+        self.response_sample_rate = response_sample_rate
+        """The share of responses read for usage and latency when reading is optional (lean)."""
+
+    def sample_response(self) -> bool:
+        """Whether this response is in the sampled fraction (see `response_sample_rate`)."""
+        rate = self.response_sample_rate
+        return rate >= 1.0 or (rate > 0.0 and self.rng.random() < rate)
 
     def exchange(self, stream: StreamInfo) -> EppExchange:
         """The `ExchangeFactory` for the ext_proc servicer."""

@@ -12,6 +12,16 @@ The request side is the `Director`'s; this module is the response side (§1.9):
   are forwarded as they come, except when the model was rewritten: then the model name is
   written back (`"model":"<target>"` -> the client's name), per chunk for SSE as upstream, and
   over the whole body for JSON (buffered to the end, so a split pattern is still replaced).
+* lean mode (Envoy's response body mode STREAMED, DESIGN §6.1): at response headers the core asks
+  `response_body_wanted`. The body is read when the model was rewritten (it must be written
+  back) or the response falls in the director's sampled fraction (`--response-sample-rate`, for
+  usage, latency and size metrics); otherwise it is skipped, and the request finishes right
+  there: the running gauge and the ResponseComplete hooks (in-flight accounting) count it done
+  once its response has started. Trade-off: an endpoint's in-flight count then covers requests
+  waiting for their first byte, not the ones still decoding; the model server's own running
+  and waiting counts, scraped every 50 ms, carry that load to the scorers. Nothing leaks: a
+  skipped request is never left in flight. In compatible mode (FULL_DUPLEX_STREAMED) the hook is
+  never asked and every body is read.
 * `close`: always last; the director's `finish` runs the completion hooks exactly once, also
   when the client went away (`completed=False`).
 
@@ -101,6 +111,15 @@ class EppExchange:
         if end_of_stream:
             self._complete()
         return NO_CHANGES
+
+    def response_body_wanted(self) -> bool:
+        """Lean mode: read the body only when needed; else finish the request now (docstring)."""
+        life = self.life
+        if self._rewrite is not None or self._director.sample_response():
+            return True
+        life.body_skipped = True
+        self._director.finish(life)
+        return False
 
     async def response_body(self, chunk: bytes, end_of_stream: bool) -> bytes:
         life = self.life

@@ -42,6 +42,8 @@ class RequestLifecycle:
     response_bytes: int = 0
     usage: Usage | None = None
     response_done: bool = False
+    body_skipped: bool = False
+    """Lean mode: the response body was not read, so its end was never seen."""
     finished: bool = False
     """The completion hooks ran (they run exactly once)."""
 
