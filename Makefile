@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
 LOCKED := $(wildcard uv.lock)
 
-.PHONY: help run test unit lint typecheck fmt bench clean proto
+.PHONY: help run load test unit lint typecheck fmt bench clean proto
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ $(STAMP): pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml) $(LOCKE
 
 run: $(STAMP) ## start the local inference gateway at http://127.0.0.1:$${IGW_PORT:-8080}
 	$(VENV)/bin/igw-local run
+
+load: $(STAMP) ## a burst through the running gateway: which pod served what
+	$(VENV)/bin/igw-local load $(LOAD_ARGS)
 
 test: lint typecheck unit ## everything CI checks: lint, type checks, unit + integration tests
 

@@ -1,35 +1,32 @@
-"""`make run`'s local gateway, end to end: real Envoy, the BBR as its own process, backends.
+"""`make run`'s local gateway end to end: Envoy, BBR, EPP and the simulated pool, as processes.
 
-The first tests drive `LocalGateway` on free ports; the last runs the `igw-local run` command
-itself, as `make run` does, and stops it with Ctrl-C (SIGINT).
+One gateway on free ports serves the routing tests of this module (they use distinct prompts, so
+they do not steer each other through the prefix cache). `test_trace` starts its own, traced one;
+`test_cli` runs the `igw-local` commands themselves.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
+import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
+from igw.e2e import pool
 from igw.e2e.gateway import GatewayPorts, LocalGateway
 
-pytestmark = pytest.mark.envoy
+pytestmark = [pytest.mark.envoy, pytest.mark.asyncio(loop_scope="module")]
+
+PODS = {"sim-0", "sim-1-rank-0", "sim-1-rank-1", "sim-2"}
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[LocalGateway]:
-    gw = LocalGateway(GatewayPorts.free(), tmp_path)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalGateway]:
+    gw = LocalGateway(GatewayPorts.free(), tmp_path_factory.mktemp("gateway"))
     await gw.start()
     try:
         yield gw
@@ -37,103 +34,104 @@ async def gateway(tmp_path: Path) -> AsyncIterator[LocalGateway]:
         await gw.stop()
 
 
-async def _complete(url: str, model: str) -> tuple[int, Any]:
-    body = {"model": model, "prompt": "Say hello"}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{url}/v1/completions", json=body) as response,
-    ):
-        if response.content_type == "application/json":
-            return response.status, await response.json()
-        return response.status, await response.text()
+@pytest_asyncio.fixture(loop_scope="module")
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        yield s
 
 
-@pytest.mark.parametrize(
-    ("model", "backend"),
-    [
-        pytest.param("a", "a", id="model-a"),
-        pytest.param("b", "b", id="model-b"),
-        pytest.param("a-lora-1", "a", id="adapter-of-a"),
-    ],
-)
-async def test_models_land_on_their_backends(
-    gateway: LocalGateway, model: str, backend: str
+def chat(model: str, system: str, question: str, **extra: Any) -> dict[str, Any]:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    return {"model": model, "messages": messages, "max_tokens": 8, **extra}
+
+
+async def post(
+    session: aiohttp.ClientSession, url: str, body: dict[str, Any]
+) -> tuple[int, str, Any]:
+    """Status, the serving pod (x-inference-pod) and the answer (JSON, or text on errors)."""
+    async with session.post(f"{url}/v1/chat/completions", json=body) as response:
+        text = await response.text()
+        pod = response.headers.get("x-inference-pod", "")
+        answer = json.loads(text) if response.content_type == "application/json" else text
+        return response.status, pod, answer
+
+
+async def test_the_base_model_is_served_by_a_sim_pod(
+    gateway: LocalGateway, session: aiohttp.ClientSession
 ) -> None:
-    status, answer = await _complete(gateway.url, model)
-    assert status == 200
-    assert answer["served_by"] == backend
+    status, pod, answer = await post(session, gateway.url, chat(pool.BASE_MODEL, "Be brief.", "hi"))
+    assert status == 200, answer
+    assert pod in PODS
+    assert answer["model"] == pool.BASE_MODEL
 
 
-async def test_unknown_model_gets_404_naming_the_header(gateway: LocalGateway) -> None:
-    status, text = await _complete(gateway.url, "no-such-model")
+async def test_the_adapter_is_served_by_sim_2(
+    gateway: LocalGateway, session: aiohttp.ClientSession
+) -> None:
+    served = []
+    for i in range(5):
+        body = chat(pool.ADAPTER, f"Review {i}.", f"how was dish {i}?")
+        status, pod, answer = await post(session, gateway.url, body)
+        assert status == 200, answer
+        assert answer["model"] == pool.ADAPTER
+        served.append(pod)
+    assert served == ["sim-2"] * 5
+
+
+async def test_an_unknown_model_gets_404_from_envoy(
+    gateway: LocalGateway, session: aiohttp.ClientSession
+) -> None:
+    status, pod, answer = await post(session, gateway.url, chat("no-such-model", "s", "q"))
     assert status == 404
-    assert "x-gateway-model-name" in text
+    assert "x-gateway-model-name" in answer
+    assert not pod
 
 
-async def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
-    gw = LocalGateway(GatewayPorts.free(), tmp_path)
-    await gw.start()
-    assert gw.envoy is not None
-    envoy_pid = gw.envoy.pid
-    bbr = gw.bbr.process
-    assert envoy_pid is not None
-    assert bbr is not None
-    await gw.stop()
-    assert bbr.poll() is not None
-    with pytest.raises(ProcessLookupError):
-        os.kill(envoy_pid, 0)
-    for port in (gw.ports.listen, gw.ports.bbr_grpc, gw.ports.backend_a):
-        assert not _listening(port)
+async def _sse_events(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> list[str]:
+    async with session.post(f"{url}/v1/chat/completions", json=body) as response:
+        assert response.status == 200
+        assert response.content_type == "text/event-stream"
+        text = await response.text()
+    return [event for event in text.split("\n\n") if event]
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+async def test_a_streamed_chat_arrives_complete(
+    gateway: LocalGateway, session: aiohttp.ClientSession
+) -> None:
+    body = chat(pool.BASE_MODEL, "Stream.", "count to forty", stream=True, max_tokens=40)
+    body["stream_options"] = {"include_usage": True}
+    events = await _sse_events(session, gateway.url, body)
+    # The same request straight to a pod: the gateway must pass on every event, in order.
+    direct = await _sse_events(session, f"http://127.0.0.1:{gateway.ports.sim_first}", body)
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(event.removeprefix("data: ")) for event in events[:-1]]
+    expected = [json.loads(event.removeprefix("data: ")) for event in direct[:-1]]
+    assert [c["choices"] for c in chunks] == [c["choices"] for c in expected]
+    assert chunks[-1]["usage"]["completion_tokens"] == 40
+    assert len(events) == len(direct)
 
 
-def _wait_for_banner(process: subprocess.Popen[str], timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    seen = []
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        seen.append(line)
-        if "Stop with Ctrl-C" in line:
-            return "".join(seen)
-    raise AssertionError("igw-local never printed its banner:\n" + "".join(seen))
+async def test_a_shared_long_system_prompt_sticks_to_one_pod_and_hits_its_cache(
+    gateway: LocalGateway, session: aiohttp.ClientSession
+) -> None:
+    system = f"Session {secrets.token_hex(4)}. " + "Answer as a careful food critic. " * 300
+    served, cached = [], []
+    for i in range(6):
+        status, pod, answer = await post(
+            session, gateway.url, chat(pool.BASE_MODEL, system, f"question {i}")
+        )
+        assert status == 200, answer
+        served.append(pod)
+        cached.append(answer["usage"]["prompt_tokens_details"]["cached_tokens"])
+    assert len(set(served)) == 1, served
+    assert cached[0] == 0
+    assert all(tokens > 1000 for tokens in cached[1:]), cached
 
 
-def test_igw_local_run_serves_and_stops_on_ctrl_c(free_port_factory: Any) -> None:
-    port = free_port_factory()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "igw.e2e.cli", "run", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        banner = _wait_for_banner(process, timeout_s=60)
-        assert f"http://127.0.0.1:{port}" in banner
-        assert "curl" in banner
-        served = {model: _post(port, model)["served_by"] for model in ("a", "b")}
-        assert served == {"a": "a", "b": "b"}
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-    assert not _listening(port)
-    assert not _listening(GatewayPorts().bbr_grpc)
-
-
-def _post(port: int, model: str) -> dict[str, Any]:
-    data = json.dumps({"model": model, "prompt": "hi"}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=data)
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-        answer: dict[str, Any] = json.loads(response.read())
-        return answer
+async def test_a_second_gateway_on_the_same_ports_is_refused_clearly(
+    gateway: LocalGateway, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    second = LocalGateway(gateway.ports, tmp_path_factory.mktemp("second"))
+    with pytest.raises(RuntimeError, match=f"ports in use: listen :{gateway.ports.listen}, "):
+        await second.start()
+    assert all(child.process is None for child in second.children)

@@ -1,7 +1,8 @@
-"""`igw-local`: runs the local inference gateway in the foreground (`make run`).
+"""`igw-local`: the local inference gateway (`make run`) and a load burst against it (`make load`).
 
-Prints where to send requests and how, then serves until Ctrl-C (or SIGTERM) and stops every
-process it started.
+`igw-local run` prints where to send requests and how, then serves until Ctrl-C (or SIGTERM) and
+stops every process it started. `igw-local load` sends a burst of chat requests through a running
+gateway and prints which pod served what (see `igw.e2e.load`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from igw.common.serving import wait_for_signal
 from igw.common.telemetry import configure_logging
+from igw.e2e import load, pool
 from igw.e2e.gateway import GatewayPorts, LocalGateway
 
 __all__ = ["main"]
@@ -24,24 +26,38 @@ __all__ = ["main"]
 
 def banner(gateway: LocalGateway) -> str:
     url, p = gateway.url, gateway.ports
-    body = '{"model": "%s", "prompt": "Say hello"}'
+    sims = p.sim_ports
+    chat = '{"model": "%s", "messages": [{"role": "user", "content": "Say hello"}]%s}'
+    stream = ', "stream": true'
+    post = f"  curl -si {url}/v1/chat/completions -H 'content-type: application/json' \\"
     lines = [
         "",
-        f"igw local gateway is up at {url}",
+        f"igw local inference gateway is up at {url}",
         "",
-        "  Envoy ──ext_proc──> igw-bbr ──route on x-gateway-model-name──> backend a | b",
+        f"  Envoy :{p.listen} -> igw-bbr :{p.bbr_grpc} -> igw-epp :{p.epp_grpc} -> igw-sim pods",
+        f"    sim-0  {pool.POD_IP}:{sims[0]}",
+        f"    sim-1  {pool.POD_IP}:{sims[1]},{sims[2]} (two data-parallel ranks)",
+        f"    sim-2  {pool.ADAPTER_POD_IP}:{sims[3]} (also serves LoRA adapter {pool.ADAPTER})",
+        f"  base model {pool.BASE_MODEL}; x-inference-pod in each answer names the pod",
         "",
-        "Try it (each answer says which backend served it and what it received):",
-        f"  curl -s {url}/v1/completions -H 'content-type: application/json' \\",
-        f"       -d '{body % 'a'}'",
-        f"  curl -s {url}/v1/completions -H 'content-type: application/json' \\",
-        f"       -d '{body % 'b'}'",
-        "  # a LoRA adapter of base model a, routed by x-gateway-base-model-name:",
-        f"  curl -s {url}/v1/completions -d '{body % 'a-lora-1'}'",
-        "  # malformed JSON is refused by the BBR with 400:",
-        f"  curl -si {url}/v1/completions -d '{{oops'",
+        "Send requests:",
+        post,
+        f"       -d '{chat % (pool.BASE_MODEL, '')}'",
+        f"  # the LoRA adapter (the BBR maps it to {pool.BASE_MODEL}; the EPP picks sim-2):",
+        post,
+        f"       -d '{chat % (pool.ADAPTER, '')}'",
+        "  # a streamed chat (server-sent events):",
+        f"  curl -sN {url}/v1/chat/completions -H 'content-type: application/json' \\",
+        f"       -d '{chat % (pool.BASE_MODEL, stream)}'",
+        "  # an unknown model gets 404 from Envoy:",
+        f'  curl -si {url}/v1/completions -d \'{{"model": "nope", "prompt": "hi"}}\'',
         "",
+        "Watch the routing: make load   (a burst of requests; prints which pod served what)",
+        "",
+        f"EPP metrics:   http://127.0.0.1:{p.epp_metrics}/metrics",
         f"BBR metrics:   http://127.0.0.1:{p.bbr_metrics}/metrics",
+        f"Sim metrics:   http://{pool.POD_IP}:{sims[0]}/metrics (vLLM's names; each rank's port,",
+        f"               {sims[0]}-{sims[-1]}, has its own page)",
         f"Envoy admin:   http://127.0.0.1:{p.admin}/",
         f"Logs:          {gateway.workdir}",
         "Stop with Ctrl-C.",
@@ -51,7 +67,7 @@ def banner(gateway: LocalGateway) -> str:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    ports = GatewayPorts.from_env()
+    ports = GatewayPorts.free() if args.free_ports else GatewayPorts.from_env()
     if args.port:
         ports = dataclasses.replace(ports, listen=args.port)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="igw-local-"))
@@ -67,21 +83,52 @@ async def _run(args: argparse.Namespace) -> None:
         await gateway.stop()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+async def _load(args: argparse.Namespace) -> None:
+    port = args.port or GatewayPorts.from_env().listen
+    plan = load.LoadPlan(
+        url=f"http://127.0.0.1:{port}",
+        metrics_url=args.metrics_url or f"http://127.0.0.1:{GatewayPorts().epp_metrics}/metrics",
+        requests=args.requests,
+        concurrency=args.concurrency,
+        prompt_prefix_groups=args.prompt_prefix_groups,
+    )
+    result = await load.run_load(plan)
+    print(load.format_report(result), flush=True)  # noqa: T201 - the report is the output
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="igw-local", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the local gateway and serve until Ctrl-C")
-    run.add_argument(
-        "--port", type=int, default=None, help="listen port (default $IGW_PORT or 8080)"
-    )
-    run.add_argument(
-        "--workdir", default=None, help="where logs and configs go (default: a temp dir)"
-    )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    run.add_argument("--port", type=int, help="listen port (default $IGW_PORT or 8080)")
+    run.add_argument("--workdir", help="where logs and configs go (default: a temp dir)")
+    run.add_argument("--free-ports", action="store_true", help=argparse.SUPPRESS)  # tests
+    burst = sub.add_parser("load", help="send a burst through a running gateway, show routing")
+    burst.add_argument("--port", type=int, help="gateway port (default $IGW_PORT or 8080)")
+    burst.add_argument("--requests", type=_positive, default=48, help="how many (48)")
+    burst.add_argument("--concurrency", type=_positive, default=8, help="at once (8)")
+    burst.add_argument(
+        "--prompt-prefix-groups", type=_positive, default=4,
+        help="groups sharing a long system prompt; the last asks for the adapter (4)",
+    )  # fmt: skip
+    burst.add_argument("--metrics-url", help="the EPP's /metrics (default :9090)")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(2, json_format=False)
+    command = _run if args.command == "run" else _load
     try:
-        asyncio.run(_run(args))
-    except (RuntimeError, OSError) as e:
+        asyncio.run(command(args))
+    except (RuntimeError, OSError) as e:  # GatewayDownError is a RuntimeError
         print(f"igw-local: {e}", file=sys.stderr)  # noqa: T201
         return 1
     return 0

@@ -1,63 +1,80 @@
-"""The local inference gateway behind `make run`: a real Envoy with the BBR chained in front.
+"""The local inference gateway behind `make run`: Envoy, the BBR, the EPP and a simulated pool.
 
-    client ──HTTP──> Envoy :8080 ── ext_proc: igw-bbr (:9004, TLS, full duplex)
-                        │  route on x-gateway-model-name / x-gateway-base-model-name
-                        ├──> backend "a" (:18001)
-                        └──> backend "b" (:18002)
+    client ──HTTP──> Envoy :8080
+       ext_proc igw-bbr (:9004, TLS)   body model -> x-gateway-model-name (+ base-model header)
+       lua                              adapter requests get a subset hint (see igw.e2e.pool)
+       ext_proc igw-epp (:9002, TLS)   picks the pod: x-gateway-destination-endpoint
+       route on the model headers ──> ORIGINAL_DST "pool" ──> igw-sim pods (:8000-8003)
+                                       any other model ──> 404 from Envoy
 
-Until the endpoint picker and the simulator exist, the backends are small echo servers that
-report who served the request and what arrived. The BBR runs as its own process from its real
-command line, with a demo adapter file mapping `a-lora-1` and `a-lora-2` to base model `a`, so a
-request for an adapter reaches the pool of its base model by the base-model header route.
+Every service runs as its own process from its real command line (`ChildProcess`), and inherits
+this process's environment: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, Envoy's OpenTelemetry tracer
+is on and the BBR, EPP and simulator export their spans to the same collector.
 
-Ownership: `LocalGateway` owns the echo backends (on the caller's event loop), the BBR child
-process and the Envoy process; `stop()` stops Envoy first (no new traffic), then the BBR, then
-the backends.
+The EPP's response side uses the lean mode (response bodies STREAMED, read only when needed);
+`RESPONSE_MODE` is the one switch for it, "compatible" gives upstream's full-duplex config.
+
+Ownership: `LocalGateway` owns the three child processes and the Envoy process; `start()` forks
+the simulator, EPP and BBR together and starts Envoy once all three listen (nothing is exposed
+before the chain behind it serves); `stop()` stops Envoy first (no new traffic), then the EPP,
+the BBR and the pool.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import socket
 import sys
-from dataclasses import dataclass, fields
+import typing
 from pathlib import Path
 from urllib.parse import urlparse
 
-from igw.common.testing.echo import EchoBackend
 from igw.common.testing.envoy_config import (
     ExtProcFilter,
     HeaderRoute,
+    LuaFilter,
+    OriginalDstCluster,
     OtelTracing,
-    StaticCluster,
     gateway_bootstrap,
 )
 from igw.common.testing.envoy_process import EnvoyProcess
+from igw.e2e import pool
 from igw.e2e.processes import ChildProcess
 
-__all__ = ["DEMO_ADAPTERS", "GatewayPorts", "LocalGateway"]
+__all__ = ["RESPONSE_MODE", "GatewayPorts", "LocalGateway"]
 
 MODEL_HEADER = "x-gateway-model-name"
 BASE_MODEL_HEADER = "x-gateway-base-model-name"
-BACKENDS = ("a", "b")
-DEMO_ADAPTERS = """\
-# LoRA adapters and the base model they run on (same data as a bbr-managed ConfigMap).
-baseModels:
-  - baseModel: a
-    adapters: [a-lora-1, a-lora-2]
-  - baseModel: b
-"""
+SUBSET_NAMESPACE = "envoy.lb.subset_hint"
+POOL_CLUSTER = "pool"
+
+ResponseMode = typing.Literal["compatible", "lean"]
+RESPONSE_MODE: ResponseMode = "lean"
+"""How the EPP's filter sees responses: "compatible" is upstream's (full duplex both ways);
+"lean" (the default here, as in our charts) streams the response side in STREAMED mode so the EPP
+reads a body only when it needs it (README: "EPP response modes")."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class GatewayPorts:
+    """Where each part listens; the defaults are `make run`'s fixed, documented ports."""
+
     listen: int = 8080
     admin: int = 9901
+    epp_grpc: int = 9002
+    epp_health: int = 9003
+    epp_metrics: int = 9090
     bbr_grpc: int = 9004
     bbr_health: int = 9005
     bbr_metrics: int = 9091
-    backend_a: int = 18001
-    backend_b: int = 18002
+    sim_first: int = 8000
+    """The pool takes `pool.SIM_PORTS` consecutive ports from here."""
+
+    @property
+    def sim_ports(self) -> range:
+        return range(self.sim_first, self.sim_first + pool.SIM_PORTS)
 
     @classmethod
     def from_env(cls) -> GatewayPorts:
@@ -67,15 +84,55 @@ class GatewayPorts:
 
     @classmethod
     def free(cls) -> GatewayPorts:
-        """Every port freshly picked by the kernel (for tests running side by side)."""
-        socks = [socket.socket() for _ in fields(cls)]
+        """Ports picked by the kernel (for tests running side by side), the pool's consecutive."""
+        socks = [socket.socket() for _ in range(len(dataclasses.fields(cls)) - 1)]
         try:
             for sock in socks:
                 sock.bind(("127.0.0.1", 0))
-            return cls(*(sock.getsockname()[1] for sock in socks))
+            singles = [sock.getsockname()[1] for sock in socks]
         finally:
             for sock in socks:
                 sock.close()
+        first = _free_port_block(pool.SIM_PORTS, avoid=set(singles))
+        return dataclasses.replace(cls(*singles), sim_first=first)
+
+
+def _free_port_block(size: int, avoid: set[int]) -> int:
+    """The first of `size` consecutive ports that are free on every address the pool binds."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = int(probe.getsockname()[1])
+        block = range(first, first + size)
+        if block[-1] < 65536 and not avoid.intersection(block) and all(map(_bindable, block)):
+            return first
+    raise RuntimeError(f"found no {size} consecutive free ports")
+
+
+def _bindable(port: int, host: str = "0.0.0.0") -> bool:
+    """Whether a server could listen on `port` now (like servers, lingering TIME_WAITs are ok)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _check_free(ports: GatewayPorts) -> None:
+    """Raise a clear error when a port is taken (often: another `make run` is still running)."""
+    taken = [
+        f"{field.name.replace('_', ' ')} :{getattr(ports, field.name)}"
+        for field in dataclasses.fields(ports)
+        if field.name != "sim_first" and not _bindable(getattr(ports, field.name), "127.0.0.1")
+    ]
+    taken += [f"simulator :{port}" for port in ports.sim_ports if not _bindable(port)]
+    if taken:
+        raise RuntimeError(
+            f"ports in use: {', '.join(taken)}; is another local gateway running? "
+            "(IGW_PORT moves the listener)"
+        )
 
 
 class LocalGateway:
@@ -87,11 +144,8 @@ class LocalGateway:
         self.ports = ports
         self.workdir = workdir
         self.otlp_endpoint = otlp_endpoint
-        self.backends = {
-            "a": EchoBackend("a", ports.backend_a),
-            "b": EchoBackend("b", ports.backend_b),
-        }
-        self.adapters_file = workdir / "adapters.yaml"
+        self.sim = ChildProcess("igw-sim", self._sim_argv(), workdir / "sim.log")
+        self.epp = ChildProcess("igw-epp", self._epp_argv(), workdir / "epp.log")
         self.bbr = ChildProcess("igw-bbr", self._bbr_argv(), workdir / "bbr.log")
         self.envoy: EnvoyProcess | None = None
 
@@ -99,14 +153,30 @@ class LocalGateway:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports.listen}"
 
+    @property
+    def children(self) -> tuple[ChildProcess, ...]:
+        return (self.sim, self.epp, self.bbr)
+
+    def _sim_argv(self) -> list[str]:
+        return [sys.executable, "-m", "igw.sim.cli", f"--config={self.workdir / 'sim.yaml'}"]
+
+    def _epp_argv(self) -> list[str]:
+        p = self.ports
+        return [
+            sys.executable, "-m", "igw.epp.cli",
+            f"--grpc-port={p.epp_grpc}", f"--grpc-health-port={p.epp_health}",
+            f"--metrics-port={p.epp_metrics}", "--host=127.0.0.1",
+            f"--endpoints-file={self.workdir / 'endpoints.yaml'}", "--zap-encoder=console",
+        ]  # fmt: skip
+
     def _bbr_argv(self) -> list[str]:
         p = self.ports
         return [
             sys.executable, "-m", "igw.bbr.cli",
             f"--grpc-port={p.bbr_grpc}", f"--grpc-health-port={p.bbr_health}",
             f"--metrics-port={p.bbr_metrics}", "--host=127.0.0.1",
-            "--streaming", f"--adapters-file={self.adapters_file}", "--kubernetes=off",
-            "--zap-encoder=console",
+            "--streaming", f"--adapters-file={self.workdir / 'adapters.yaml'}",
+            "--kubernetes=off", "--zap-encoder=console",
         ]  # fmt: skip
 
     def envoy_config(self) -> dict[str, object]:
@@ -118,29 +188,43 @@ class LocalGateway:
         return gateway_bootstrap(
             listen_port=p.listen,
             admin_port=p.admin,
-            ext_procs=[ExtProcFilter(name="bbr", port=p.bbr_grpc, tls=True)],
+            ext_procs=[
+                ExtProcFilter(name="bbr", port=p.bbr_grpc, tls=True),
+                LuaFilter("adapter-subset", pool.adapter_subset_lua(MODEL_HEADER)),
+                _epp_filter(p.epp_grpc),
+            ],
+            # The BBR names an adapter's base model in its own header, so both routes reach the
+            # pool; any other model matches nothing and gets Envoy's 404.
             routes=[
-                HeaderRoute(MODEL_HEADER, "a", "backend-a"),
-                HeaderRoute(MODEL_HEADER, "b", "backend-b"),
-                HeaderRoute(BASE_MODEL_HEADER, "a", "backend-a"),
-                HeaderRoute(BASE_MODEL_HEADER, "b", "backend-b"),
+                HeaderRoute(MODEL_HEADER, pool.BASE_MODEL, POOL_CLUSTER),
+                HeaderRoute(BASE_MODEL_HEADER, pool.BASE_MODEL, POOL_CLUSTER),
             ],
-            clusters=[
-                StaticCluster("backend-a", (("127.0.0.1", p.backend_a),)),
-                StaticCluster("backend-b", (("127.0.0.1", p.backend_b),)),
-            ],
+            clusters=[OriginalDstCluster(POOL_CLUSTER)],
             default_cluster=None,
             tracing=tracing,
         )
 
+    def _write_files(self) -> None:
+        first = self.ports.sim_first
+        files = {
+            "sim.yaml": pool.sim_yaml(first),
+            "endpoints.yaml": pool.endpoints_yaml(first),
+            "adapters.yaml": pool.adapters_yaml(),
+        }
+        for name, text in files.items():
+            (self.workdir / name).write_text(text)
+
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if not self.adapters_file.exists():
-            self.adapters_file.write_text(DEMO_ADAPTERS)
+        self._write_files()
+        _check_free(self.ports)
+        p = self.ports
+        ready = ((self.sim, p.sim_ports[-1]), (self.epp, p.epp_grpc), (self.bbr, p.bbr_grpc))
         try:
-            for backend in self.backends.values():
-                await backend.start()
-            self.bbr.start(ready_port=self.ports.bbr_grpc)
+            for child, _ in ready:
+                child.spawn()  # all at once: each takes a second or two to import and bind
+            for child, port in ready:
+                await asyncio.to_thread(child.wait_ready, port)
             envoy = EnvoyProcess(self.envoy_config(), workdir=self.workdir)
             self.envoy = envoy
             await envoy.start_async()
@@ -152,6 +236,25 @@ class LocalGateway:
         if self.envoy is not None:
             await self.envoy.stop_async()
             self.envoy = None
-        self.bbr.stop()
-        for backend in self.backends.values():
-            await backend.stop()
+        for child in (self.epp, self.bbr, self.sim):
+            await asyncio.to_thread(child.stop)
+
+
+def _epp_filter(port: int) -> ExtProcFilter:
+    """The EPP's ext_proc filter; its response side follows `RESPONSE_MODE`."""
+    epp = ExtProcFilter(name="epp", port=port, tls=True, forwarding_namespaces=(SUBSET_NAMESPACE,))
+    if RESPONSE_MODE == "compatible":
+        return dataclasses.replace(
+            epp,
+            response_header_mode="SEND",
+            response_body_mode="FULL_DUPLEX_STREAMED",
+            response_trailer_mode="SEND",
+        )
+    if RESPONSE_MODE == "lean":
+        return dataclasses.replace(
+            epp,
+            response_header_mode="SEND",
+            response_body_mode="STREAMED",
+            response_trailer_mode="SKIP",
+        )
+    typing.assert_never(RESPONSE_MODE)

@@ -1,7 +1,8 @@
 """Child processes of the local gateway: start, wait until ready, stop, leave nothing behind.
 
 Every child is started with `PR_SET_PDEATHSIG(SIGTERM)`, so even if the launcher itself is killed
-with SIGKILL its children follow it (Envoy sets the same on itself). A normal stop sends SIGTERM,
+with SIGKILL its children follow it (Envoy sets the same on itself), and in a process group of its
+own, so a terminal's Ctrl-C reaches only the launcher. A normal stop sends SIGTERM,
 waits for the child's graceful shutdown, then SIGKILLs what is left.
 """
 
@@ -56,16 +57,28 @@ class ChildProcess:
         return self._process
 
     def start(self, *, ready_port: int, timeout_s: float = 30.0) -> None:
+        """Spawn the process and block until it listens on `ready_port`."""
+        self.spawn()
+        self.wait_ready(ready_port, timeout_s=timeout_s)
+
+    def spawn(self) -> None:
+        """Fork the process (on the calling thread: PDEATHSIG follows the forking thread)."""
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(  # noqa: S603 - our own entry points, no shell
                 self.argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
+                # Its own process group: Ctrl-C reaches the launcher alone, which then stops the
+                # children in order instead of all of them at once.
+                process_group=0,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
+
+    def wait_ready(self, port: int, *, timeout_s: float = 30.0) -> None:
+        """Block until the spawned process listens on `port`; stop it and raise if it cannot."""
         try:
-            wait_for_port(ready_port, timeout_s=timeout_s, process=self._process)
+            wait_for_port(port, timeout_s=timeout_s, process=self._process)
         except (RuntimeError, TimeoutError) as e:
             self.stop()
             raise RuntimeError(f"{self.name} failed to start: {e}\n{self.log_tail()}") from None

@@ -9,6 +9,7 @@ import pytest
 from igw.common.testing.envoy_config import (
     ExtProcFilter,
     HeaderRoute,
+    LuaFilter,
     OriginalDstCluster,
     OtelTracing,
     StaticCluster,
@@ -24,6 +25,13 @@ _ROUTES = (
     HeaderRoute("x-gateway-model-name", "a", "backend-a"),
     HeaderRoute("x-gateway-model-name", "b", "backend-b"),
 )
+
+
+_SUBSET_LUA = """
+function envoy_on_request(handle)
+  handle:streamInfo():dynamicMetadata():set("envoy.lb.subset_hint", "k", {"127.0.0.2"})
+end
+"""
 
 
 def _bootstrap(**overrides: Any) -> dict[str, Any]:
@@ -80,6 +88,16 @@ def _cluster(config: dict[str, Any], name: str) -> dict[str, Any]:
             id="original-dst-default",
         ),
         pytest.param(_bootstrap(ext_procs=(), default_cluster=None), id="no-filters-404-default"),
+        pytest.param(
+            _bootstrap(
+                ext_procs=(
+                    ExtProcFilter("bbr", 19001),
+                    LuaFilter("hint", _SUBSET_LUA),
+                    ExtProcFilter("epp", 19002, forwarding_namespaces=("envoy.lb.subset_hint",)),
+                )
+            ),
+            id="lua-between-processors-forwarding-metadata",
+        ),
     ],
 )
 def test_real_envoy_accepts_the_bootstrap(config: dict[str, Any]) -> None:
@@ -100,6 +118,26 @@ def test_filters_run_in_the_given_order_then_the_router() -> None:
     names = [f["name"] for f in _hcm(_bootstrap())["http_filters"]]
 
     assert names == ["ext_proc.bbr", "ext_proc.epp", "envoy.filters.http.router"]
+
+
+def test_a_lua_filter_runs_where_it_is_listed_and_needs_no_cluster() -> None:
+    config = _bootstrap(
+        ext_procs=(ExtProcFilter("bbr", 19001), LuaFilter("hint", _SUBSET_LUA)),
+    )
+    filters = _hcm(config)["http_filters"]
+
+    assert [f["name"] for f in filters] == ["ext_proc.bbr", "lua.hint", "envoy.filters.http.router"]
+    assert filters[1]["typed_config"]["default_source_code"] == {"inline_string": _SUBSET_LUA}
+    assert not [c for c in config["static_resources"]["clusters"] if "hint" in c["name"]]
+
+
+def test_forwarded_metadata_namespaces_reach_the_processor() -> None:
+    epp = ExtProcFilter("epp", 19002, forwarding_namespaces=("envoy.lb.subset_hint",))
+    processor = _hcm(_bootstrap(ext_procs=(epp,)))["http_filters"][0]["typed_config"]
+
+    assert processor["metadata_options"]["forwarding_namespaces"] == {
+        "untyped": ["envoy.lb.subset_hint"]
+    }
 
 
 def test_request_trailers_are_enabled_so_they_reach_the_processors() -> None:

@@ -4,6 +4,7 @@ from igw.common.testing.echo import EchoBackend, run_echo_backends
 from igw.common.testing.envoy_config import (
     ExtProcFilter,
     HeaderRoute,
+    LuaFilter,
     OriginalDstCluster,
     OtelTracing,
     StaticCluster,
@@ -33,6 +34,7 @@ __all__ = [
     "EnvoyProcess",
     "ExtProcFilter",
     "HeaderRoute",
+    "LuaFilter",
     "OriginalDstCluster",
     "OtelTracing",
     "ReplyView",

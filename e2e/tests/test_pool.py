@@ -1,0 +1,36 @@
+"""The local gateway's pool: the files describing it agree, and its ports fit together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from igw.e2e import pool
+from igw.e2e.gateway import GatewayPorts
+from igw.epp.discovery.static import parse_endpoints_file
+from igw.sim.config import build, read_yaml
+from igw.sim.fleet import plan
+
+PODS = {"sim-0", "sim-1-rank-0", "sim-1-rank-1", "sim-2"}
+
+
+def test_free_ports_are_distinct_and_the_pool_consecutive() -> None:
+    ports = GatewayPorts.free()
+    singles = [ports.listen, ports.admin, ports.epp_grpc, ports.epp_health, ports.epp_metrics,
+               ports.bbr_grpc, ports.bbr_health, ports.bbr_metrics]  # fmt: skip
+    assert len(set(singles)) == len(singles)
+    assert not set(singles) & set(ports.sim_ports)
+    assert len(ports.sim_ports) == pool.SIM_PORTS
+
+
+def test_the_pool_files_agree(tmp_path: Path) -> None:
+    """The EPP's endpoints are exactly the simulator's ranks, by name, address and port."""
+    endpoints = parse_endpoints_file(pool.endpoints_yaml(8000), tmp_path / "endpoints.yaml")
+    config_path = tmp_path / "sim.yaml"
+    config_path.write_text(pool.sim_yaml(8000))
+    ranks = plan(build({}, read_yaml(config_path), environ={}))
+    assert [e.port for e in endpoints] == [r.settings.port for r in ranks]
+    assert [e.name for e in endpoints] == [
+        "sim-0-rank-0", "sim-1-rank-0", "sim-1-rank-1", "sim-2-rank-0",
+    ]  # fmt: skip
+    assert {r.settings.pod_name for r in ranks} == PODS
+    assert [e.address for e in endpoints][-1] == pool.ADAPTER_POD_IP
