@@ -151,30 +151,44 @@ class AdapterIndex:
     def reconcile(self, key: str, data: Mapping[str, object] | None) -> None:
         """Make `key`'s entry match a ConfigMap's `data`; `None` means the ConfigMap is gone."""
         if data is None:
-            self._update(key, None, None)
+            self._update({key: (None, None)})
             return
         parsed = parse_configmap_data(data)
         if isinstance(parsed, AdapterDataError):
-            self._update(key, None, parsed.reason)
+            self._update({key: (None, parsed.reason)})
         else:
-            self._update(key, parsed, None)
+            self._update({key: (parsed, None)})
 
     def set_entry(self, key: str, entry: AdapterSet | None) -> None:
         """Make `key`'s entry match an already validated `AdapterSet` (`None` removes it)."""
-        self._update(key, entry, None)
+        self._update({key: (entry, None)})
 
-    def _update(self, key: str, entry: AdapterSet | None, invalid: str | None) -> None:
+    def set_entries(self, entries: Mapping[str, AdapterSet | None]) -> None:
+        """Several `set_entry` calls as one change: readers see all of them or none (a file
+        source applies a whole file at once)."""
+        self._update({key: (entry, None) for key, entry in entries.items()})
+
+    def _update(self, changes: Mapping[str, _Change]) -> None:
+        """Applies (entry, invalid reason) per key under one snapshot swap."""
         with self._lock:
             old = self._snapshot
-            if old.entries.get(key) == entry and old.invalid.get(key) == invalid:
+            if all(
+                old.entries.get(key) == new_entry and old.invalid.get(key) == new_invalid
+                for key, (new_entry, new_invalid) in changes.items()
+            ):
                 return  # a replay: the world already looks like this
             entries = dict(old.entries)
             invalids = dict(old.invalid)
-            _put(entries, key, entry)
-            _put(invalids, key, invalid)
+            for key, (new_entry, new_invalid) in changes.items():
+                _put(entries, key, new_entry)
+                _put(invalids, key, new_invalid)
             new = _build(entries, invalids)
             self._snapshot = new
-        _log_change(key, old, new)
+        for key in changes:
+            _log_change(key, old, new)
+
+
+_Change = tuple[AdapterSet | None, str | None]
 
 
 def _put(mapping: dict[str, _V], key: str, value: _V | None) -> None:

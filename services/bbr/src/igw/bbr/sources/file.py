@@ -227,10 +227,9 @@ class AdapterFileSource:
 
     def _apply(self, entries: list[AdapterSet]) -> None:
         keys = [f"file:{self._path}#{i}" for i in range(len(entries))]
-        for key, entry in zip(keys, entries, strict=True):
-            self._index.set_entry(key, entry)
-        for stale in self._keys - set(keys):
-            self._index.set_entry(stale, None)
+        changes: dict[str, AdapterSet | None] = dict.fromkeys(self._keys - set(keys))
+        changes.update(zip(keys, entries, strict=True))
+        self._index.set_entries(changes)  # one swap: never half of an old and a new file
         self._keys = set(keys)
         self._synced.set()
         _log.info("bbr.adapter_file.loaded", path=str(self._path), entries=len(entries))

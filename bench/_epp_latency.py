@@ -1,0 +1,87 @@
+"""Added latency of the chain (Envoy -> BBR -> EPP -> upstream) over Envoy direct, concurrency 1.
+
+DESIGN.md §6: the added p50 latency of BBR + EPP at concurrency 1 at most 2.5 ms over Envoy
+direct. Method: the `_epp_stack` processes, one request in flight at a time (`_load.run_load`
+with concurrency 1, the same 2 KB body), batches of `batch` requests alternating `direct`, `epp`
+(the EPP alone, compatible config) and `chain` (the BBR then the EPP) until each listener has
+`requests`, so drift hits all alike. The same fixed-answer upstream serves every listener.
+Latency is measured by the client from sending the request to reading the whole answer; the
+added figure is the difference of the percentiles (p50 of chain minus p50 of direct; likewise
+p99). Every answer must be a 200 and the EPP must have counted every EPP and chain request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench import _load
+    from bench._epp_common import BenchmarkError, Section, percentile, table, verdict
+    from bench._epp_stack import Stack
+else:
+    import _load
+    from _epp_common import BenchmarkError, Section, percentile, table, verdict
+    from _epp_stack import Stack
+
+TARGET_P50_MS = 2.5
+LISTENERS = ("direct", "epp", "chain")
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySettings:
+    requests: int
+    batch: int = 50
+    body_bytes: int = 2048
+
+
+async def measure(stack: Stack, s: LatencySettings) -> dict[str, list[float]]:
+    """Listener -> every request's latency in seconds."""
+    latencies: dict[str, list[float]] = {name: [] for name in LISTENERS}
+    body = _load.chat_body(s.body_bytes)
+    served = stack.epp_requests()
+    async with _load.new_session(1) as session:
+        for name in LISTENERS:  # warm-up: connections, caches
+            await _load.run_load(session, stack.url(name), body, requests=20, concurrency=1)
+        served = stack.epp_requests()
+        sent = 0
+        while len(latencies["direct"]) < s.requests:
+            for name in LISTENERS:
+                load = await _load.run_load(
+                    session, stack.url(name), body, requests=s.batch, concurrency=1
+                )
+                if bad := {k: n for k, n in load.statuses.items() if k != 200}:
+                    raise BenchmarkError(f"latency {name}: unexpected HTTP statuses {bad}")
+                latencies[name].extend(load.latencies_s)
+                sent += 0 if name == "direct" else load.requests
+    if (rose := stack.epp_requests() - served) != sent:
+        raise BenchmarkError(f"latency: EPP counted {rose} requests, {sent} were sent through it")
+    return latencies
+
+
+def report(latencies: dict[str, list[float]], s: LatencySettings) -> Section:
+    p = {
+        name: (percentile(v, 0.5) * 1000, percentile(v, 0.99) * 1000)
+        for name, v in latencies.items()
+    }
+    rows = [[name, f"{p[name][0]:.2f}", f"{p[name][1]:.2f}"] for name in LISTENERS]
+    added = []
+    for name in ("epp", "chain"):
+        p50, p99 = p[name][0] - p["direct"][0], p[name][1] - p["direct"][1]
+        target = f"<= {TARGET_P50_MS} ms p50" if name == "chain" else "(informative)"
+        met = verdict(p50, TARGET_P50_MS) if name == "chain" else "-"
+        added.append([f"{name} - direct", f"+{p50:.2f}", f"+{p99:.2f}", target, met])
+    body = "\n\n".join(
+        [
+            table(["listener", "p50 ms", "p99 ms"], rows),
+            table(["added latency", "p50 ms", "p99 ms", "target", "verdict"], added),
+        ]
+    )
+    settings = (
+        f"concurrency 1, {len(latencies['direct'])} requests per listener in alternating "
+        f"batches of {s.batch}, {s.body_bytes}-byte body"
+    )
+    chain = added[-1]
+    summary = ("Added p50 latency, BBR + EPP, concurrency 1", f"{chain[1]} ms", chain[3], chain[4])
+    title = "Added latency of BBR + EPP over Envoy direct, concurrency 1"
+    return Section(title, body, settings, summary)
