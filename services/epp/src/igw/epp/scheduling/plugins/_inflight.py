@@ -3,10 +3,16 @@ learn load from the request path rather than from scraped metrics."""
 
 from __future__ import annotations
 
-from igw.epp.endpoints import InferenceRequest
+from typing import TYPE_CHECKING
+
+from igw.epp.endpoints import Endpoint, InferenceRequest
 from igw.epp.scheduling.attributes import InFlightLoad
 
-__all__ = ["IDLE", "InFlightTracker", "estimate_tokens"]
+if TYPE_CHECKING:
+    from igw.epp.scheduling.cycle_state import CycleState
+    from igw.epp.scheduling.results import SchedulingResult
+
+__all__ = ["IDLE", "InFlightHooks", "InFlightTracker", "estimate_tokens"]
 
 IDLE = InFlightLoad(0, 0)
 
@@ -47,3 +53,26 @@ class InFlightTracker:
             self.loads.pop(endpoint, None)
         else:
             self.loads[endpoint] = InFlightLoad(requests, max(0, current.tokens - tokens))
+
+
+class InFlightHooks:
+    """PreRequest and ResponseComplete for plugins that count what they sent (`self.tracker`)."""
+
+    tracker: InFlightTracker
+
+    def pre_request(
+        self,
+        request: InferenceRequest,
+        state: CycleState,  # noqa: ARG002 - protocol
+        result: SchedulingResult,
+    ) -> None:
+        if result.targets:
+            target = result.targets[0].endpoint.name
+            self.tracker.start(request.request_id, target, estimate_tokens(request))
+
+    def response_complete(
+        self,
+        request: InferenceRequest,
+        endpoint: Endpoint,  # noqa: ARG002 - the request id says where it went
+    ) -> None:
+        self.tracker.finish(request.request_id)

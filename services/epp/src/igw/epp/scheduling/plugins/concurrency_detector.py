@@ -15,12 +15,11 @@ from typing import Any, ClassVar, Literal, Self
 
 import msgspec
 
-from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
+from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.scheduling.cycle_state import CycleState
 from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._inflight import InFlightTracker, estimate_tokens
+from igw.epp.scheduling.plugins._inflight import InFlightHooks, InFlightTracker
 from igw.epp.scheduling.plugins._params import decode_params
-from igw.epp.scheduling.results import SchedulingResult
 
 __all__ = ["ConcurrencyDetector", "ConcurrencyDetectorParams"]
 
@@ -32,7 +31,7 @@ class ConcurrencyDetectorParams(msgspec.Struct, forbid_unknown_fields=True, froz
     headroom: float = 0.0
 
 
-class ConcurrencyDetector:
+class ConcurrencyDetector(InFlightHooks):
     type_name: ClassVar[str] = "concurrency-detector"
 
     def __init__(
@@ -80,20 +79,3 @@ class ConcurrencyDetector:
     ) -> Sequence[EndpointState]:
         kept = [e for e in endpoints if self._in_flight(e.endpoint.name) < self._limit]
         return kept or endpoints
-
-    def pre_request(
-        self,
-        request: InferenceRequest,
-        state: CycleState,  # noqa: ARG002 - protocol
-        result: SchedulingResult,
-    ) -> None:
-        if result.targets:
-            target = result.targets[0].endpoint.name
-            self.tracker.start(request.request_id, target, estimate_tokens(request))
-
-    def response_complete(
-        self,
-        request: InferenceRequest,
-        endpoint: Endpoint,  # noqa: ARG002 - the request id says where it went
-    ) -> None:
-        self.tracker.finish(request.request_id)

@@ -10,18 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
-from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
+from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.scheduling.attributes import INFLIGHT_LOAD
 from igw.epp.scheduling.cycle_state import AttributeKey, CycleState
 from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._inflight import InFlightTracker, estimate_tokens
+from igw.epp.scheduling.plugins._inflight import InFlightHooks, InFlightTracker
 from igw.epp.scheduling.plugins._params import NoParams, decode_params
-from igw.epp.scheduling.results import SchedulingResult
 
 __all__ = ["InflightLoadProducer"]
 
 
-class InflightLoadProducer:
+class InflightLoadProducer(InFlightHooks):
     type_name: ClassVar[str] = "inflight-load-producer"
     produces: ClassVar[tuple[AttributeKey[Any], ...]] = (INFLIGHT_LOAD,)
     consumes: ClassVar[tuple[AttributeKey[Any], ...]] = ()
@@ -47,20 +46,3 @@ class InflightLoadProducer:
         endpoints: Sequence[EndpointState],  # noqa: ARG002 - every endpoint's load is published
     ) -> None:
         state.set_attributes(INFLIGHT_LOAD, self.tracker.loads)
-
-    def pre_request(
-        self,
-        request: InferenceRequest,
-        state: CycleState,  # noqa: ARG002 - protocol
-        result: SchedulingResult,
-    ) -> None:
-        if result.targets:
-            target = result.targets[0].endpoint.name
-            self.tracker.start(request.request_id, target, estimate_tokens(request))
-
-    def response_complete(
-        self,
-        request: InferenceRequest,
-        endpoint: Endpoint,  # noqa: ARG002 - the request id says where it went
-    ) -> None:
-        self.tracker.finish(request.request_id)
