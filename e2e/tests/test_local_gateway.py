@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 import pytest_asyncio
 
 from igw.e2e import pool
 from igw.e2e.gateway import GatewayPorts, LocalGateway
+from igw.epp.admin.service import AdminClient
 
 pytestmark = [pytest.mark.envoy, pytest.mark.asyncio(loop_scope="module")]
 
@@ -126,6 +128,37 @@ async def test_a_shared_long_system_prompt_sticks_to_one_pod_and_hits_its_cache(
     assert len(set(served)) == 1, served
     assert cached[0] == 0
     assert all(tokens > 1000 for tokens in cached[1:]), cached
+
+
+def _endpoint_of(pod: str) -> str:
+    """The EPP's endpoint name for an `x-inference-pod` value (ranks are `<pod>-rank-<i>`)."""
+    return pod if "-rank-" in pod else f"{pod}-rank-0"
+
+
+async def test_explain_shows_the_prefix_lead_and_the_gateway_follows_it(
+    gateway: LocalGateway, session: aiohttp.ClientSession
+) -> None:
+    system = f"Explain {secrets.token_hex(4)}. " + "Answer as a careful wine critic. " * 300
+    status, first_pod, answer = await post(
+        session, gateway.url, chat(pool.BASE_MODEL, system, "question 0")
+    )
+    assert status == 200, answer
+    holder = _endpoint_of(first_pod)
+    body = chat(pool.BASE_MODEL, system, "question 1")
+    target = f"127.0.0.1:{gateway.ports.epp_health}"
+    async with grpc.aio.insecure_channel(target) as channel:
+        explanation = await AdminClient(channel).explain(
+            "/v1/chat/completions", {"content-type": "application/json"}, json.dumps(body).encode()
+        )
+    profile = explanation.profiles[explanation.primary_profile]
+    prefix = next(c for c in profile.scorers if c.plugin_type == "prefix-cache-scorer")
+    scores = dict(zip(profile.endpoints, prefix.scores, strict=True))
+    assert scores[holder] > 0.5, scores
+    assert all(score < scores[holder] for name, score in scores.items() if name != holder)
+    assert explanation.picked[0] == holder
+    status, pod, answer = await post(session, gateway.url, body)
+    assert status == 200, answer
+    assert _endpoint_of(pod) == holder, "the gateway routed elsewhere than Explain said"
 
 
 async def test_a_second_gateway_on_the_same_ports_is_refused_clearly(
