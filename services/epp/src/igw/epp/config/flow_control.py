@@ -14,8 +14,7 @@ from typing import Any, ClassVar, Self
 
 import msgspec
 
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._params import NoParams, decode_params
+from igw.epp.scheduling.plugins._params import ParameterlessPlugin, decode_params
 
 __all__ = [
     "ALWAYS_REGISTERED_POLICIES",
@@ -29,26 +28,13 @@ __all__ = [
 DEFAULT_BAND_MAX_BYTES = 1_000_000_000
 
 
-class FlowControlPolicy:
+class FlowControlPolicy(ParameterlessPlugin):
     """A policy type known by name, without parameters."""
 
     type_name: ClassVar[str] = ""
     config_kind: ClassVar[str] = "flow-control-policy"
     policy_role: ClassVar[str] = ""
     """`fairness`, `ordering` or `usage-limit`: which band reference may name it."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @classmethod
-    def from_config(
-        cls,
-        name: str,
-        params: Mapping[str, Any],
-        handle: PluginHandle,  # noqa: ARG003 - protocol
-    ) -> Self:
-        decode_params(params, NoParams)
-        return cls(name)
 
 
 class GlobalStrictFairnessPolicy(FlowControlPolicy):
@@ -90,7 +76,7 @@ class StaticUsageLimitPolicy(FlowControlPolicy):
         cls,
         name: str,
         params: Mapping[str, Any],
-        handle: PluginHandle,  # noqa: ARG003 - protocol
+        handle: object,  # noqa: ARG003 - the PluginHandle of the protocol; unused here
     ) -> Self:
         return cls(name, decode_params(params, StaticUsageLimitParams).threshold)
 

@@ -7,37 +7,26 @@ upstream); response completion takes it off again. PrepareData publishes the cou
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.scheduling.attributes import INFLIGHT_LOAD
 from igw.epp.scheduling.cycle_state import AttributeKey, CycleState
-from igw.epp.scheduling.handle import PluginHandle
 from igw.epp.scheduling.plugins._inflight import InFlightHooks, InFlightTracker
-from igw.epp.scheduling.plugins._params import NoParams, decode_params
+from igw.epp.scheduling.plugins._params import ParameterlessPlugin
 
 __all__ = ["InflightLoadProducer"]
 
 
-class InflightLoadProducer(InFlightHooks):
+class InflightLoadProducer(ParameterlessPlugin, InFlightHooks):
     type_name: ClassVar[str] = "inflight-load-producer"
     produces: ClassVar[tuple[AttributeKey[Any], ...]] = (INFLIGHT_LOAD,)
     consumes: ClassVar[tuple[AttributeKey[Any], ...]] = ()
 
-    def __init__(self, name: str = type_name) -> None:
-        self.name = name
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name)
         self.tracker = InFlightTracker()
-
-    @classmethod
-    def from_config(
-        cls,
-        name: str,
-        params: Mapping[str, Any],
-        handle: PluginHandle,  # noqa: ARG003 - protocol
-    ) -> Self:
-        decode_params(params, NoParams)
-        return cls(name)
 
     def prepare_data(
         self,
