@@ -223,3 +223,17 @@ def test_protocol_body_modes(modes: tuple[BodyMode, BodyMode]) -> None:
 
 def test_protocol_body_modes_absent() -> None:
     assert envoy.protocol_body_modes(messages.request_headers({})) is None
+
+
+def test_lazy_headers_read_like_a_dict() -> None:
+    header_map = base_pb2.HeaderMap()
+    header_map.headers.add(key="x-raw", raw_value="caf\xe9".encode())
+    header_map.headers.add(key="x-plain", value="v")
+    headers = envoy.LazyHeaders(header_map)
+    assert headers.get("x-raw") == "café"
+    assert headers["x-plain"] == "v"
+    assert headers.get("x-absent") is None
+    assert headers.get("x-absent", "fallback") == "fallback"
+    assert "x-plain" in headers
+    assert "x-absent" not in headers
+    assert dict(headers) == {"x-raw": "café", "x-plain": "v"}

@@ -106,6 +106,14 @@ class LazyHeaders(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._dict()[key]
 
+    # Mapping's own `get` and `in` go through `__getitem__` and a caught KeyError: several
+    # times slower for the absent control headers a request path looks up on every request.
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._dict().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict()
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._dict())
 

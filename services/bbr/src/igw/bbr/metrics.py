@@ -1,12 +1,14 @@
 """The BBR's Prometheus metrics, with upstream GIE's names and labels (subsystem `bbr`).
 
 Each `BbrMetrics` owns its registry, so tests and several servers in one process never share
-counters.
+counters. What is recorded per request uses `igw.common.telemetry.hot` (no locks on the hot path).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
+
+from igw.common.telemetry import hot
 
 __all__ = ["BbrMetrics"]
 
@@ -24,19 +26,19 @@ class BbrMetrics:
             registry=self.registry,
         )  # fmt: skip
         self.info.labels(version, version).set(1)
-        self.success = Counter(
+        self.success = hot.Counter(
             "bbr_success", "Requests whose body was processed successfully.",
             registry=self.registry,
         )  # fmt: skip
-        self.body_field_not_found = Counter(
+        self.body_field_not_found = hot.Counter(
             "bbr_body_field_not_found", "Requests whose body lacked the configured field.",
             ["field"], registry=self.registry,
         )  # fmt: skip
-        self.body_field_empty = Counter(
+        self.body_field_empty = hot.Counter(
             "bbr_body_field_empty", "Requests whose configured body field was empty.",
             ["field"], registry=self.registry,
         )  # fmt: skip
-        self.plugin_duration = Histogram(
+        self.plugin_duration = hot.Histogram(
             "bbr_plugin_duration_seconds", "Time each plugin took per request.",
             ["extension_point", "plugin_type", "plugin_name"],
             buckets=_PLUGIN_BUCKETS, registry=self.registry,

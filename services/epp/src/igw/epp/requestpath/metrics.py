@@ -2,15 +2,17 @@
 
 `model_name` is the model the client asked for, `target_model_name` the one sent to the backend.
 Registered on the registry given (the EPP shares one with the scheduler's metrics), never the
-global one.
+global one. Everything recorded per request uses `igw.common.telemetry.hot` (a fifth of the
+EPP's Python time went to prometheus_client's locking before).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 
+from igw.common.telemetry import hot
 from igw.epp.parsers.contracts import Usage
 
 __all__ = ["RequestMetrics"]
@@ -33,12 +35,12 @@ class RequestMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
+        self.requests = hot.Counter(
             "inference_objective_request", "[ALPHA] Counter of inference objective requests "
             "broken out for each model and target model.",
             [*_MODELS, "priority"], registry=r,
         )  # fmt: skip
-        self.errors = Counter(
+        self.errors = hot.Counter(
             "inference_objective_request_error", "[ALPHA] Counter of inference objective "
             "requests errors broken out for each model and target model.",
             [*_MODELS, "error_code"], registry=r,
@@ -60,7 +62,7 @@ class RequestMetrics:
             "normalized time per output token",
             _NTPOT_BUCKETS,
         )
-        self.running = Gauge(
+        self.running = hot.Gauge(
             "inference_objective_running_requests",
             "[ALPHA] Inference objective number of running requests in each model.",
             ["model_name"], registry=r,
@@ -69,14 +71,14 @@ class RequestMetrics:
             "inference_extension_info", "[ALPHA] General information of the current build of "
             "Inference Extension.", ["commit", "build_ref"], registry=r,
         )  # fmt: skip
-        self.scheduler_attempts = Counter(
+        self.scheduler_attempts = hot.Counter(
             "inference_extension_scheduler_attempts", "[ALPHA] Total number of scheduling "
             "attempts.", ["status", "target_model_name", "pod_name", "namespace", "port"],
             registry=r,
         )  # fmt: skip
 
-    def _histogram(self, suffix: str, what: str, buckets: tuple[float, ...]) -> Histogram:
-        return Histogram(
+    def _histogram(self, suffix: str, what: str, buckets: tuple[float, ...]) -> hot.Histogram:
+        return hot.Histogram(
             f"inference_objective_{suffix}",
             f"[ALPHA] Inference objective {what} distribution for each model and target model.",
             _MODELS, buckets=buckets, registry=self.registry,

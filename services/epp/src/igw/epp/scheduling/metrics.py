@@ -1,14 +1,17 @@
 """The scheduler's Prometheus metrics, with upstream GIE's names, labels and buckets (§7).
 
 Each `SchedulerMetrics` owns or is given its registry, never the global one, so tests and several
-schedulers in one process never share series.
+schedulers in one process never share series. Histograms observed per request are
+`igw.common.telemetry.hot` ones; the index-size gauge is computed at scrape time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
+
+from igw.common.telemetry import hot
 
 __all__ = ["LATENCY_BUCKETS", "SchedulerMetrics"]
 
@@ -21,14 +24,14 @@ _HIT_BYTES_BUCKETS = (0, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 class SchedulerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.plugin_duration = Histogram(
+        self.plugin_duration = hot.Histogram(
             "inference_extension_plugin_duration_seconds",
             "[ALPHA] Plugin processing latency distribution in seconds for each extension point, "
             "plugin type and plugin name.",
             ["extension_point", "plugin_type", "plugin_name"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
-        self.scheduler_e2e = Histogram(
+        self.scheduler_e2e = hot.Histogram(
             "inference_extension_scheduler_e2e_duration_seconds",
             "[ALPHA] End-to-end scheduling latency distribution in seconds.",
             buckets=LATENCY_BUCKETS, registry=self.registry,
@@ -37,12 +40,12 @@ class SchedulerMetrics:
             "inference_extension_prefix_indexer_size",
             "[ALPHA] Size of the prefix indexer.", registry=self.registry,
         )  # fmt: skip
-        self.prefix_indexer_hit_ratio = Histogram(
+        self.prefix_indexer_hit_ratio = hot.Histogram(
             "inference_extension_prefix_indexer_hit_ratio",
             "[ALPHA] Ratio of prefix length matched to total prefix length in the cache lookup.",
             buckets=_HIT_RATIO_BUCKETS, registry=self.registry,
         )  # fmt: skip
-        self.prefix_indexer_hit_bytes = Histogram(
+        self.prefix_indexer_hit_bytes = hot.Histogram(
             "inference_extension_prefix_indexer_hit_bytes",
             "[ALPHA] Length of the prefix match in number of bytes in the cache lookup.",
             buckets=_HIT_BYTES_BUCKETS, registry=self.registry,
