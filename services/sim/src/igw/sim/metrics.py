@@ -19,14 +19,13 @@ Labels are vLLM's: `model_name` and `engine` (the DP rank) on the gauges, counte
 histograms; `vllm:lora_requests_info` carries `running_lora_adapters`, `waiting_lora_adapters`
 (comma-joined) and `max_lora`, with the scrape's Unix time as value, as vLLM sets it.
 
-Cost: the server records on the event loop, so histograms are plain lists (no locks). The request
-families are rendered again only after a request has ended; the state families, a dozen lines,
-are rendered at every scrape. An EPP scrapes each pod every 50 ms, so this matters for a fleet.
+Cost: the server records on the event loop, so histograms are `igw.common.telemetry.hot`'s (no
+locks). The request families are rendered again only after a request has ended; the state
+families, a dozen lines, are rendered at every scrape. An EPP scrapes each pod every 50 ms, so this matters for a fleet.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,16 +35,19 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
 
+from igw.common.telemetry import hot
 from igw.sim.engine.api import EngineSnapshot, RequestTimings
 
 __all__ = ["FINISH_REASONS", "PodMetrics"]
 
 FINISH_REASONS: Final = ("stop", "length", "abort")
+
+_Labels = tuple[tuple[str, ...], tuple[str, ...]]
+"""(label names, this pod's values)."""
 
 # vLLM's bucket boundaries (vllm/v1/metrics/loggers.py).
 _TTFT_BUCKETS: Final = (
@@ -63,29 +65,16 @@ _REQUEST_BUCKETS: Final = (
 
 
 class _Histogram:
-    __slots__ = ("bounds", "counts", "doc", "name", "total")
+    """One vLLM histogram of this pod: `igw.common.telemetry.hot`'s, with the pod's labels."""
 
-    def __init__(self, name: str, doc: str, bounds: Sequence[float]) -> None:
-        self.name, self.doc, self.bounds = name, doc, tuple(bounds)
-        self.counts = [0] * (len(self.bounds) + 1)
-        self.total = 0.0
+    __slots__ = ("_metric", "observe")
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
+    def __init__(self, name: str, doc: str, bounds: Sequence[float], labels: _Labels) -> None:
+        self._metric = hot.Histogram(name, doc, labels[0], buckets=bounds, registry=None)
+        self.observe = self._metric.labels(*labels[1]).observe
 
-    def family(self, labels: Sequence[str], values: Sequence[str]) -> Metric:
-        family = HistogramMetricFamily(self.name, self.doc, labels=labels)
-        cumulative, buckets = 0, []
-        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            cumulative += count
-            buckets.append((_le(bound), cumulative))
-        family.add_metric(values, buckets, self.total)
-        return family
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(float(bound))
+    def families(self) -> Iterable[Metric]:
+        return self._metric.collect()
 
 
 class PodMetrics:
@@ -97,7 +86,11 @@ class PodMetrics:
         self._labels = ("model_name", "engine")
         self._values = (model_name, str(engine))
         self._success = dict.fromkeys(FINISH_REASONS, 0)
-        hist = _Histogram
+        labels = (self._labels, self._values)
+
+        def hist(name: str, doc: str, bounds: Sequence[float]) -> _Histogram:
+            return _Histogram(name, doc, bounds, labels)
+
         self._ttft = hist("vllm:time_to_first_token_seconds", "Time to first token.", _TTFT_BUCKETS)
         self._tpot = hist(
             "vllm:time_per_output_token_seconds", "Time per output token.", _TOKEN_BUCKETS
@@ -166,7 +159,7 @@ class PodMetrics:
             self._prefill,
             self._decode,
         ):
-            yield histogram.family(self._labels, self._values)
+            yield from histogram.families()
 
 
 class _RequestsCollector(Collector):
