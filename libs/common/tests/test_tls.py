@@ -87,11 +87,11 @@ def test_load_credentials_names_missing_files(
 
 
 @asynccontextmanager
-async def tls_server(cert_dir: Path | None) -> AsyncIterator[int]:
+async def tls_server(cert_dir: Path | None, *, reload: bool = False) -> AsyncIterator[int]:
     """A health server behind `server_credentials(cert_dir)`; yields its port."""
     server = grpc.aio.server()
     server.add_generic_rpc_handlers([HealthService(lambda: True).rpc_handler()])
-    port = server.add_secure_port("127.0.0.1:0", server_credentials(cert_dir))
+    port = server.add_secure_port("127.0.0.1:0", server_credentials(cert_dir, reload=reload))
     await server.start()
     try:
         yield port
@@ -155,3 +155,38 @@ async def test_without_cert_path_a_fresh_self_signed_certificate_is_served() -> 
     assert trusting_it is grpc.StatusCode.OK
     assert plaintext is grpc.StatusCode.UNAVAILABLE
     assert next_served != served
+
+
+def trusting(cert: bytes) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(root_certificates=cert)
+
+
+async def test_reload_serves_a_replaced_pair_to_new_connections(tmp_path: Path) -> None:
+    first = write_pair(tmp_path)
+    async with tls_server(tmp_path, reload=True) as port:
+        assert await check_over(port, trusting(first)) is grpc.StatusCode.OK
+        # A Secret update caught half-way: the new certificate beside the old key is not used.
+        second, second_key = self_signed_pair()
+        (tmp_path / "tls.crt").write_bytes(second)
+        assert await check_over(port, trusting(first)) is grpc.StatusCode.OK
+        (tmp_path / "tls.key").write_bytes(second_key)
+        after = await check_over(port, trusting(second))
+        old_trust = await check_over(port, trusting(first))
+        served = await served_certificate(port)
+    assert after is grpc.StatusCode.OK
+    assert old_trust is grpc.StatusCode.UNAVAILABLE
+    assert served == second
+
+
+async def test_without_reload_the_first_pair_stays(tmp_path: Path) -> None:
+    first = write_pair(tmp_path)
+    async with tls_server(tmp_path) as port:
+        write_pair(tmp_path)
+        assert await check_over(port, trusting(first)) is grpc.StatusCode.OK
+
+
+def test_reload_refuses_a_mismatched_pair_at_start(tmp_path: Path) -> None:
+    write_pair(tmp_path)
+    (tmp_path / "tls.key").write_bytes(self_signed_pair()[1])
+    with pytest.raises(ValueError, match=r"tls\.key is not the private key of tls\.crt"):
+        server_credentials(tmp_path, reload=True)

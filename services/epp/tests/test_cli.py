@@ -20,13 +20,14 @@ def test_upstream_defaults() -> None:
     assert not options.disable_endpoint_subset_filter
     assert options.endpoints_file == Path("eps.yaml")
     assert options.response_sample_rate == 0.0  # lean mode reads no body it does not need
+    assert not options.cert_reload
 
 
 def test_go_style_values() -> None:
     options, args = parse_args(
         [*FILE, "--secure-serving=false", "--refresh-metrics-interval", "100ms",
          "--disable-endpoint-subset-filter", "-v=4", "--objective", "batch=-1",
-         "--response-sample-rate", "0.25"]
+         "--response-sample-rate", "0.25", "--cert-path", "/certs", "--enable-cert-reload=true"]
     )  # fmt: skip
     assert not options.secure_serving
     assert options.refresh_metrics_interval_s == pytest.approx(0.1)
@@ -34,6 +35,7 @@ def test_go_style_values() -> None:
     assert args.verbosity == 4
     assert options.objectives == {"batch": -1}
     assert options.response_sample_rate == 0.25
+    assert (options.cert_path, options.cert_reload) == (Path("/certs"), True)
 
 
 @pytest.mark.parametrize(

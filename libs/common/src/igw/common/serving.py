@@ -48,6 +48,8 @@ class ServerOptions:
     host: str = "0.0.0.0"
     secure: bool = True
     cert_path: Path | None = None
+    cert_reload: bool = False
+    """Serve `cert_path`'s files as they change (see `igw.common.tls`)."""
     grace_s: float = 5.0
     health_on_grpc_port: bool = False
     """Also serve gRPC health on the ext_proc port (upstream's `--health-checking`)."""
@@ -87,7 +89,9 @@ class ExtProcServer:
             server.add_generic_rpc_handlers([self._health.rpc_handler()])
         address = f"{opts.host}:{opts.grpc_port}"
         if opts.secure:
-            self.grpc_port = server.add_secure_port(address, server_credentials(opts.cert_path))
+            self.grpc_port = server.add_secure_port(
+                address, server_credentials(opts.cert_path, reload=opts.cert_reload)
+            )
         else:
             self.grpc_port = server.add_insecure_port(address)
         health_server = grpc.aio.server(options=_GRPC_OPTIONS)

@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
          help="lean response mode: share of bodies read for metrics (default 0)")  # fmt: skip
     bool_flag(p, "--secure-serving", True, "serve ext_proc over TLS (default true)")
     flag("--cert-path", type=Path, default=None, help="directory with tls.crt and tls.key")
+    bool_flag(p, "--enable-cert-reload", False,
+              "serve --cert-path's files as they change, from the next connection on")  # fmt: skip
     bool_flag(p, "--health-checking", False, "also serve gRPC health on the ext_proc port")
     bool_flag(p, "--disable-endpoint-subset-filter", False, "ignore the proxy's subset hint")
     bool_flag(p, "--tracing", True, "OpenTelemetry tracing, configured by OTEL_* (default true)")
@@ -140,7 +142,8 @@ def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
     options = EppOptions(
         grpc_port=args.grpc_port, grpc_health_port=args.grpc_health_port,
         metrics_port=args.metrics_port, host=args.host, secure_serving=args.secure_serving,
-        cert_path=args.cert_path, health_checking=args.health_checking,
+        cert_path=args.cert_path, cert_reload=args.enable_cert_reload,
+        health_checking=args.health_checking,
         disable_endpoint_subset_filter=args.disable_endpoint_subset_filter,
         refresh_metrics_interval_s=args.refresh_metrics_interval,
         metrics_staleness_threshold_s=args.metrics_staleness_threshold,

@@ -74,6 +74,7 @@ class EppOptions:
     host: str = "0.0.0.0"
     secure_serving: bool = True
     cert_path: Path | None = None
+    cert_reload: bool = False
     health_checking: bool = False
     disable_endpoint_subset_filter: bool = False
     refresh_metrics_interval_s: float = 0.05
@@ -191,6 +192,7 @@ class EppService:
                 host=opts.host,
                 secure=opts.secure_serving,
                 cert_path=opts.cert_path,
+                cert_reload=opts.cert_reload,
                 grace_s=opts.grace_s,
                 health_on_grpc_port=opts.health_checking,
             ),
