@@ -12,7 +12,11 @@ workers). The gateway has one listener per scenario, alike but for their filters
   ORIGINAL_DST cluster on the EPP's `x-gateway-destination-endpoint`: the like-for-like pair;
 * `epp`: the EPP in upstream's compatible config (response headers, FULL_DUPLEX_STREAMED response
   body and trailers sent too), ORIGINAL_DST;
-* `chain`: the BBR (request side) then the EPP (compatible), ORIGINAL_DST.
+* `chain`: the BBR (request side) then the EPP (compatible), ORIGINAL_DST;
+* `chain_lean`: the BBR then the EPP in the lean response mode (response headers sent, body
+  STREAMED, trailers skipped: igw's default, DESIGN §6.1), ORIGINAL_DST;
+* `echo_chain`: the echo ext_proc twice (two streams of the same server), request side only,
+  round-robin: the floor of any two Python ext_proc hops, for the latency figure.
 
 Every filter has its own ext_proc cluster (`ext_proc_<filter>`), so Envoy's `upstream_rq_total`
 counts the streams each listener opened. `Stack` is a context manager: entering starts the
@@ -49,7 +53,7 @@ else:
 
 _ECHO_SCRIPT = Path(__file__).with_name("_echo_extproc.py")
 _BIN = Path(sys.executable).parent
-LISTENERS = ("direct", "echo", "epp_req", "epp", "chain")
+LISTENERS = ("direct", "echo", "epp_req", "epp", "chain", "chain_lean", "echo_chain")
 START_ATTEMPTS = 3
 
 
@@ -68,6 +72,14 @@ def _compatible(name: str, port: int) -> ExtProcFilter:
     )  # fmt: skip
 
 
+def _lean(name: str, port: int) -> ExtProcFilter:
+    """The EPP's filter in the lean response mode: bodies only when the EPP asks for them."""
+    return ExtProcFilter(
+        name, port, tls=False, response_header_mode="SEND", response_body_mode="STREAMED",
+        response_trailer_mode="SKIP",
+    )  # fmt: skip
+
+
 def _filters(grpc: dict[str, int]) -> dict[str, list[ExtProcFilter]]:
     """Listener -> its ext_proc filters, in order."""
     return {
@@ -79,6 +91,14 @@ def _filters(grpc: dict[str, int]) -> dict[str, list[ExtProcFilter]]:
             ExtProcFilter("chain_bbr", grpc["bbr"], tls=False),
             _compatible("chain_epp", grpc["epp"]),
         ],
+        "echo_chain": [
+            ExtProcFilter("echo_a", grpc["echo"], tls=False),
+            ExtProcFilter("echo_b", grpc["echo"], tls=False),
+        ],
+        "chain_lean": [
+            ExtProcFilter("lean_bbr", grpc["bbr"], tls=False),
+            _lean("lean_epp", grpc["epp"]),
+        ],
     }
 
 
@@ -89,7 +109,7 @@ def gateway_config(
     pool = [StaticCluster("pool_rr", tuple(("127.0.0.1", p) for p in upstreams))]
     merged: dict[str, Any] | None = None
     for name, filters in _filters(grpc).items():
-        cluster = "pool_rr" if name in ("direct", "echo") else "pool"
+        cluster = "pool_rr" if name in ("direct", "echo", "echo_chain") else "pool"
         config = gateway_bootstrap(
             listen_port=listen[name], admin_port=admin_port, ext_procs=filters, routes=(),
             clusters=[*pool, OriginalDstCluster("pool")], default_cluster=cluster,
