@@ -21,7 +21,8 @@ histograms; `vllm:lora_requests_info` carries `running_lora_adapters`, `waiting_
 
 Cost: the server records on the event loop, so histograms are `igw.common.telemetry.hot`'s (no
 locks). The request families are rendered again only after a request has ended; the state
-families, a dozen lines, are rendered at every scrape. An EPP scrapes each pod every 50 ms, so this matters for a fleet.
+families, a dozen lines, are rendered at every scrape. An EPP scrapes each pod every 50 ms, so
+this matters for a fleet.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Test doubles for the request path: a fixed endpoint source and a Director built from a config.
+"""Test doubles for the request path: fixed endpoint sources and a Director built from a config.
 
 `build_director` wires what `EppService` wires (config, legacy admission, parser, metrics) around
 an in-memory `StaticEndpoints`, with seeded randomness and the builders' fake clock, so tests of
@@ -7,7 +7,9 @@ the director and of the ext_proc exchange see deterministic picks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from igw.epp.config import load_config
 from igw.epp.endpoints import EndpointState
@@ -16,7 +18,7 @@ from igw.epp.requestpath import Director, RequestMetrics, StaticObjectives
 from igw.epp.scheduling import LegacyAdmission, PluginHandle, RequestControl
 from igw.epp.testing.builders import FakeClock, seeded
 
-__all__ = ["StaticEndpoints", "build_director"]
+__all__ = ["FreshEndpoints", "StaticEndpoints", "build_director"]
 
 
 class StaticEndpoints:
@@ -27,6 +29,28 @@ class StaticEndpoints:
 
     def endpoints(self) -> tuple[EndpointState, ...]:
         return self.states
+
+
+class FreshEndpoints(StaticEndpoints):
+    """`StaticEndpoints` whose metrics read as scraped just now (`updated_at` = the clock).
+
+    For tests through a real gateway on the real clock: the saturation detector treats metrics
+    older than 200 ms as saturated, and a loaded machine can take that long between setting the
+    states and the request's admission; a live datastore rescrapes every 50 ms.
+    """
+
+    def __init__(
+        self, states: Sequence[EndpointState] = (), *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(states)
+        self.clock = clock
+
+    def endpoints(self) -> tuple[EndpointState, ...]:
+        now = self.clock()
+        return tuple(
+            dataclasses.replace(s, metrics=dataclasses.replace(s.metrics, updated_at=now))
+            for s in self.states
+        )
 
 
 def build_director(
