@@ -251,3 +251,104 @@ async def test_bodyless_response_does_not_ask() -> None:
     assert reply == ReplyView("response_headers")
     assert exchange.body_wanted_asked == 0
     assert stream.completed
+
+
+COST: dict[str, dict[str, object]] = {"envoy.lb": {"x-gateway-inference-request-cost": 42.0}}
+
+
+@dataclass
+class ReportingExchange(RecordingExchange):
+    """Has dynamic metadata for the response's end, as the EPP's response-body plugins do."""
+
+    metadata: dict[str, dict[str, object]] | None = field(default_factory=lambda: COST)
+    metadata_asked: int = 0
+
+    def response_dynamic_metadata(self) -> dict[str, dict[str, object]] | None:
+        self.metadata_asked += 1
+        return self.metadata
+
+
+@pytest.mark.parametrize(
+    ("mode", "last"),
+    [
+        pytest.param(
+            DUPLEX,
+            ReplyView(
+                "response_body", body=b"data: [DONE]\n\n", streamed=True, end_of_stream=True,
+                dynamic_metadata=COST,
+            ),
+            id="full-duplex",
+        ),
+        pytest.param(
+            BodyMode.STREAMED, ReplyView("response_body", dynamic_metadata=COST), id="streamed"
+        ),
+    ],
+)  # fmt: skip
+async def test_end_metadata_rides_on_the_last_body_reply_only(
+    mode: BodyMode, last: ReplyView
+) -> None:
+    exchange = ReportingExchange()
+    stream = stream_for(exchange, response_mode=mode)
+
+    [first], [end] = await play(
+        stream,
+        messages.response_body(b"data: a\n\n", end_of_stream=False),
+        messages.response_body(b"data: [DONE]\n\n", end_of_stream=True),
+    )
+
+    assert first.dynamic_metadata == {}
+    assert end == last
+    assert exchange.metadata_asked == 1
+
+
+async def test_end_metadata_goes_on_the_last_of_several_chunks() -> None:
+    body = patterned(BODY_CHUNK_LIMIT + 1)
+    stream = stream_for(ReportingExchange(), response_mode=DUPLEX)
+
+    [replies] = await play(stream, messages.response_body(body, end_of_stream=True))
+
+    assert [r.dynamic_metadata for r in replies] == [{}, COST]
+
+
+async def test_end_metadata_on_a_buffered_body() -> None:
+    stream = stream_for(ReportingExchange(rewrite=bytes.upper), response_mode=BodyMode.BUFFERED)
+
+    [[reply]] = await play(stream, messages.response_body(b"{}", end_of_stream=False))
+
+    assert reply == ReplyView("response_body", body=b"{}", dynamic_metadata=COST)
+
+
+async def test_trailers_end_carries_the_metadata() -> None:
+    exchange = ReportingExchange()
+    stream = stream_for(exchange, response_mode=DUPLEX)
+
+    _, [trailers] = await play(
+        stream,
+        messages.response_body(b"frame", end_of_stream=False),
+        messages.response_trailers({"grpc-status": "0"}),
+    )
+
+    assert trailers == ReplyView("response_trailers", dynamic_metadata=COST)
+    assert exchange.metadata_asked == 1
+
+
+@pytest.mark.parametrize("metadata", [None, {}], ids=["none", "empty"])
+async def test_no_end_metadata_leaves_the_reply_bare(
+    metadata: dict[str, dict[str, object]] | None,
+) -> None:
+    stream = stream_for(ReportingExchange(metadata=metadata), response_mode=DUPLEX)
+
+    [[end]] = await play(stream, messages.response_body(b"x", end_of_stream=True))
+
+    assert end == ReplyView("response_body", body=b"x", streamed=True, end_of_stream=True)
+
+
+async def test_end_metadata_is_not_asked_for_a_skipped_body() -> None:
+    exchange = ReportingExchange(body_wanted=False)
+    stream = stream_for(exchange, response_mode=BodyMode.STREAMED)
+
+    [[reply]] = await play(stream, messages.response_headers(SSE))
+
+    assert reply.skip_body
+    assert reply.dynamic_metadata == {}
+    assert exchange.metadata_asked == 0

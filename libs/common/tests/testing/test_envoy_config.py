@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from igw.common.testing.envoy_config import (
+    SERVED_ENDPOINT_HEADER,
+    SERVED_ENDPOINT_LUA,
     ExtProcFilter,
     HeaderRoute,
     LuaFilter,
@@ -97,6 +99,15 @@ def _cluster(config: dict[str, Any], name: str) -> dict[str, Any]:
                 )
             ),
             id="lua-between-processors-forwarding-metadata",
+        ),
+        pytest.param(
+            _bootstrap(
+                clusters=(OriginalDstCluster("endpoints"),),
+                routes=(),
+                default_cluster="endpoints",
+                served_endpoint_metadata=True,
+            ),
+            id="served-endpoint-metadata",
         ),
     ],
 )
@@ -230,3 +241,25 @@ def test_inconsistent_config_is_refused_before_envoy_sees_it(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         _bootstrap(**overrides)
+
+
+def test_served_endpoint_is_stamped_by_the_router_and_moved_to_metadata_first() -> None:
+    config = _bootstrap(served_endpoint_metadata=True)
+    hcm = _hcm(config)
+
+    # The Lua filter sits right before the router: first to see the response, ahead of every
+    # ext_proc filter, so their response headers message already carries the metadata.
+    names = [f["name"] for f in hcm["http_filters"]]
+    assert names == ["ext_proc.bbr", "ext_proc.epp", "lua.served-endpoint",
+                     "envoy.filters.http.router"]  # fmt: skip
+    lua = hcm["http_filters"][2]["typed_config"]["default_source_code"]["inline_string"]
+    assert lua == SERVED_ENDPOINT_LUA
+    assert '"envoy.lb", "x-gateway-destination-endpoint-served"' in lua
+    [stamp] = hcm["route_config"]["virtual_hosts"][0]["response_headers_to_add"]
+    assert stamp["header"] == {"key": SERVED_ENDPOINT_HEADER, "value": "%UPSTREAM_REMOTE_ADDRESS%"}
+
+
+def test_no_served_endpoint_report_by_default() -> None:
+    hcm = _hcm(_bootstrap())
+    assert "lua.served-endpoint" not in [f["name"] for f in hcm["http_filters"]]
+    assert "response_headers_to_add" not in hcm["route_config"]["virtual_hosts"][0]

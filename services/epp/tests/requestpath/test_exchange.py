@@ -6,11 +6,12 @@ from typing import Any
 import orjson
 import pytest
 
-from igw.common.envoy import BodyMode
+from igw.common.envoy import NO_CHANGES, BodyMode, HeaderChanges
 from igw.common.extproc import Stream, StreamInfo
 from igw.common.testing import messages
 from igw.epp.endpoints import Endpoint, InferenceRequest
 from igw.epp.requestpath import Director, EppExchange, ModelBackRewrite
+from igw.epp.requestpath.exchange import header_changes
 from igw.epp.scheduling import RequestControl, SchedulerMetrics
 from igw.epp.testing.builders import endpoint
 from igw.epp.testing.requestpath import build_director
@@ -238,3 +239,137 @@ def test_sample_rate_out_of_range_is_refused(rate: float) -> None:
             source=d.source, scheduler=d.scheduler, request_control=d.request_control,
             admission=d.admission, parser=d.parser, metrics=d.metrics, response_sample_rate=rate,
         )  # fmt: skip
+
+
+RESPONSE_PLUGINS = """\
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- {type: queue-scorer}
+- {type: destination-endpoint-served-verifier}
+- type: request-attribute-reporter
+  parameters:
+    attributes:
+    - key: {name: x-gateway-inference-request-cost}
+      expression: usage.prompt_tokens + usage.completion_tokens * 2.0
+"""
+SERVED_AT = {"envoy.lb": {"x-gateway-destination-endpoint-served": "10.0.0.2:8000"}}
+COST = {"envoy.lb": {"x-gateway-inference-request-cost": 9}}  # 5 + 2 x 2 from `SSE`
+
+
+class BodyRecorder:
+    """A ResponseBody plugin that records each call's flags and usage."""
+
+    type_name = "recording-body"
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bool, bool, int | None]] = []
+
+    def response_body(self, request: InferenceRequest, response: Any, served: Any) -> None:
+        del request, served  # unused: part of the protocol
+        usage = response.usage.total_tokens if response.usage is not None else None
+        self.calls.append((response.start_of_stream, response.end_of_stream, usage))
+
+
+@pytest.mark.parametrize("response_mode", [DUPLEX, LEAN], ids=["full-duplex", "lean"])
+async def test_header_plugins_see_the_served_endpoint_and_the_client_gets_their_header(
+    response_mode: BodyMode,
+) -> None:
+    director = build_director([IDLE], config=RESPONSE_PLUGINS)
+    s, _ = await open_stream(director, stream=True, response_mode=response_mode)
+
+    [reply] = messages.describe_all(
+        await s.handle(messages.response_headers(SSE_HEADERS, metadata=SERVED_AT))
+    )
+
+    assert reply.set_headers == {"x-conformance-test-served-endpoint": "10.0.0.2:8000"}
+
+
+async def test_header_plugins_without_served_metadata_say_so() -> None:
+    director = build_director([IDLE], config=RESPONSE_PLUGINS)
+    s, _ = await open_stream(director)
+
+    [reply] = messages.describe_all(await s.handle(messages.response_headers(SSE_HEADERS)))
+
+    assert reply.set_headers == {
+        "x-conformance-test-served-endpoint": "fail: missing envoy lb metadata"
+    }
+
+
+@pytest.mark.parametrize("response_mode", [DUPLEX, LEAN], ids=["full-duplex", "lean"])
+async def test_body_plugin_metadata_rides_on_the_last_body_reply(response_mode: BodyMode) -> None:
+    director = build_director([IDLE], config=RESPONSE_PLUGINS)
+    director.response_sample_rate = 0.0  # lean: the reporter alone makes the body read
+    s, exchange = await open_stream(director, stream=True, response_mode=response_mode)
+    cut = SSE.index(b"\n\n") + 2
+
+    [head] = messages.describe_all(await s.handle(messages.response_headers(SSE_HEADERS)))
+    first = messages.describe_all(
+        await s.handle(messages.response_body(SSE[:cut], end_of_stream=False))
+    )
+    last = messages.describe_all(
+        await s.handle(messages.response_body(SSE[cut:], end_of_stream=True))
+    )
+
+    assert not head.skip_body
+    assert [r.dynamic_metadata for r in first] == [{}]
+    assert [r.dynamic_metadata for r in last] == [COST]
+    exchange.close(s.completed)
+
+
+async def test_body_plugins_see_each_chunk_then_one_end_with_usage() -> None:
+    recorder = BodyRecorder()
+    control = RequestControl(SchedulerMetrics(), response_body=[recorder])  # type: ignore[list-item]
+    director = build_director([IDLE], request_control=control)
+    s, exchange = await open_stream(director, stream=True)
+    cut = SSE.index(b"\n\n") + 2
+
+    await respond(s, [SSE[:cut], SSE[cut:]], SSE_HEADERS)
+    exchange.close(True)
+
+    assert recorder.calls == [(True, False, None), (False, True, 7)]
+
+
+async def test_body_plugins_get_their_end_when_the_client_goes_away() -> None:
+    recorder = BodyRecorder()
+    control = RequestControl(SchedulerMetrics(), response_body=[recorder])  # type: ignore[list-item]
+    director = build_director([IDLE], request_control=control)
+    s, exchange = await open_stream(director, stream=True)
+    await s.handle(messages.response_headers(SSE_HEADERS))
+    await s.handle(messages.response_body(SSE[:20], end_of_stream=False))
+
+    exchange.close(False)
+    exchange.close(False)
+
+    assert recorder.calls == [(True, False, None), (False, True, None)]
+
+
+async def test_without_response_plugins_nothing_is_added() -> None:
+    director = build_director([IDLE])
+    s, exchange = await open_stream(director, stream=True)
+
+    [head] = messages.describe_all(
+        await s.handle(messages.response_headers(SSE_HEADERS, metadata=SERVED_AT))
+    )
+    last = messages.describe_all(await s.handle(messages.response_body(SSE, end_of_stream=True)))
+
+    assert head.set_headers == {}
+    assert [r.dynamic_metadata for r in last] == [{}]
+    assert exchange.response_dynamic_metadata() is None
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        pytest.param({":status": "200", "a": "1"}, NO_CHANGES, id="unchanged"),
+        pytest.param({":status": "200", "a": "2", "X-New": "n"},
+                     HeaderChanges(set=(("a", "2"), ("x-new", "n"))), id="changed-and-added"),
+        pytest.param({":status": "200"}, HeaderChanges(remove=("a",)), id="removed"),
+        # Pseudo-headers are Envoy's: a plugin cannot change or drop the status.
+        pytest.param({":status": "500", "a": "1"}, NO_CHANGES, id="status-read-only"),
+        pytest.param({"a": "1"}, NO_CHANGES, id="status-not-removed"),
+    ],
+)  # fmt: skip
+def test_header_changes(after: dict[str, str], expected: HeaderChanges) -> None:
+    assert header_changes({":status": "200", "a": "1"}, after) == expected

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from igw.epp.config import builtin_registry
+from igw.epp.parsers import Usage
 from igw.epp.scheduling import (
     CycleState,
     Filter,
@@ -20,6 +21,9 @@ from igw.epp.scheduling import (
     Plugin,
     PluginHandle,
     ProfileResult,
+    Response,
+    ResponseBodyProcessor,
+    ResponseHeaderProcessor,
     SaturationDetector,
     SchedulingResult,
     Scorer,
@@ -41,6 +45,10 @@ MINIMAL_CONFIGS: Mapping[str, Mapping[str, Any]] = {
     "concurrency-detector": {"maxConcurrency": 2},
     "prefix-cache-affinity-filter": {"explorationProbability": 0.5},
     "header-based-testing-filter": {},
+    "destination-endpoint-served-verifier": {},
+    "request-attribute-reporter": {
+        "attributes": [{"key": {"name": "x-cost"}, "expression": "usage.total_tokens"}]
+    },
     "max-score-picker": {"maxNumOfEndpoints": 2},
     "random-picker": {},
     "weighted-random-picker": {"maxNumOfEndpoints": 2},
@@ -58,7 +66,7 @@ MINIMAL_CONFIGS: Mapping[str, Mapping[str, Any]] = {
 REGISTRY = builtin_registry(entry_points=False)
 _KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _SUFFIXES = ("-filter", "-scorer", "-picker", "-profile-handler", "-producer", "-parser",
-             "-policy", "-detector", "-source", "-extractor")  # fmt: skip
+             "-policy", "-detector", "-source", "-extractor", "-verifier", "-reporter")  # fmt: skip
 
 ENDPOINTS = [
     endpoint("a", address="10.0.0.1", waiting=0, kv=0.1, active=["base-model"], max_lora=2),
@@ -178,3 +186,44 @@ def test_profile_handler_contract(type_name: str) -> None:
     results = {"default": ProfileResult((ENDPOINTS[0],))}
     assert list(handler.pick_profiles(request(), CycleState(), ("default",), results)) == []
     assert handler.process_results(request(), CycleState(), results).targets == (ENDPOINTS[0],)
+
+
+SERVED = {"envoy.lb": {"x-gateway-destination-endpoint-served": "10.0.0.2:8000"}}
+RESPONSE_HEADERS = {":status": "200", "content-type": "application/json"}
+
+
+@pytest.mark.parametrize("type_name", of_kind("response-header"))
+@pytest.mark.parametrize("metadata", [SERVED, {}], ids=["served", "no-metadata"])
+def test_response_header_contract(type_name: str, metadata: Mapping[str, Any]) -> None:
+    plugin = cast("ResponseHeaderProcessor", build(type_name))
+    for served in (ENDPOINTS[1].endpoint, None):  # None: a request never scheduled
+        response = Response("req-0", dict(RESPONSE_HEADERS), metadata)
+        plugin.response_header(request(), response, served)
+        # Headers stay a str -> str map, and the status is nobody's to change.
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in response.headers.items())
+        assert response.headers[":status"] == "200"
+
+
+def _is_struct_value(value: object) -> bool:
+    """What Envoy's dynamic metadata (a protobuf Struct) can hold."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_struct_value(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_struct_value(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+@pytest.mark.parametrize("type_name", of_kind("response-body"))
+@pytest.mark.parametrize(
+    "usage",
+    [Usage(5, 7, 12, cached_tokens=3), Usage(), None],
+    ids=["usage", "zero-usage", "no-usage"],
+)
+def test_response_body_contract(type_name: str, usage: Usage | None) -> None:
+    plugin = cast("ResponseBodyProcessor", build(type_name))
+    response = Response("req-0", dict(RESPONSE_HEADERS), SERVED, start_of_stream=True)
+    plugin.response_body(request(), response, ENDPOINTS[0].endpoint)  # a first chunk
+    response.start_of_stream, response.end_of_stream, response.usage = False, True, usage
+    plugin.response_body(request(), response, None)
+    assert _is_struct_value(response.dynamic_metadata)
+    assert all(isinstance(fields, dict) for fields in response.dynamic_metadata.values())

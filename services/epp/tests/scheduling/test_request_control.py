@@ -1,4 +1,5 @@
-"""The hooks around a cycle: producers in order, admitters, PreRequest, completion."""
+"""The hooks around a cycle: producers in order, admitters, PreRequest, response plugins,
+completion."""
 
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -6,8 +7,8 @@ from typing import Any, ClassVar
 import pytest
 
 from igw.common.errors import InternalError
-from igw.epp.endpoints import EndpointState, InferenceRequest
-from igw.epp.scheduling import CycleState, RequestControl, SchedulerMetrics
+from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
+from igw.epp.scheduling import CycleState, RequestControl, Response, SchedulerMetrics
 from igw.epp.testing.builders import endpoints, request
 
 
@@ -49,3 +50,59 @@ def test_admitter_denial_is_upstreams_500() -> None:
     control.admit(request(), CycleState(), endpoints(1))
     with pytest.raises(InternalError, match=r"^request cannot be admitted$"):
         control.admit(request(priority=-1), CycleState(), endpoints(1))
+
+
+class Stamping:
+    """A response plugin that marks what it saw, or raises when told to."""
+
+    type_name: ClassVar[str] = "stamping"
+
+    def __init__(self, name: str, *, fail: bool = False) -> None:
+        self.name = name
+        self.fail = fail
+
+    def _stamp(self, response: Response) -> None:
+        if self.fail:
+            raise RuntimeError("boom")
+        response.headers[f"x-{self.name}"] = "seen"
+        response.set_metadata("envoy.lb", self.name, 1)
+
+    def response_header(
+        self, request: InferenceRequest, response: Response, endpoint: Endpoint | None
+    ) -> None:
+        del request, endpoint  # unused: part of the protocol
+        self._stamp(response)
+
+    def response_body(
+        self, request: InferenceRequest, response: Response, endpoint: Endpoint | None
+    ) -> None:
+        del request, endpoint  # unused: part of the protocol
+        self._stamp(response)
+
+
+@pytest.mark.parametrize(
+    ("hook", "extension_point"),
+    [("response_header", "ResponseReceived"), ("response_body", "ResponseStreaming")],
+)
+def test_response_plugins_run_in_order_timed_and_a_failure_is_skipped(
+    hook: str, extension_point: str
+) -> None:
+    metrics = SchedulerMetrics()
+    plugins = [Stamping("first"), Stamping("broken", fail=True), Stamping("last")]
+    control = RequestControl(metrics, **{hook: plugins})  # type: ignore[arg-type]
+    response = Response("r1", {":status": "200"})
+
+    getattr(control, hook)(request(), response, None)
+
+    assert response.headers == {":status": "200", "x-first": "seen", "x-last": "seen"}
+    assert response.dynamic_metadata == {"envoy.lb": {"first": 1, "last": 1}}
+    count = "inference_extension_plugin_duration_seconds_count"
+    for plugin in plugins:
+        labels = {"extension_point": extension_point, "plugin_type": "stamping",
+                  "plugin_name": plugin.name}  # fmt: skip
+        assert metrics.registry.get_sample_value(count, labels) == 1
+
+
+def test_no_response_plugins_says_so() -> None:
+    control = RequestControl(SchedulerMetrics())
+    assert (control.has_response_header, control.has_response_body) == (False, False)

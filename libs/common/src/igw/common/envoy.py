@@ -41,6 +41,7 @@ __all__ = [
     "immediate_response",
     "protocol_body_modes",
     "trailers_response",
+    "with_dynamic_metadata",
 ]
 
 ProcessingRequest = ext_proc_pb2.ProcessingRequest
@@ -196,6 +197,17 @@ def _with_metadata(
     if metadata:
         response.dynamic_metadata.update({ns: dict(values) for ns, values in metadata.items()})
     return response
+
+
+def with_dynamic_metadata(
+    response: ext_proc_pb2.ProcessingResponse, metadata: Mapping[str, Mapping[str, Any]] | None
+) -> ext_proc_pb2.ProcessingResponse:
+    """`response` with `metadata` (namespace -> fields) added to its `dynamic_metadata`.
+
+    For replies built before their metadata is known, e.g. the last response-body chunk, which
+    carries what response plugins computed at the end of the stream.
+    """
+    return _with_metadata(response, metadata)
 
 
 def headers_response(

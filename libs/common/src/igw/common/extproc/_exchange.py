@@ -17,6 +17,12 @@ decoded events and answers with plain values:
   the body: `response_body` is never called, the stream ends soon after, and `close(True)`
   follows, so whatever "request finished" work the exchange has must not wait for a response
   end it will not see. Never asked in FULL_DUPLEX_STREAMED mode, where skipping loses data.
+* optional `response_dynamic_metadata() -> Mapping[str, Mapping[str, Any]] | None`: asked once,
+  just after the `response_body` call that ends the response (a chunk with `end_of_stream`, the
+  buffered body, or the empty last chunk response trailers bring). What it returns (namespace
+  -> fields) rides on the last reply to that message, so Envoy sets it as dynamic metadata
+  before the response's end goes downstream (e.g. the EPP's `request-attribute-reporter`
+  cost). Never asked for a skipped or header-only response.
 """
 
 from __future__ import annotations

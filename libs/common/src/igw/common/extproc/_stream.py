@@ -27,6 +27,10 @@ The rules (Envoy 1.40, see reference/feasibility.md §1.3 and upstream-gie.md §
   FULL_DUPLEX_STREAMED mode: there Envoy sends body chunks before the headers reply arrives, and
   chunks handed to the processor are dropped when it stops, so the client silently loses SSE
   events (reference/streaming-cost.md §3.4-3.5). In that mode the hook is not even asked.
+* Dynamic metadata at the response's end: an exchange with the optional
+  `response_dynamic_metadata()` hook is asked once, after its last `response_body` call; the
+  metadata goes on the last reply to that message (the last streamed chunk, the body reply, or
+  the trailers reply), which Envoy applies before it passes the response's end on.
 
 The body modes come from the `protocol_config` Envoy sends on a stream's first message, falling
 back to the server's configured defaults for proxies that do not send it.
@@ -206,16 +210,22 @@ class Stream:
         chunk = body.body
         end = body.end_of_stream or self.response_mode in _BUFFERED
         out = await self.exchange.response_body(chunk, end)
+        ended_here = end and not self.completed
         self.completed = self.completed or end
         if self.response_mode is BodyMode.FULL_DUPLEX_STREAMED:
-            return list(envoy.body_chunks(Phase.RESPONSE, out, end_of_stream=body.end_of_stream))
-        if out is chunk:
-            return [envoy.body_continue(Phase.RESPONSE)]
-        return [envoy.buffered_body_response(Phase.RESPONSE, body=out)]
+            replies = list(envoy.body_chunks(Phase.RESPONSE, out, end_of_stream=body.end_of_stream))
+        elif out is chunk:
+            replies = [envoy.body_continue(Phase.RESPONSE)]
+        else:
+            replies = [envoy.buffered_body_response(Phase.RESPONSE, body=out)]
+        if ended_here:
+            self._attach_end_metadata(replies)
+        return replies
 
     async def _response_trailers(self, _message: ProcessingRequest) -> Replies:
         replies: Replies = []
-        if not self.completed:
+        ended_here = not self.completed
+        if ended_here:
             self.completed = True
             out = await self.exchange.response_body(b"", True)
             if out and self.response_mode is BodyMode.FULL_DUPLEX_STREAMED:
@@ -223,7 +233,19 @@ class Stream:
                 # the body stays open for them.
                 replies.extend(envoy.body_chunks(Phase.RESPONSE, out, end_of_stream=False))
         replies.append(envoy.trailers_response(Phase.RESPONSE))
+        if ended_here:
+            self._attach_end_metadata(replies)
         return replies
+
+    def _attach_end_metadata(self, replies: Replies) -> None:
+        """Puts what the exchange has for the response's end on the last reply (docstring)."""
+        # Optional hook (see `Exchange`): asked once per response, only when it is defined.
+        source = getattr(self.exchange, "response_dynamic_metadata", None)
+        if source is None:
+            return
+        metadata = source()
+        if metadata:
+            envoy.with_dynamic_metadata(replies[-1], metadata)
 
 
 _HANDLERS: dict[str, Callable[[Stream, ProcessingRequest], Awaitable[Replies]]] = {

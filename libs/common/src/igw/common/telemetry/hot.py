@@ -227,4 +227,3 @@ class Histogram(_Metric[HistogramChild]):
                 cumulative.append((edge, float(total)))
             family.add_metric(key, cumulative, child.sum)
         return [family]
-

@@ -12,6 +12,14 @@ What the layout encodes (feasibility §1, each learned by running Envoy 1.40):
 * the ext_proc filter accepts dynamic metadata only from allow-listed namespaces (`envoy.lb`, which
   ORIGINAL_DST routing reads);
 * HTTP/1.1 request trailers reach the processors only with `enable_trailers` on the HCM.
+* the served-endpoint report (`served_endpoint_metadata=True`, upstream-gie.md §1.6): GIE wants
+  the gateway to tell the EPP, in the response messages' filter metadata, which endpoint served
+  (`envoy.lb/x-gateway-destination-endpoint-served`), and plain Envoy has no such feature. The
+  router stamps the upstream address it really connected to (`%UPSTREAM_REMOTE_ADDRESS%`, so a
+  retry to a fallback endpoint shows the fallback) on the response as an internal header; a Lua
+  filter just in front of the router moves it into that dynamic metadata and drops the header,
+  before any ext_proc filter sees the response. The EPP's filter then forwards `envoy.lb`
+  (`forwarding_namespaces`).
 """
 
 from __future__ import annotations
@@ -43,6 +51,9 @@ with warnings.catch_warnings():
         DataSource,
         GrpcService,
         GrpcServiceEnvoyGrpc,
+        HeaderValue,
+        HeaderValueOption,
+        HeaderValueOptionHeaderAppendAction,
         Http1ProtocolOptions,
         SubstitutionFormatString,
     )
@@ -91,6 +102,24 @@ ACCESS_LOG_FORMAT = (
     "dest=%REQ(x-gateway-destination-endpoint)% bytes_in=%BYTES_RECEIVED% dur=%DURATION%ms\n"
 )
 NO_ROUTE_BODY = "no route matched the request's model (x-gateway-model-name)\n"
+
+SERVED_ENDPOINT_HEADER = "x-igw-served-endpoint"
+"""Internal: the upstream address the router stamps on a response for the Lua filter below."""
+SERVED_ENDPOINT_LUA = f"""
+function envoy_on_response(handle)
+  local headers = handle:headers()
+  local served = headers:get("{SERVED_ENDPOINT_HEADER}")
+  if served ~= nil then
+    headers:remove("{SERVED_ENDPOINT_HEADER}")
+    if string.find(served, ":", 1, true) then
+      handle:streamInfo():dynamicMetadata():set(
+        "envoy.lb", "x-gateway-destination-endpoint-served", served)
+    end
+  end
+end
+"""
+"""Moves the router's served-endpoint stamp into `envoy.lb` dynamic metadata (module docstring);
+a direct response (no upstream) has no address and reports nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,13 +201,15 @@ def gateway_bootstrap(
     tracing: OtelTracing | None = None,
     access_log: bool = True,
     route_timeout_s: float = 300,
+    served_endpoint_metadata: bool = False,
 ) -> dict[str, Any]:
     """Return Envoy's JSON bootstrap (as a dict) for one gateway listener on 127.0.0.1.
 
     Filters run in `ext_procs` order (Lua filters among them), then the router. `routes` are
     tried in order; a request matching none goes to `default_cluster`, or gets a 404 when it is
-    None. Raises ValueError when a route names a cluster that is not defined or two clusters share
-    a name.
+    None. `served_endpoint_metadata` reports the endpoint that served each response as GIE
+    expects a gateway to (module docstring). Raises ValueError when a route names a cluster that
+    is not defined or two clusters share a name.
     """
     upstreams = [_upstream_cluster(c) for c in clusters]
     internal = [
@@ -191,11 +222,18 @@ def gateway_bootstrap(
             _envoy_clusters.grpc_cluster(tracing.cluster_name, "127.0.0.1", tracing.port, tls=False)
         )
     _check_cluster_names([*upstreams, *internal], routes, default_cluster)
+    filters = [_http_filter(f) for f in ext_procs]
+    if served_endpoint_metadata:
+        # Last before the router: first on the response path, ahead of every ext_proc filter.
+        filters.append(_http_filter(LuaFilter("served-endpoint", SERVED_ENDPOINT_LUA)))
+    route_config = _route_config(routes, default_cluster, route_timeout_s)
+    if served_endpoint_metadata:
+        route_config.virtual_hosts[0].response_headers_to_add = [_served_endpoint_stamp()]
     hcm = HttpConnectionManager(
         stat_prefix="gateway",
         http_protocol_options=Http1ProtocolOptions(enable_trailers=True),
-        route_config=_route_config(routes, default_cluster, route_timeout_s),
-        http_filters=[*(_http_filter(f) for f in ext_procs), _router_filter()],
+        route_config=route_config,
+        http_filters=[*filters, _router_filter()],
         access_log=[_stdout_access_log()] if access_log else [],
         tracing=_tracing(tracing) if tracing else None,
     )
@@ -274,6 +312,13 @@ def _route_config(
         )
     host = VirtualHost(name="all", domains=["*"], routes=[*by_header, fallback])
     return RouteConfiguration(name="gateway", virtual_hosts=[host])
+
+
+def _served_endpoint_stamp() -> HeaderValueOption:
+    return HeaderValueOption(
+        header=HeaderValue(key=SERVED_ENDPOINT_HEADER, value="%UPSTREAM_REMOTE_ADDRESS%"),
+        append_action=HeaderValueOptionHeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
 
 
 def _http_filter(spec: ExtProcFilter | LuaFilter) -> HttpFilter:

@@ -31,7 +31,9 @@ from igw.epp.scheduling.contracts import (
     Admitter,
     Plugin,
     PreRequest,
+    ResponseBodyProcessor,
     ResponseComplete,
+    ResponseHeaderProcessor,
     SaturationDetector,
 )
 from igw.epp.scheduling.handle import PluginHandle
@@ -105,6 +107,8 @@ def load_config(
         admitters=cast("list[Admitter]", build.of_kind("admitter")),
         pre_request=cast("list[PreRequest]", build.of_kind("pre-request")),
         response_complete=cast("list[ResponseComplete]", build.of_kind("response-complete")),
+        response_header=cast("list[ResponseHeaderProcessor]", build.of_kind("response-header")),
+        response_body=cast("list[ResponseBodyProcessor]", build.of_kind("response-body")),
     )
     return EppConfig(
         scheduler, control, detector, parser, data_layer, flow_control, gates,

@@ -14,14 +14,22 @@ The request side is the `Director`'s; this module is the response side (§1.9):
   over the whole body for JSON (buffered to the end, so a split pattern is still replaced).
 * lean mode (Envoy's response body mode STREAMED, DESIGN §6.1): at response headers the core asks
   `response_body_wanted`. The body is read when the model was rewritten (it must be written
-  back) or the response falls in the director's sampled fraction (`--response-sample-rate`, for
-  usage, latency and size metrics); otherwise it is skipped, and the request finishes right
-  there: the running gauge and the ResponseComplete hooks (in-flight accounting) count it done
-  once its response has started. Trade-off: an endpoint's in-flight count then covers requests
-  waiting for their first byte, not the ones still decoding; the model server's own running
-  and waiting counts, scraped every 50 ms, carry that load to the scorers. Nothing leaks: a
-  skipped request is never left in flight. In compatible mode (FULL_DUPLEX_STREAMED) the hook is
-  never asked and every body is read.
+  back), when ResponseBody plugins are configured, or when the response falls in the director's
+  sampled fraction (`--response-sample-rate`, for usage, latency and size metrics); otherwise it
+  is skipped, and the request finishes right there: the running gauge and the ResponseComplete
+  hooks (in-flight accounting) count it done once its response has started. Trade-off: an
+  endpoint's in-flight count then covers requests waiting for their first byte, not the ones
+  still decoding; the model server's own running and waiting counts, scraped every 50 ms, carry
+  that load to the scorers. Nothing leaks: a skipped request is never left in flight. In
+  compatible mode (FULL_DUPLEX_STREAMED) the hook is never asked and every body is read.
+* response plugins (§6), only when configured: ResponseHeader plugins run at response headers,
+  after the served-endpoint metadata is known (the core hands it over just before), on a
+  `Response` holding the headers and that metadata; the header changes they make go back to
+  the client. ResponseBody plugins run per chunk, after usage is read, and exactly once with
+  `end_of_stream` (at the body's end, or at `close` when the client went away first); the
+  dynamic metadata they set is handed to the core (`response_dynamic_metadata`), which puts it
+  on the last body reply. Configured ResponseBody plugins make the lean mode read every body.
+  A request without response plugins allocates and calls nothing for them.
 * `close`: always last; the director's `finish` runs the completion hooks exactly once, also
   when the client went away (`completed=False`).
 
@@ -38,14 +46,16 @@ from opentelemetry.trace import Span
 
 from igw.common.envoy import NO_CHANGES, HeaderChanges
 from igw.common.extproc import HttpRequest, RequestVerdict
+from igw.epp.endpoints import Endpoint, InferenceRequest
 from igw.epp.parsers.contracts import UsageReader
 from igw.epp.requestpath.headers import DESTINATION_SERVED, LB_NAMESPACE
 from igw.epp.requestpath.lifecycle import RequestLifecycle
+from igw.epp.scheduling.response import Response
 
 if TYPE_CHECKING:
     from igw.epp.requestpath.director import Director
 
-__all__ = ["EppExchange", "ModelBackRewrite"]
+__all__ = ["EppExchange", "ModelBackRewrite", "header_changes"]
 
 
 class ModelBackRewrite:
@@ -70,7 +80,10 @@ class ModelBackRewrite:
 class EppExchange:
     """The `Exchange` of one stream; see the module docstring."""
 
-    __slots__ = ("_buffer", "_director", "_reader", "_rewrite", "_span", "life")
+    __slots__ = (
+        "_body_args", "_buffer", "_director", "_end_metadata", "_metadata", "_reader",
+        "_response", "_rewrite", "_span", "life",
+    )  # fmt: skip
 
     def __init__(self, director: Director, span: Span | None) -> None:
         self._director = director
@@ -79,16 +92,25 @@ class EppExchange:
         self._reader: UsageReader | None = None
         self._rewrite: ModelBackRewrite | None = None
         self._buffer: list[bytes] = []
+        self._metadata: Mapping[str, Any] | None = None
+        self._response: Response | None = None
+        """Set only when ResponseBody plugins are configured, until their end-of-stream call."""
+        self._end_metadata: Mapping[str, Mapping[str, Any]] | None = None
+        self._body_args: tuple[InferenceRequest, Endpoint | None] | None = None
+        """The request and served endpoint, fixed once the body starts (not re-found per chunk)."""
 
     async def request(self, request: HttpRequest) -> RequestVerdict:
         verdict = await self._director.handle(self.life, request, self._span)
         life = self.life
         if life.model_rewritten:
             self._rewrite = ModelBackRewrite(life.target_model, life.incoming_model)
+        if self._director.request_control.has_response_body:
+            self._response = Response(life.request_id, {}, start_of_stream=True)
         return verdict
 
     def response_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Filter metadata Envoy sent with the response headers (the served endpoint)."""
+        self._metadata = metadata
         lb = metadata.get(LB_NAMESPACE)
         if isinstance(lb, Mapping):
             served = lb.get(DESTINATION_SERVED)
@@ -108,14 +130,41 @@ class EppExchange:
             ).inc()
         if "text/event-stream" in headers.get("content-type", ""):
             life.response_streaming = True
+        changes = NO_CHANGES
+        response = self._response
+        if response is not None:
+            response.headers = dict(headers)
+            response.req_metadata = self._metadata or {}
+        if self._director.request_control.has_response_header and life.dispatched:
+            changes = self._run_header_plugins(headers, response)
         if end_of_stream:
             self._complete()
-        return NO_CHANGES
+        return changes
+
+    def _run_header_plugins(
+        self, headers: Mapping[str, str], response: Response | None
+    ) -> HeaderChanges:
+        life = self.life
+        if response is None:
+            response = Response(life.request_id, dict(headers), self._metadata or {})
+        self._director.request_control.response_header(
+            self._plugin_request(), response, life.served
+        )
+        return header_changes(headers, response.headers)
+
+    def _plugin_request(self) -> InferenceRequest:
+        """The scheduled request; a header-only one (never parsed) gets a bare stand-in."""
+        life = self.life
+        if life.inference is not None:
+            return life.inference
+        return InferenceRequest(life.request_id, life.target_model, {})
 
     def response_body_wanted(self) -> bool:
         """Lean mode: read the body only when needed; else finish the request now (docstring)."""
         life = self.life
-        if self._rewrite is not None or self._director.sample_response():
+        if self._rewrite is not None or self._response is not None:
+            return True
+        if self._director.sample_response():
             return True
         life.body_skipped = True
         self._director.finish(life)
@@ -134,9 +183,29 @@ class EppExchange:
                 life.usage = usage
                 self._director.metrics.record_usage(life.incoming_model, life.target_model, usage)
         out = chunk if self._rewrite is None else self._rewritten(chunk, end_of_stream, streaming)
+        response = self._response
+        if response is not None:
+            self._run_body_plugins(response, end_of_stream)
         if end_of_stream:
             self._complete()
         return out
+
+    def _run_body_plugins(self, response: Response, end_of_stream: bool) -> None:
+        life = self.life
+        args = self._body_args
+        if args is None:
+            args = self._body_args = (self._plugin_request(), life.served)
+        response.end_of_stream = end_of_stream
+        response.usage = life.usage
+        self._director.request_control.response_body(args[0], response, args[1])
+        response.start_of_stream = False
+        if end_of_stream:
+            self._response = None  # exactly one end-of-stream call
+            self._end_metadata = response.dynamic_metadata
+
+    def response_dynamic_metadata(self) -> Mapping[str, Mapping[str, Any]] | None:
+        """What the ResponseBody plugins set, for the core to put on the last body reply."""
+        return self._end_metadata
 
     def _rewritten(self, chunk: bytes, end_of_stream: bool, streaming: bool) -> bytes:
         rewrite = self._rewrite
@@ -165,4 +234,22 @@ class EppExchange:
         )
 
     def close(self, completed: bool) -> None:  # noqa: ARG002 - the lifecycle knows
+        response = self._response
+        if response is not None and self.life.dispatched:
+            # The body never ended (client gone, upstream error): the end call still comes, as
+            # upstream's; its metadata has no reply left to ride on.
+            self._run_body_plugins(response, end_of_stream=True)
         self._director.finish(self.life)
+
+
+def header_changes(before: Mapping[str, str], after: Mapping[str, str]) -> HeaderChanges:
+    """What ResponseHeader plugins changed in the headers; pseudo-headers are left alone."""
+    changed = [
+        (name.lower(), str(value))
+        for name, value in after.items()
+        if not name.startswith(":") and before.get(name) != value
+    ]
+    removed = [name for name in before if name not in after and not name.startswith(":")]
+    if not changed and not removed:
+        return NO_CHANGES
+    return HeaderChanges(set=tuple(changed), remove=tuple(removed))

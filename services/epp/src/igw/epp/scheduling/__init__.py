@@ -5,9 +5,9 @@
         SchedulerProfile.run                        filters -> weighted scorers -> picker
       ProfileHandler.process_results -> SchedulingResult
 
-`RequestControl` runs the hooks around a cycle (PrepareData, Admit, PreRequest, response
-completion); `admission` holds the legacy shedding rule. Plugins live in `.plugins`, one module per
-registered type; the registry table is `igw.epp.config.builtin`.
+`RequestControl` runs the hooks around a cycle (PrepareData, Admit, PreRequest, the response
+plugins, response completion); `admission` holds the legacy shedding rule. Plugins live in
+`.plugins`, one module per registered type; the registry table is `igw.epp.config.builtin`.
 """
 
 from igw.epp.scheduling.admission import SHED_MESSAGE, Admission, LegacyAdmission, admit
@@ -26,7 +26,9 @@ from igw.epp.scheduling.contracts import (
     Plugin,
     PreRequest,
     ProfileHandler,
+    ResponseBodyProcessor,
     ResponseComplete,
+    ResponseHeaderProcessor,
     SaturationDetector,
     Scorer,
     plugin_kinds,
@@ -37,6 +39,7 @@ from igw.epp.scheduling.metrics import SchedulerMetrics
 from igw.epp.scheduling.profile import SchedulerProfile, WeightedScorer
 from igw.epp.scheduling.registry import ENTRY_POINT_GROUP, PluginRegistry
 from igw.epp.scheduling.request_control import RequestControl
+from igw.epp.scheduling.response import Response
 from igw.epp.scheduling.results import (
     FilterStep,
     ProfileExplanation,
@@ -72,7 +75,10 @@ __all__ = [
     "ProfileHandler",
     "ProfileResult",
     "RequestControl",
+    "Response",
+    "ResponseBodyProcessor",
     "ResponseComplete",
+    "ResponseHeaderProcessor",
     "SaturationDetector",
     "Scheduler",
     "SchedulerMetrics",

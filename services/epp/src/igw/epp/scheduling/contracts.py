@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, Protocol, Self
 from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
 from igw.epp.scheduling.cycle_state import AttributeKey, CycleState
 from igw.epp.scheduling.handle import PluginHandle
+from igw.epp.scheduling.response import Response
 from igw.epp.scheduling.results import ProfileResult, SchedulingResult
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
     "Plugin",
     "PreRequest",
     "ProfileHandler",
+    "ResponseBodyProcessor",
     "ResponseComplete",
+    "ResponseHeaderProcessor",
     "SaturationDetector",
     "Scorer",
     "plugin_kinds",
@@ -41,6 +44,8 @@ KIND_METHODS: Mapping[str, str] = {
     "admitter": "admit_request",
     "pre-request": "pre_request",
     "response-complete": "response_complete",
+    "response-header": "response_header",
+    "response-body": "response_body",
     "saturation-detector": "saturation",
 }
 """Kind -> the method that makes a class that kind."""
@@ -171,6 +176,36 @@ class ResponseComplete(Plugin, Protocol):
     """Learns that the request sent to `endpoint` has finished (or failed); called at most once."""
 
     def response_complete(self, request: InferenceRequest, endpoint: Endpoint) -> None: ...
+
+
+class ResponseHeaderProcessor(Plugin, Protocol):
+    """Sees the response headers once, when they arrive (upstream's ResponseHeader).
+
+    `response.headers` may be changed in place (the client gets the changes) and
+    `response.req_metadata` holds the filter metadata Envoy sent with them (the served endpoint).
+    `endpoint` is the one that served the request (the primary target unless the data plane
+    reported a fallback), None for a request that was never scheduled. An exception is logged
+    and the response continues.
+    """
+
+    def response_header(
+        self, request: InferenceRequest, response: Response, endpoint: Endpoint | None
+    ) -> None: ...
+
+
+class ResponseBodyProcessor(Plugin, Protocol):
+    """Sees each response body chunk, in order, and the end (upstream's ResponseBody).
+
+    Called once per chunk Envoy sends (`response.start_of_stream` on the first) and exactly once
+    with `response.end_of_stream`, when the body ends or the stream does (client gone): that call
+    has the final `usage` and is the one whose `response.dynamic_metadata` reaches Envoy. Runs
+    on every chunk, so it must be cheap; an exception is logged and the response continues.
+    Configuring one makes the EPP read every response body, in the lean mode too.
+    """
+
+    def response_body(
+        self, request: InferenceRequest, response: Response, endpoint: Endpoint | None
+    ) -> None: ...
 
 
 class SaturationDetector(Plugin, Protocol):

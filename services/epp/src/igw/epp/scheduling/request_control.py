@@ -1,9 +1,15 @@
-"""The request-control hooks around a scheduling cycle (§6): PrepareData, Admit, PreRequest and
-response completion, each plugin call timed into the plugin latency histogram.
+"""The request-control hooks around a scheduling cycle (§6): PrepareData, Admit, PreRequest, the
+response plugins and response completion, each plugin call timed into the plugin latency
+histogram under upstream's extension point names.
 
 The Director calls these in upstream's order: `prepare_data` (producers in dependency order; a
 failing producer is logged and skipped), `admit` (any denial -> 500 `request cannot be
 admitted`), the scheduler, `pre_request`, and `response_complete` once the response has ended.
+The exchange calls `response_header` (extension point `ResponseReceived`) when the response
+headers arrive and `response_body` (`ResponseStreaming`) per body chunk and at the end; a
+failing response plugin is logged and skipped, never failing a response already on its way.
+Callers check `has_response_header` / `has_response_body` first, so requests pay nothing for
+hooks nobody configured.
 """
 
 from __future__ import annotations
@@ -16,9 +22,17 @@ import structlog
 
 from igw.common.errors import InternalError
 from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
-from igw.epp.scheduling.contracts import Admitter, DataProducer, PreRequest, ResponseComplete
+from igw.epp.scheduling.contracts import (
+    Admitter,
+    DataProducer,
+    PreRequest,
+    ResponseBodyProcessor,
+    ResponseComplete,
+    ResponseHeaderProcessor,
+)
 from igw.epp.scheduling.cycle_state import CycleState
 from igw.epp.scheduling.metrics import SchedulerMetrics
+from igw.epp.scheduling.response import Response
 from igw.epp.scheduling.results import SchedulingResult
 
 __all__ = ["RequestControl"]
@@ -41,11 +55,18 @@ class RequestControl:
         admitters: Sequence[Admitter] = (),
         pre_request: Sequence[PreRequest] = (),
         response_complete: Sequence[ResponseComplete] = (),
+        response_header: Sequence[ResponseHeaderProcessor] = (),
+        response_body: Sequence[ResponseBodyProcessor] = (),
     ) -> None:
         self.producers = tuple(producers)
         self.admitters = tuple(admitters)
         self.pre_request_plugins = tuple(pre_request)
         self.response_complete_plugins = tuple(response_complete)
+        self.response_header_plugins = tuple(response_header)
+        self.response_body_plugins = tuple(response_body)
+        self.has_response_header = bool(response_header)
+        self.has_response_body = bool(response_body)
+        """Whether the exchange must read every response body (the lean mode asks this)."""
         self._producers: tuple[tuple[DataProducer, Callable[[float], None]], ...] = _timed(
             metrics, "PrepareData", producers
         )
@@ -57,6 +78,12 @@ class RequestControl:
         )
         self._complete: tuple[tuple[ResponseComplete, Callable[[float], None]], ...] = _timed(
             metrics, "ResponseComplete", response_complete
+        )
+        self._headers: tuple[tuple[ResponseHeaderProcessor, Callable[[float], None]], ...] = _timed(
+            metrics, "ResponseReceived", response_header
+        )
+        self._bodies: tuple[tuple[ResponseBodyProcessor, Callable[[float], None]], ...] = _timed(
+            metrics, "ResponseStreaming", response_body
         )
 
     def prepare_data(
@@ -94,4 +121,26 @@ class RequestControl:
         for plugin, observe in self._complete:
             started = perf_counter()
             plugin.response_complete(request, endpoint)
+            observe(perf_counter() - started)
+
+    def response_header(
+        self, request: InferenceRequest, response: Response, endpoint: Endpoint | None
+    ) -> None:
+        for plugin, observe in self._headers:
+            started = perf_counter()
+            try:
+                plugin.response_header(request, response, endpoint)
+            except Exception:
+                _log.exception("response_header_failed", plugin=plugin.name)
+            observe(perf_counter() - started)
+
+    def response_body(
+        self, request: InferenceRequest, response: Response, endpoint: Endpoint | None
+    ) -> None:
+        for plugin, observe in self._bodies:
+            started = perf_counter()
+            try:
+                plugin.response_body(request, response, endpoint)
+            except Exception:
+                _log.exception("response_body_failed", plugin=plugin.name)
             observe(perf_counter() - started)

@@ -1,4 +1,4 @@
-"""The built-in scheduling plugins, one module per registered type (STYLE §1).
+"""The built-in scheduling and request-control plugins, one module per registered type (STYLE §1).
 
 Importing this package registers nothing: `igw.epp.config.builtin` lists these classes in the
 EPP's one registry table.
@@ -6,6 +6,9 @@ EPP's one registry table.
 
 from igw.epp.scheduling.plugins.approx_prefix_cache_producer import ApproxPrefixCacheProducer
 from igw.epp.scheduling.plugins.concurrency_detector import ConcurrencyDetector
+from igw.epp.scheduling.plugins.destination_endpoint_served_verifier import (
+    DestinationEndpointServedVerifier,
+)
 from igw.epp.scheduling.plugins.header_based_testing_filter import HeaderBasedTestingFilter
 from igw.epp.scheduling.plugins.inflight_load_producer import InflightLoadProducer
 from igw.epp.scheduling.plugins.kv_cache_utilization_scorer import KvCacheUtilizationScorer
@@ -15,6 +18,7 @@ from igw.epp.scheduling.plugins.prefix_cache_affinity_filter import PrefixCacheA
 from igw.epp.scheduling.plugins.prefix_cache_scorer import PrefixCacheScorer
 from igw.epp.scheduling.plugins.queue_scorer import QueueScorer
 from igw.epp.scheduling.plugins.random_picker import RandomPicker
+from igw.epp.scheduling.plugins.request_attribute_reporter import RequestAttributeReporter
 from igw.epp.scheduling.plugins.running_requests_size_scorer import RunningRequestsSizeScorer
 from igw.epp.scheduling.plugins.single_profile_handler import SingleProfileHandler
 from igw.epp.scheduling.plugins.token_load_scorer import TokenLoadScorer
@@ -24,6 +28,7 @@ from igw.epp.scheduling.plugins.weighted_random_picker import WeightedRandomPick
 __all__ = [
     "ApproxPrefixCacheProducer",
     "ConcurrencyDetector",
+    "DestinationEndpointServedVerifier",
     "HeaderBasedTestingFilter",
     "InflightLoadProducer",
     "KvCacheUtilizationScorer",
@@ -33,6 +38,7 @@ __all__ = [
     "PrefixCacheScorer",
     "QueueScorer",
     "RandomPicker",
+    "RequestAttributeReporter",
     "RunningRequestsSizeScorer",
     "SingleProfileHandler",
     "TokenLoadScorer",
