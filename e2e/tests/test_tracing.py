@@ -77,6 +77,10 @@ def _assert_one_trace(spans: Sequence[ReceivedSpan]) -> None:
     assert [s.kind for s in sim] == [OtlpSpanKind.SERVER]
     assert sim[0].parent_span_id in by_id  # Envoy's router re-parents it on its ingress span
     assert sim[0].attributes["gen_ai.request.model"] == pool.ADAPTER
+    # The data plane reported back the pod that served the response (GIE §1.6): the one picked.
+    served = epp.attributes.get("igw.served_endpoint")
+    assert served == epp.attributes.get("igw.destination")
+    assert str(served).startswith(f"{pool.ADAPTER_POD_IP}:")
     services = {s.service_name for s in spans}
     assert services == {ENVOY, BBR, EPP, SIM}
     listing = "\n".join(s.describe() for s in spans)

@@ -6,6 +6,8 @@
        ext_proc igw-epp (:9002, TLS)   picks the pod: x-gateway-destination-endpoint
        route on the model headers ──> ORIGINAL_DST "pool" ──> igw-sim pods (:8000-8003)
                                        any other model ──> 404 from Envoy
+       (response path: a Lua filter before the router reports the pod that served each response
+        to the EPP as envoy.lb/x-gateway-destination-endpoint-served, GIE protocol §1.6)
 
 Every service runs as its own process from its real command line (`ChildProcess`), and inherits
 this process's environment: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, Envoy's OpenTelemetry tracer
@@ -48,6 +50,7 @@ __all__ = ["RESPONSE_MODE", "GatewayPorts", "LocalGateway"]
 MODEL_HEADER = "x-gateway-model-name"
 BASE_MODEL_HEADER = "x-gateway-base-model-name"
 SUBSET_NAMESPACE = "envoy.lb.subset_hint"
+LB_NAMESPACE = "envoy.lb"
 POOL_CLUSTER = "pool"
 
 ResponseMode = typing.Literal["compatible", "lean"]
@@ -202,6 +205,7 @@ class LocalGateway:
             clusters=[OriginalDstCluster(POOL_CLUSTER)],
             default_cluster=None,
             tracing=tracing,
+            served_endpoint_metadata=True,
         )
 
     def _write_files(self) -> None:
@@ -242,7 +246,10 @@ class LocalGateway:
 
 def _epp_filter(port: int) -> ExtProcFilter:
     """The EPP's ext_proc filter; its response side follows `RESPONSE_MODE`."""
-    epp = ExtProcFilter(name="epp", port=port, tls=True, forwarding_namespaces=(SUBSET_NAMESPACE,))
+    # envoy.lb carries the served-endpoint report back to the EPP (GIE protocol §1.6).
+    epp = ExtProcFilter(
+        name="epp", port=port, tls=True, forwarding_namespaces=(SUBSET_NAMESPACE, LB_NAMESPACE)
+    )
     if RESPONSE_MODE == "compatible":
         return dataclasses.replace(
             epp,
