@@ -12,6 +12,7 @@ from igw.common.extproc import Stream, StreamInfo
 from igw.common.testing import messages
 from igw.common.testing.messages import ReplyView
 from igw.epp.requestpath import Director
+from igw.epp.scheduling.plugins.inflight_load_producer import InflightLoadProducer
 from igw.epp.testing.builders import endpoint
 from igw.epp.testing.requestpath import build_director
 
@@ -236,3 +237,43 @@ async def test_request_metrics_are_labelled_with_both_models() -> None:
     await error_of(director, body=b"[")
     errors = {"model_name": "", "target_model_name": "", "error_code": "BadRequest"}
     assert registry.get_sample_value("inference_objective_request_error_total", errors) == 1
+
+
+IN_FLIGHT = """\
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- {type: inflight-load-producer}
+- {type: queue-scorer}
+schedulingProfiles:
+- name: default
+  plugins: [{pluginRef: queue-scorer}]
+"""
+
+
+async def test_a_request_refused_after_scheduling_is_not_left_in_flight() -> None:
+    director = build_director([IDLE], config=IN_FLIGHT)
+    [producer] = director.request_control.pre_request_plugins
+    assert isinstance(producer, InflightLoadProducer)
+    exchange = director.exchange(StreamInfo(span=None))
+    stream = Stream(exchange, DUPLEX, DUPLEX)
+    # The nested model makes the rewrite re-encode the body, which fails on a number beyond
+    # float range: a 500 found after PreRequest counted the request against its endpoint.
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "meta": {"model": "m"}'
+    body += b', "n": 1e400}'
+    headers = {**CHAT, "x-gateway-model-name-rewrite": "t"}
+    await stream.handle(messages.request_headers(headers, end_of_stream=False))
+    with pytest.raises(InferenceError) as info:
+        await stream.handle(messages.request_body(body, end_of_stream=True))
+    assert (info.value.status, info.value.body()) == (
+        500,
+        "inference error: Internal - Error marshalling request body",
+    )
+    assert producer.tracker.load("pod-1-rank-0").requests == 1
+
+    exchange.close(True)  # the servicer closes every stream, also after an error answer
+
+    assert producer.tracker.loads == {}
+    running = {"model_name": "m"}
+    registry = director.metrics.registry
+    assert not registry.get_sample_value("inference_objective_running_requests", running)

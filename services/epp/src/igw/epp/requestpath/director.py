@@ -12,8 +12,11 @@ answered by the serving core with its status and upstream's body.
 
 `finish` runs once per request, when its stream ends for any reason (response complete, error,
 client gone): the running-requests gauge goes down and the ResponseComplete hooks (in-flight
-accounting) run for the endpoint that served it. The Director is shared by every stream and
-holds no per-request state; that lives in `RequestLifecycle`.
+accounting) run for the endpoint that served it. The hooks run for every request that was
+scheduled, also one refused after its PreRequest hooks counted it (a body that cannot be
+rewritten: 500), as upstream runs them whenever a pod was picked and the response never
+completed. The Director is shared by every stream and holds no per-request state; that lives
+in `RequestLifecycle`.
 """
 
 from __future__ import annotations
@@ -225,10 +228,9 @@ class Director:
         if life.finished:
             return
         life.finished = True
-        if not life.dispatched:
-            return
-        self.metrics.running.labels(life.incoming_model).dec()
-        served = life.served
+        if life.dispatched:
+            self.metrics.running.labels(life.incoming_model).dec()
+        served = life.served  # set once scheduled, dispatched or not
         if life.inference is None or served is None:
             return
         try:

@@ -4,10 +4,11 @@ exactly as told, in chunks, with pauses.
 `EchoBackend` (igw.common.testing) proves a body crossed the gateway byte-exact but answers only
 with its own JSON. Response-path tests need the opposite: a server whose answer is under the
 test's control down to the chunk (a JSON body split inside the model name, an invalid body, a
-body followed by a late empty end of stream, no body at all), and request-path tests need the
-exact bytes the model server was sent (the model the EPP wrote into the body). `ScriptedModelServer`
-does both: every request is kept in `received`, and the reply is `answer(received)`, by default an
-OpenAI-style completion naming the model it was asked for, as a real server would.
+body followed by a late empty end of stream, no body at all, a connection dropped mid-answer),
+and request-path tests need the exact bytes the model server was sent (the model the EPP wrote
+into the body). `ScriptedModelServer` does both: every request is kept in `received`, and the
+reply is `answer(received)`, by default an OpenAI-style completion naming the model it was asked
+for, as a real server would.
 
 Each chunk is written and flushed on its own, with `pause_s` between chunks, so Envoy reads them
 as separate body frames and the ext_proc filter sees several body messages. Servers bind any
@@ -67,6 +68,9 @@ class Answer:
     pause_s: float = 0.02
     """Between chunks, so each reaches Envoy as a separate read."""
     headers: Mapping[str, str] = field(default_factory=dict)
+    drop_after: int | None = None
+    """Drop the connection once this many chunks are written, instead of ending the body: a
+    model server that dies mid-answer (its kernel closes the socket, no last chunk is sent)."""
 
 
 def completion_answer(received: Received) -> Answer:
@@ -159,11 +163,18 @@ class ScriptedModelServer:
             response.content_length = sum(len(chunk) for chunk in answer.chunks)
         await response.prepare(request)
         for i, chunk in enumerate(answer.chunks):
+            if i == answer.drop_after:
+                break
             if i:
                 await asyncio.sleep(answer.pause_s)
             if chunk:
                 await response.write(chunk)
-        await response.write_eof()
+        else:
+            await response.write_eof()
+            return response
+        await asyncio.sleep(answer.pause_s)  # the last chunk leaves before the socket closes
+        if request.transport is not None:
+            request.transport.close()
         return response
 
 
