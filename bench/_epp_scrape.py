@@ -3,7 +3,7 @@
 DESIGN.md §6: metric scraping of 100 endpoints at 50 ms costs at most 25 % of one core. Method:
 two processes besides this one. The pages: `python -m igw.epp.testing.metrics_server --count
 100`, one aiohttp app on 100 loopback ports, each serving the realistic ~33 KB vLLM page
-(`metrics_pages.vllm_page`, uncompressed, as the EPP asks by default). The scraper:
+(`metrics_pages.vllm_page`, uncompressed, as the EPP asks). The scraper:
 `_epp_scrape_child.py`, the EPP's own `Datastore` with its default data source and extractor
 and nothing else, on uvloop; it measures its own utime + stime over the window after a warm-up
 and counts the pages fetched. CPU % = CPU-seconds / wall-seconds x 100 (one core = 100 %). The

@@ -87,3 +87,18 @@ async def test_the_ticker_polls_at_the_interval(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert 15 <= servers.hits[port] <= 45  # 0.2 s at 5 ms: about 40, fewer on a busy machine
+
+
+async def test_the_first_poll_waits_its_phase(
+    servers: MetricsServers, source: MetricsDataSource
+) -> None:
+    """Phases spread collectors started together; a sleep never ends early, so this is exact."""
+    (port,) = await servers.start(1)
+    published: list[Metrics] = []
+    task = asyncio.create_task(collector(source, port, published).run(Metrics(), phase_s=0.3))
+    await asyncio.sleep(0.1)
+    assert servers.hits[port] == 0
+    await until(lambda: bool(published))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -144,8 +145,29 @@ async def test_close_cancels_every_collector_and_closes_the_client(
     await store.close()
     collectors = [t for t in asyncio.all_tasks() if t.get_name().startswith("epp-metrics")]
     assert collectors == []
+    await asyncio.sleep(INTERVAL)  # a request sent just before close may still reach the server
     hits = sum(servers.hits.values())
     await asyncio.sleep(5 * INTERVAL)
     assert sum(servers.hits.values()) == hits
     with pytest.raises(RuntimeError, match="closed"):
         store.reconcile([])
+
+
+async def test_phase_slots_spread_the_first_polls(servers: MetricsServers) -> None:
+    """With 2 slots over 1 s, an endpoint drawn into the second slot waits 0.5 s to start."""
+    ports = await servers.start(6)
+    draw = random.Random(7)  # noqa: S311 - the same dice as the datastore's
+    slots = [draw.randrange(2) for _ in ports]
+    assert sorted(set(slots)) == [0, 1]  # the seed exercises both slots
+    first = [p for p, s in zip(ports, slots, strict=True) if s == 0]
+    store = Datastore(refresh_interval_s=1.0, phase_slots=2, rng=random.Random(7))  # noqa: S311
+    async with store:
+        store.reconcile([local(f"e{i}", port) for i, port in enumerate(ports)])
+        await until(lambda: all(servers.hits[p] for p in first))
+        assert [servers.hits[p] > 0 for p in ports] == [s == 0 for s in slots]
+        await until(lambda: all(servers.hits[p] for p in ports))
+
+
+def test_phase_slots_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="phase_slots"):
+        Datastore(phase_slots=0)

@@ -138,3 +138,43 @@ def test_scan_agrees_with_prometheus_client_on_the_realistic_page() -> None:
     for name, expected in reference.items():
         samples = scan_one(name, page)
         assert [(dict(s.labels), s.value) for s in samples] == expected, name
+
+
+def _found(scanner: Scanner, page: bytes, hints: list[int] | None) -> list[list[tuple[float, str]]]:
+    found = scanner.scan(page, hints)
+    return [[(s.value, repr(s)) for s in found[sel]] for sel in scanner.selectors]
+
+
+FILLER = "".join(f'f{{i="{i}"}} {i}\n' for i in range(400))  # ~6 KB of another family
+
+
+@pytest.mark.parametrize(
+    "pages",
+    [
+        pytest.param([vllm_page(VllmState(waiting=w, running=w * 7, kv_usage=w / 10,
+                                          lora=(LoraInfo(running=("a",) * w),)))
+                      for w in (1, 9, 12345, 0, 3)], id="same-layout-values-change-length"),
+        pytest.param(["x 1\n" + FILLER + "m 1\n", "x 1\nm 2\n" + FILLER, FILLER + "m 3\n" + FILLER,
+                      "m 4\n" + FILLER], id="family-moves-far-and-to-the-top"),
+        pytest.param([FILLER + "m 1\n", FILLER + "n 1\n", FILLER + "m 2\n"],
+                     id="family-disappears-and-returns"),
+        pytest.param([FILLER * 2 + "m 1\n", "a 1\n" + "".join(f'm{{i="{i}"}} {i}\n'
+                                                            for i in range(900))],
+                     id="hint-lands-mid-group"),
+        pytest.param([FILLER + "m 1\n", FILLER + "mm 1\nm_total 2\nm 3\n"],
+                     id="longer-names-near-the-hint"),
+    ],
+)  # fmt: skip
+def test_hinted_scans_find_what_full_scans_find(pages: list[bytes | str]) -> None:
+    """Hints only make a scan cheaper: page after page, results equal a scan without them."""
+    scanner = Scanner(Selector.parse(spec) for spec in (
+        "m", "vllm:num_requests_waiting", "vllm:num_requests_running",
+        "vllm:kv_cache_usage_perc", "vllm:lora_requests_info", "vllm:cache_config_info",
+    ))  # fmt: skip
+    hints = scanner.new_hints()
+    seen = 0
+    for page in pages:
+        body = page.encode() if isinstance(page, str) else page
+        assert _found(scanner, body, hints) == _found(scanner, body, None)
+        seen += sum(map(len, _found(scanner, body, None)))
+    assert seen >= len(pages) - 1  # the pages do hold the families looked for

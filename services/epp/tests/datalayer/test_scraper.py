@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from igw.common.testing import free_port
+from igw.common.tls import self_signed_pair
 from igw.epp.datalayer.scraper import MetricsDataSource, MetricsDataSourceParams, ScrapeError
 from igw.epp.endpoints import Endpoint
 from igw.epp.testing import Behaviour, MetricsServers, vllm_page
@@ -28,16 +32,16 @@ async def source() -> AsyncIterator[MetricsDataSource]:
     await source.close()
 
 
-@pytest.mark.parametrize("compress", [False, True], ids=["identity", "gzip"])
-async def test_fetch_returns_the_page(servers: MetricsServers, compress: bool) -> None:
+async def test_fetch_returns_the_page_uncompressed(
+    servers: MetricsServers, source: MetricsDataSource
+) -> None:
+    """The server would gzip for a client that asks; the source does not ask."""
     page = vllm_page()
     (port,) = await servers.start(1, page)
-    source = MetricsDataSource(compress=compress)
-    await source.start()
-    try:
-        assert await source.fetch(source.url_for(Endpoint("a", "127.0.0.1", port))) == page
-    finally:
-        await source.close()
+    client = source.client_for(Endpoint("a", "127.0.0.1", port))
+    assert await client.fetch() == page
+    assert await client.fetch() == page
+    assert source.fetched == 2
 
 
 @pytest.mark.parametrize(
@@ -54,18 +58,25 @@ async def test_failures_are_scrape_errors(
     servers.set_behaviour(port, behaviour)
     started = time.monotonic()
     with pytest.raises(ScrapeError, match=message):
-        await source.fetch(source.url_for(Endpoint("a", "127.0.0.1", port)))
+        await source.client_for(Endpoint("a", "127.0.0.1", port)).fetch()
     assert time.monotonic() - started < 1.0
 
 
 async def test_refused_connection_is_a_scrape_error(source: MetricsDataSource) -> None:
-    with pytest.raises(ScrapeError, match="Connect"):
-        await source.fetch(source.url_for(Endpoint("a", "127.0.0.1", free_port())))
+    port = free_port()
+    with pytest.raises(ScrapeError, match=f"127.0.0.1:{port}/metrics: cannot connect"):
+        await source.client_for(Endpoint("a", "127.0.0.1", port)).fetch()
 
 
-async def test_fetch_before_start_is_a_scrape_error() -> None:
-    with pytest.raises(ScrapeError, match="not started"):
-        await MetricsDataSource().fetch(MetricsDataSource().url_for(Endpoint("a", "h", 1)))
+async def test_close_closes_every_client(servers: MetricsServers) -> None:
+    (port,) = await servers.start(1)
+    source = MetricsDataSource()
+    client = source.client_for(Endpoint("a", "127.0.0.1", port))
+    await client.fetch()
+    await source.close()
+    with pytest.raises(ScrapeError, match="closed"):
+        await client.fetch()
+    assert source.fetched == 1
 
 
 @pytest.mark.parametrize(
@@ -80,7 +91,9 @@ async def test_fetch_before_start_is_a_scrape_error() -> None:
     ],
 )  # fmt: skip
 def test_url_for(params: dict[str, object], endpoint: Endpoint, url: str) -> None:
-    assert str(MetricsDataSource.from_params(params).url_for(endpoint)) == url
+    source = MetricsDataSource.from_params(params)
+    assert source.url_for(endpoint) == url
+    assert source.client_for(endpoint).url == url
 
 
 def test_defaults_match_upstream() -> None:
@@ -94,6 +107,8 @@ def test_defaults_match_upstream() -> None:
     [
         pytest.param({"scheme": "ftp"}, id="scheme"),
         pytest.param({"path": "metrics"}, id="relative-path"),
+        pytest.param({"path": "/a b"}, id="space-in-path"),
+        pytest.param({"path": "/métriques"}, id="non-ascii-path"),
         pytest.param({"insecureSkipVerify": "yes"}, id="not-a-bool"),
         pytest.param({"port": 9000}, id="unknown-field"),
     ],
@@ -101,3 +116,51 @@ def test_defaults_match_upstream() -> None:
 def test_bad_parameters_are_refused(params: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="metrics-data-source parameters"):
         MetricsDataSource.from_params(params)
+
+
+TLS_PAGE = vllm_page()
+
+
+@pytest.fixture
+async def tls_port(tmp_path: Path) -> AsyncIterator[int]:
+    """A TLS server with a self-signed certificate, answering every request with a page."""
+    cert, key = self_signed_pair("model-server")
+    (tmp_path / "tls.crt").write_bytes(cert)
+    (tmp_path / "tls.key").write_bytes(key)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    page = TLS_PAGE
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(page), page))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        pytest.param({"scheme": "https"}, None, id="skip-verify-by-default"),
+        pytest.param({"scheme": "https", "insecureSkipVerify": False}, "CERTIFICATE_VERIFY_FAILED",
+                     id="verify"),
+    ],
+)  # fmt: skip
+async def test_https_scheme_and_verification(
+    tls_port: int, params: dict[str, object], error: str | None
+) -> None:
+    source = MetricsDataSource.from_params(params)
+    client = source.client_for(Endpoint("a", "127.0.0.1", tls_port))
+    try:
+        if error is None:
+            assert await client.fetch() == TLS_PAGE
+        else:
+            with pytest.raises(ScrapeError, match=error):
+                await client.fetch()
+    finally:
+        await source.close()

@@ -52,6 +52,7 @@ from igw.common.telemetry import MetricsServer, configure_tracing, shutdown_trac
 from igw.epp.admin import AdminService
 from igw.epp.config import EppConfig, load_config, load_config_file
 from igw.epp.datalayer import Datastore, PoolMetricsCollector
+from igw.epp.datalayer.assembly import datastore_from_config
 from igw.epp.discovery import StaticDiscovery
 from igw.epp.endpoints import EndpointSource
 from igw.epp.parsers import build_parser
@@ -170,7 +171,11 @@ class EppService:
         )
 
     def _make_datastore(self) -> Datastore:
-        self.datastore = Datastore(refresh_interval_s=self.options.refresh_metrics_interval_s)
+        self.datastore = datastore_from_config(
+            self.config.data_layer,
+            self.config.plugins,
+            refresh_interval_s=self.options.refresh_metrics_interval_s,
+        )
         if self.options.endpoints_file is not None:
             self.discovery = StaticDiscovery(self.options.endpoints_file, self.datastore)
         return self.datastore

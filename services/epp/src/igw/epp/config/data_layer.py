@@ -2,8 +2,16 @@
 their typed parameters and the `dataLayer` section resolved into what the data layer consumes.
 
 These plugins do no scheduling work; the config loader validates them and hands the resolved
-`DataLayerConfig` to the data layer. An omitted `dataLayer` section means one default metrics
-source with the default extractor; `sources: []` turns collection off, as upstream.
+`DataLayerConfig` to the data layer (`igw.epp.datalayer.assembly` builds the datastore from it).
+Validation happens at load time, so a bad config never starts: each plugin builds its runtime
+counterpart once (the extractor compiles every metric spec; the source checks its path).
+
+An omitted `dataLayer` section means one source, the plugin named `metrics-data-source`, with the
+extractor named `core-metrics-extractor`: the instances of those names in `plugins` when present
+(with their parameters), else defaults, as upstream resolves them by name. `sources: []` turns
+collection off, as upstream. What the data layer cannot honour is refused with the field's path:
+more than one source (there is one data-source type, the metrics scraper, and upstream's
+multi-source merging has no use with one type), and a source without exactly one extractor.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ from typing import Any, ClassVar, Literal, Self
 
 import msgspec
 
+from igw.epp.config.errors import ConfigError
+from igw.epp.datalayer import engines, scraper
 from igw.epp.endpoints import ENGINE_TYPE_LABEL
 from igw.epp.scheduling.handle import PluginHandle
 from igw.epp.scheduling.plugins._params import decode_params
@@ -68,6 +78,8 @@ class MetricsDataSource:
     def __init__(self, name: str = type_name, params: MetricsDataSourceParams | None = None):
         self.name = name
         self.params = params if params is not None else MetricsDataSourceParams()
+        self.runtime_params = runtime_source_params(self.params)
+        """What the scraper takes; building it checks the path (raises `ValueError`)."""
 
     @classmethod
     def from_config(
@@ -97,6 +109,8 @@ class CoreMetricsExtractor:
             )
         self.name = name
         self.params = params
+        self.extractor = runtime_extractor(params)
+        """The data layer's extractor; building it compiles every metric spec."""
 
     @classmethod
     def from_config(
@@ -121,6 +135,19 @@ class DataSourceConfig:
     extractors: tuple[ExtractorConfig, ...]
 
 
+def runtime_source_params(params: MetricsDataSourceParams) -> scraper.MetricsDataSourceParams:
+    """The scraper's parameters; raises `ValueError` for a path it cannot request."""
+    return scraper.MetricsDataSourceParams(
+        scheme=params.scheme, path=params.path, insecure_skip_verify=params.insecureSkipVerify
+    )
+
+
+def runtime_extractor(params: CoreMetricsExtractorParams) -> engines.CoreMetricsExtractor:
+    """The data layer's extractor; raises `ValueError` naming a bad engine or metric spec."""
+    # Both structs carry upstream's field names on the wire, so the builtins form maps across.
+    return engines.CoreMetricsExtractor.from_params(msgspec.to_builtins(params))
+
+
 @dataclass(frozen=True, slots=True)
 class DataLayerConfig:
     sources: tuple[DataSourceConfig, ...] = field(
@@ -133,3 +160,18 @@ class DataLayerConfig:
         )
     )
     """Empty: metrics collection is off."""
+
+    def __post_init__(self) -> None:
+        if len(self.sources) > 1:
+            raise ConfigError(
+                "dataLayer.sources[1]",
+                f"source {self.sources[1].name!r}: only one data source is supported (the "
+                f"metrics scraper, {self.sources[0].name!r}); got {len(self.sources)}",
+            )
+        for i, source in enumerate(self.sources):
+            if len(source.extractors) != 1:
+                raise ConfigError(
+                    f"dataLayer.sources[{i}].extractors",
+                    f"source {source.name!r} needs exactly one extractor (a "
+                    f"core-metrics-extractor); got {len(source.extractors)}",
+                )

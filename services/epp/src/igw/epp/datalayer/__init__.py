@@ -1,10 +1,12 @@
 """The EPP's data layer: scraping each endpoint's model-server metrics into the datastore.
 
 `Datastore` holds the pool's endpoints and their latest `Metrics` as an atomically swapped snapshot;
-one `Collector` task per endpoint polls it through the shared `MetricsDataSource`
-(`metrics-data-source`), reads the wanted families with the `Scanner`, and maps them with the
-endpoint's `EngineMapping` (`core-metrics-extractor`). `PoolMetricsCollector` exports the pool
-gauges.
+one `Collector` task per endpoint polls it over its own keep-alive `HttpClient` (made by the
+shared `MetricsDataSource`, `metrics-data-source`), reads the wanted families with the `Scanner`,
+and maps them with the endpoint's `EngineMapping` (`core-metrics-extractor`).
+`PoolMetricsCollector` exports the pool gauges. `assembly.datastore_from_config` builds the
+datastore a loaded config's `dataLayer` section asks for (not re-exported here: it imports the
+config package, which imports this one).
 """
 
 from igw.epp.datalayer.collector import Collector
@@ -17,6 +19,7 @@ from igw.epp.datalayer.engines import (
     EngineMapping,
     ExtractError,
 )
+from igw.epp.datalayer.http_client import FetchError, HttpClient
 from igw.epp.datalayer.pool_metrics import PoolMetricsCollector
 from igw.epp.datalayer.scanner import Sample, ScanError, Scanner, Selector, SelectorError
 from igw.epp.datalayer.scraper import MetricsDataSource, MetricsDataSourceParams, ScrapeError
@@ -30,6 +33,8 @@ __all__ = [
     "EngineConfig",
     "EngineMapping",
     "ExtractError",
+    "FetchError",
+    "HttpClient",
     "MetricsDataSource",
     "MetricsDataSourceParams",
     "PoolMetricsCollector",

@@ -1,9 +1,13 @@
 """One endpoint's scrape loop: fetch, scan, extract, publish, on a fixed tick.
 
 Lifecycle: the `Datastore` creates one `Collector` per endpoint and runs `run()` as an asyncio task
-that it owns; cancelling the task is the only way it ends. The tick is a ticker like upstream's
+that it owns; cancelling the task is the only way it ends, and closes the endpoint's HTTP client
+(made on the first poll, one keep-alive connection reused across polls). The collector also keeps
+the endpoint's scan hints, so each page is searched where the last one had its families. The
+tick is a ticker like upstream's
 (`--refresh-metrics-interval`, 50 ms): a poll that overruns its tick is followed by the next one
-at once, and missed ticks are dropped rather than replayed.
+at once, and missed ticks are dropped rather than replayed. The first poll may wait a phase
+within one interval (`run(phase_s=...)`, chosen by the datastore's `phase_slots`).
 
 Failure containment: a poll that fails (connection refused, HTTP error, the 1 s timeout, a
 malformed page) publishes nothing, so the endpoint's last good `Metrics` keep their `updated_at`
@@ -21,6 +25,7 @@ from collections.abc import Callable
 import structlog
 
 from igw.epp.datalayer.engines import EngineMapping, ExtractError
+from igw.epp.datalayer.http_client import HttpClient
 from igw.epp.datalayer.scanner import ScanError
 from igw.epp.datalayer.scraper import MetricsDataSource, ScrapeError
 from igw.epp.endpoints import Endpoint, Metrics
@@ -94,24 +99,36 @@ class Collector:
         self._publish = publish
         self._interval_s = interval_s
         self._clock = clock
-        self._url = source.url_for(endpoint)
+        self._client: HttpClient | None = None  # made on the first poll: a task cancelled
+        # before it ever ran leaves nothing behind
         self._log = _FailureLog(endpoint.name, clock)
+        self._hints = mapping.new_hints()
 
-    async def run(self, metrics: Metrics) -> None:
-        """Poll every tick, starting now from `metrics`; returns only by cancellation."""
-        next_tick = self._clock()
-        while True:
-            metrics = await self.poll_once(metrics)
-            next_tick += self._interval_s
-            now = self._clock()
-            next_tick = max(next_tick, now)  # overran: poll again at once, drop the missed ticks
-            await asyncio.sleep(next_tick - now)
+    async def run(self, metrics: Metrics, *, phase_s: float = 0.0) -> None:
+        """Poll every tick, starting after `phase_s` from `metrics`; returns only by
+        cancellation, which closes the endpoint's connection."""
+        try:
+            if phase_s > 0:
+                await asyncio.sleep(phase_s)
+            next_tick = self._clock()
+            while True:
+                metrics = await self.poll_once(metrics)
+                next_tick += self._interval_s
+                now = self._clock()
+                next_tick = max(next_tick, now)  # overran: poll at once, drop the missed ticks
+                await asyncio.sleep(next_tick - now)
+        finally:
+            if self._client is not None:
+                self._source.release(self._client)
 
     async def poll_once(self, metrics: Metrics) -> Metrics:
         """One scrape; the new metrics, or `metrics` unchanged when the scrape failed."""
         try:
-            body = await self._source.fetch(self._url)
-            updated, missing = self._mapping.extract(body, metrics, self._clock())
+            client = self._client
+            if client is None:
+                client = self._client = self._source.client_for(self.endpoint)
+            body = await client.fetch()
+            updated, missing = self._mapping.extract(body, metrics, self._clock(), self._hints)
         except (ScrapeError, ScanError, ExtractError) as exc:
             self._log.failed(str(exc))
             return metrics

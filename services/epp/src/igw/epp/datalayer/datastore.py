@@ -11,19 +11,35 @@ port, labels, metrics port) restarts its collector from empty metrics, since old
 another server. Replaying the same list changes nothing.
 
 Ownership, lifecycle, shutdown (STYLE §14): everything runs on one event loop. The datastore owns
-the `MetricsDataSource` (its HTTP client) and one collector task per endpoint. `start()` opens the
-client and starts collectors for endpoints reconciled before it; `close()` cancels every collector
-task, waits for them all, then closes the client. `reconcile()` and `close()` must be called on the
-loop's thread; `endpoints()` may be called from anywhere. In-flight request counts are not kept
-here.
+the `MetricsDataSource` (which makes each collector its own keep-alive HTTP client) and one
+collector task per endpoint. `start()` starts the source and collectors for endpoints reconciled
+before it; a cancelled collector closes its client; `close()` cancels every collector task, waits
+for them all, then has the source close any client left. `reconcile()` and `close()` must be
+called on the loop's thread; `endpoints()` may be called from anywhere. In-flight request counts
+are not kept here.
+
+Poll phases, a CPU-for-latency trade-off left at upstream's choice: collectors started by one
+reconcile poll in lockstep, so their answers arrive as one burst that holds the event loop (and
+every request it serves) for milliseconds. `phase_slots=n` starts each new collector at a random
+one of n phases spread over the interval. Measured with 100 endpoints at 50 ms (scraper CPU; p99
+lateness of a 5 ms timer on the same loop): lockstep (1, the default) 17-19 %, 4.5-8 ms; 4 slots
+16-22 %, 2.2-3 ms; 10 slots 21-24 %, 1.1-1.6 ms; fully random phases 25-29 %, 1.4-4.5 ms. Spreading
+costs CPU because batched answers share event-loop wake-ups (and the servers' too).
+
+Collection off (`collect=False`, the config's `dataLayer: {sources: []}`): endpoints are held and
+reconciled as usual but never scraped, so their metrics stay empty and stale; the data source is
+neither used nor opened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
+
+import structlog
 
 from igw.epp.datalayer.collector import Collector
 from igw.epp.datalayer.engines import CoreMetricsExtractor
@@ -33,6 +49,8 @@ from igw.epp.endpoints import Endpoint, EndpointState, Metrics
 __all__ = ["Datastore"]
 
 _EMPTY = Metrics()
+
+_log = structlog.get_logger(__name__)
 
 
 class Datastore:
@@ -45,11 +63,19 @@ class Datastore:
         *,
         refresh_interval_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        collect: bool = True,
+        phase_slots: int = 1,
+        rng: random.Random | None = None,
     ) -> None:
+        self.collecting = collect
         self._source = source or MetricsDataSource()
         self._extractor = extractor or CoreMetricsExtractor()
         self._interval_s = refresh_interval_s
         self._clock = clock
+        if phase_slots < 1:
+            raise ValueError(f"phase_slots must be at least 1, got {phase_slots}")
+        self._phase_slots = phase_slots
+        self._rng = rng or random.Random()  # noqa: S311 - poll phases, not secrets
         self._snapshot: tuple[EndpointState, ...] = ()
         self._positions: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -62,9 +88,12 @@ class Datastore:
         return self._snapshot
 
     async def start(self) -> None:
-        """Open the HTTP client and start collecting for the endpoints already known."""
+        """Start the data source and collecting for the endpoints already known."""
         if self._closed:
             raise RuntimeError("datastore is closed")
+        if not self.collecting:
+            _log.warning("epp.datalayer.collection_off", reason="dataLayer.sources is empty")
+            return
         await self._source.start()
         self._started = True
         for state in self._snapshot:
@@ -95,7 +124,7 @@ class Datastore:
         self._snapshot = tuple(states)
 
     async def close(self) -> None:
-        """Cancel every collector, wait for them, then close the HTTP client; idempotent."""
+        """Cancel every collector, wait for them, then close the data source; idempotent."""
         self._closed = True
         tasks = [*self._tasks.values(), *self._stopping]
         self._tasks.clear()
@@ -125,8 +154,9 @@ class Datastore:
             interval_s=self._interval_s,
             clock=self._clock,
         )
+        phase_s = self._rng.randrange(self._phase_slots) / self._phase_slots * self._interval_s
         self._tasks[endpoint.name] = asyncio.create_task(
-            collector.run(_EMPTY), name=f"epp-metrics-collector:{endpoint.name}"
+            collector.run(_EMPTY, phase_s=phase_s), name=f"epp-metrics-collector:{endpoint.name}"
         )
 
     def _stop_collector(self, name: str) -> None:

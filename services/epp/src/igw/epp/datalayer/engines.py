@@ -162,13 +162,25 @@ class EngineMapping:
             **fields,
         )
 
-    def extract(self, body: bytes, previous: Metrics, now: float) -> tuple[Metrics, list[str]]:
+    def new_hints(self) -> tuple[list[int], list[int]]:
+        """Scan hints (`Scanner.scan`) to keep per endpoint and pass to every `extract`."""
+        fallback = self.kv_fallback.new_hints() if self.kv_fallback is not None else []
+        return self.scanner.new_hints(), fallback
+
+    def extract(
+        self,
+        body: bytes,
+        previous: Metrics,
+        now: float,
+        hints: tuple[list[int], list[int]] | None = None,
+    ) -> tuple[Metrics, list[str]]:
         """New metrics from a page and the names of missing core specs; raises on bad pages.
 
         Raises `ScanError` for a malformed wanted line and `ExtractError` for a page without
-        any enabled core metric. Fields the page lacks keep their `previous` values.
+        any enabled core metric. Fields the page lacks keep their `previous` values. `hints`
+        (from `new_hints`, one per endpoint) make the next page of the same server cheaper.
         """
-        found = self.scanner.scan(body)
+        found = self.scanner.scan(body, hints[0] if hints is not None else None)
         changes: dict[str, Any] = {"updated_at": now}
         missing: list[str] = []
         for field, selector in (
@@ -180,7 +192,7 @@ class EngineMapping:
         ):
             sample = _latest(found, selector)
             if sample is None and field == "kv_cache_usage":
-                sample = self._kv_fallback(body)
+                sample = self._kv_fallback(body, hints[1] if hints is not None else None)
             if sample is not None:
                 changes[field] = sample.value if field == "kv_cache_usage" else int(sample.value)
             elif selector is not None and field in _CORE_FIELDS:
@@ -192,10 +204,10 @@ class EngineMapping:
             raise ExtractError(f"no {self.engine} metrics on the page (looked for {missing})")
         return replace(previous, **changes), missing
 
-    def _kv_fallback(self, body: bytes) -> Sample | None:
+    def _kv_fallback(self, body: bytes, hints: list[int] | None) -> Sample | None:
         if self.kv_fallback is None:
             return None
-        found = self.kv_fallback.scan(body)
+        found = self.kv_fallback.scan(body, hints)
         return next((s for s in (_latest(found, sel) for sel in found) if s), None)
 
 

@@ -8,6 +8,15 @@ escape it as `\\n`), so a hit that follows a newline and is followed by `{`, a s
 sample line of that family, and comments (`# HELP name ...`) never match. Only the lines found
 are decoded and parsed.
 
+Hints: a page is tens of kilobytes and `bytes.find` crawls through it at about 1 byte per ns
+(metric names share prefixes, defeating its skip table), while the same server serves the same
+layout every poll, with only the numbers changing. So a caller may pass a `hints` list (one per
+family, kept per endpoint): each family is first looked for in a window (`_BEHIND`, `_AHEAD`)
+around where it was found last time, and accepted there only at the start of its group (the line
+before is not of the same family); otherwise, or when it was absent last time, the whole page is
+searched.
+Given the format's rule that a family's lines form one group, both searches find the same lines.
+
 Selectors are parsed once (`Selector.parse`, the PromQL vector-selector subset upstream's
 `core-metrics-extractor` specs use: `name`, `name{label="value"}`, `name{label=value}`, with `=`
 and `!=` matchers). A malformed wanted line raises `ScanError`; lines of other families are never
@@ -32,6 +41,9 @@ _SELECTOR_PAIR = re.compile(
 _ESCAPE = re.compile(r"\\(.)")
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 _DELIMITERS = (b"{", b" ", b"\t")
+_BEHIND, _AHEAD = 256, 2048
+"""The window around its last position a family is looked for first (bytes; see Hints): numbers
+grow more often than they shrink, and the search runs forwards from the window's start."""
 
 
 class SelectorError(ValueError):
@@ -128,11 +140,22 @@ class Scanner:
             (name.encode(), b"\n" + name.encode(), tuple(group)) for name, group in by_name.items()
         )
 
-    def scan(self, body: bytes) -> dict[Selector, list[Sample]]:
-        """Matching samples per selector, in page order; raises `ScanError` on a bad line."""
+    def new_hints(self) -> list[int]:
+        """A hints list for `scan`, to keep per page source (endpoint)."""
+        return [-1] * len(self._families)
+
+    def scan(self, body: bytes, hints: list[int] | None = None) -> dict[Selector, list[Sample]]:
+        """Matching samples per selector, in page order; raises `ScanError` on a bad line.
+
+        `hints` (from `new_hints`) is read and updated with where each family was found.
+        """
         found: dict[Selector, list[Sample]] = {selector: [] for selector in self.selectors}
-        for raw, needle, group in self._families:
-            for line in _lines_of(body, raw, needle):
+        for index, (raw, needle, group) in enumerate(self._families):
+            if hints is None:
+                pos = _group_start(body, raw, needle)
+            else:
+                pos = hints[index] = _hinted_start(body, raw, needle, hints[index])
+            for line in _lines_from(body, raw, pos):
                 sample = parse_sample(line, len(raw))
                 for selector in group:
                     if not selector.matchers or selector.matches(sample.labels):
@@ -140,17 +163,41 @@ class Scanner:
         return found
 
 
-def _lines_of(body: bytes, raw: bytes, needle: bytes) -> Iterator[str]:
-    """The decoded sample lines of one family.
+def _group_start(body: bytes, raw: bytes, needle: bytes) -> int:
+    """Where the family's first sample line starts, or -1.
 
-    The first is the first hit of `needle` (`\\n` + name) followed by `{`, a space or a tab. The
-    format requires a family's lines to form one group, so the following lines are read while
-    they belong to the family, and the rest of the page is never searched again.
+    The first hit of `needle` (`\\n` + name) followed by `{`, a space or a tab.
     """
     size = len(raw)
     pos = 0 if body.startswith(raw) else _next_hit(body, needle, 0)
     while pos >= 0 and body[pos + size : pos + size + 1] not in _DELIMITERS:
         pos = _next_hit(body, needle, pos)
+    return pos
+
+
+def _hinted_start(body: bytes, raw: bytes, needle: bytes, hint: int) -> int:
+    """`_group_start`, looking near `hint` first (module docstring, Hints)."""
+    if hint > 0:
+        size, end = len(raw), hint + _AHEAD
+        pos = body.find(needle, max(hint - _BEHIND, 0), end)
+        while pos >= 0 and body[pos + 1 + size : pos + 2 + size] not in _DELIMITERS:
+            pos = body.find(needle, pos + 1, end)
+        if pos >= 0:
+            previous = body.rfind(b"\n", 0, pos) + 1
+            if body[previous + size : previous + size + 1] not in _DELIMITERS or (
+                not body.startswith(raw, previous)
+            ):
+                return pos + 1
+    return _group_start(body, raw, needle)
+
+
+def _lines_from(body: bytes, raw: bytes, pos: int) -> Iterator[str]:
+    """The decoded sample lines of one family, from its first at `pos` (-1: none).
+
+    The format requires a family's lines to form one group, so the following lines are read
+    while they belong to the family, and the rest of the page is never searched again.
+    """
+    size = len(raw)
     while pos >= 0 and body[pos + size : pos + size + 1] in _DELIMITERS:
         end = body.find(b"\n", pos)
         if end < 0:

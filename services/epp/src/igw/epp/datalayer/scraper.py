@@ -1,40 +1,43 @@
-"""The `metrics-data-source`: HTTP GET of each endpoint's Prometheus page over one shared client.
+"""The `metrics-data-source`: HTTP GET of each endpoint's Prometheus page, one connection each.
 
-Ownership and lifecycle: a `MetricsDataSource` owns one `aiohttp.ClientSession` (keep-alive, no
-connection limit: every endpoint keeps its own idle connection between polls) that every collector
-shares. `start()` creates it on the running loop; `close()` closes it after the collectors have
-been cancelled (the `Datastore` does both, in that order). `fetch()` never lets a transport error
-escape as anything but `ScrapeError`, and is bounded by the per-poll timeout (1 s, as upstream).
+Ownership and lifecycle: a `MetricsDataSource` hands each collector its own `HttpClient`
+(`client_for`), which keeps one keep-alive connection to that endpoint between polls. The source
+remembers the clients it made so `close()` can abort any still open; a collector closes its own
+client when it is cancelled. `start()` and `close()` bracket the collectors (the `Datastore` calls
+both, in that order). A fetch never lets a transport error escape as anything but `ScrapeError`,
+and is bounded by the per-poll timeout (1 s, as upstream).
 
 Parameters as upstream: `scheme` (`http` or `https`), `path` (`/metrics`), `insecureSkipVerify`
-(true: model servers usually present self-signed certificates).
+(true: model servers usually present self-signed certificates; false verifies the certificate
+and the endpoint's address against it).
 
-Compression: unlike upstream (Go's client asks for gzip), the page is requested uncompressed by
-default: at 50 ms polls, decompressing costs the EPP more CPU than the fetch itself saves
-(measured: 100 endpoints, 33 KB vLLM pages, 40 % of a core plain vs 53 % gzip), at the price of
-about 5 Mbit/s per endpoint on the wire. `compress=True` asks for gzip.
+Compression: unlike upstream (Go's client asks for gzip), the page is requested uncompressed (no
+`Accept-Encoding`): at 50 ms polls, decompressing costs the EPP more CPU than the fetch itself
+saves (measured: 100 endpoints, 33 KB vLLM pages, 40 % of a core plain vs 53 % gzip), at the price
+of about 5 Mbit/s per endpoint on the wire. A server that compresses anyway is refused.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import msgspec
-import yarl
 
+from igw.epp.datalayer.http_client import FetchError, HttpClient
 from igw.epp.endpoints import Endpoint
 
 __all__ = ["MetricsDataSource", "MetricsDataSourceParams", "ScrapeError"]
 
 _ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
+_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""A page beyond this is refused: a vLLM page is ~33 KB, one with hundreds of LoRA adapters a few
+hundred; megabytes every 50 ms would be a misconfigured or hostile server."""
 
-
-class ScrapeError(Exception):
-    """A poll failed: connection refused, timeout, non-200 status; the message says which."""
+ScrapeError = FetchError
+"""A poll failed: connection refused, timeout, non-200 status, bad framing; the message says
+which and names the URL."""
 
 
 class MetricsDataSourceParams(
@@ -51,22 +54,26 @@ class MetricsDataSourceParams(
             raise ValueError(f"scheme must be http or https, got {self.scheme!r}")
         if not self.path.startswith("/"):
             raise ValueError(f"path must start with '/', got {self.path!r}")
+        if not self.path.isascii() or not self.path.isprintable() or " " in self.path:
+            raise ValueError(f"path must be printable ASCII without spaces, got {self.path!r}")
 
 
 class MetricsDataSource:
-    """Fetches `/metrics` pages; one instance (and one HTTP client) per EPP."""
+    """Makes each endpoint's metrics client; one instance per EPP."""
 
     def __init__(
         self,
         params: MetricsDataSourceParams | None = None,
         *,
         timeout_s: float = 1.0,
-        compress: bool = False,
+        max_body_bytes: int = _MAX_BODY_BYTES,
     ) -> None:
         self.params = params or MetricsDataSourceParams()
-        self._headers = {"Accept": _ACCEPT, "Accept-Encoding": "gzip" if compress else "identity"}
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self.timeout_s = timeout_s
+        self._max_body_bytes = max_body_bytes
+        self._ssl = _ssl_context(self.params)
+        self._clients: set[HttpClient] = set()
+        self._fetched_by_closed = 0
 
     @classmethod
     def from_params(cls, raw: Mapping[str, Any] | None) -> MetricsDataSource:
@@ -76,46 +83,48 @@ class MetricsDataSource:
         except msgspec.ValidationError as exc:
             raise ValueError(f"metrics-data-source parameters: {exc}") from None
 
-    def url_for(self, endpoint: Endpoint) -> yarl.URL:
-        """The endpoint's metrics URL, built once per collector (parsing it per poll costs)."""
+    def url_for(self, endpoint: Endpoint) -> str:
+        """The endpoint's metrics URL (for logs and tests; clients keep theirs pre-built)."""
         host = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
         port = endpoint.metrics_port or endpoint.port
-        return yarl.URL(f"{self.params.scheme}://{host}:{port}{self.params.path}")
+        return f"{self.params.scheme}://{host}:{port}{self.params.path}"
+
+    def client_for(self, endpoint: Endpoint) -> HttpClient:
+        """A new client for one endpoint, kept until it or this source is closed."""
+        client = HttpClient(
+            endpoint.address, endpoint.metrics_port or endpoint.port, self.params.path,
+            ssl_context=self._ssl, timeout_s=self.timeout_s,
+            max_body_bytes=self._max_body_bytes, accept=_ACCEPT,
+        )  # fmt: skip
+        self._clients.add(client)
+        return client
+
+    def release(self, client: HttpClient) -> None:
+        """Close a client made here (a collector's, when it stops)."""
+        client.close()
+        if client in self._clients:
+            self._clients.discard(client)
+            self._fetched_by_closed += client.completed
+
+    @property
+    def fetched(self) -> int:
+        """Pages fetched whole by every client made here, since the start."""
+        return self._fetched_by_closed + sum(client.completed for client in self._clients)
 
     async def start(self) -> None:
-        """Create the shared client on the running loop; idempotent."""
-        if self._session is not None:
-            return
-        verify: ssl.SSLContext | bool = True
-        if self.params.scheme == "https" and self.params.insecure_skip_verify:
-            verify = False
-        connector = aiohttp.TCPConnector(limit=0, ssl=verify, keepalive_timeout=30.0)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            headers=self._headers,
-            skip_auto_headers=("User-Agent",),
-            raise_for_status=False,
-        )
-
-    async def fetch(self, url: yarl.URL) -> bytes:
-        """The page body; raises `ScrapeError` on any failure, within the poll timeout."""
-        if self._session is None:
-            raise ScrapeError("metrics data source is not started")
-        try:
-            async with self._session.get(url) as response:
-                if response.status != 200:
-                    raise ScrapeError(f"HTTP {response.status} from {url}")
-                return await response.read()
-        except TimeoutError:
-            raise ScrapeError(f"no answer from {url} within {self._timeout.total} s") from None
-        except aiohttp.ClientError as exc:
-            raise ScrapeError(f"{url}: {type(exc).__name__}: {exc}") from None
+        """Nothing to open: each client connects on its first fetch. Kept for the lifecycle."""
 
     async def close(self) -> None:
-        """Close the client and its idle connections; call after the collectors are stopped."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-            # Lets the transports' connection_lost callbacks run before the loop may close.
-            await asyncio.sleep(0)
+        """Close every client still open; call after the collectors are stopped."""
+        for client in list(self._clients):
+            self.release(client)
+
+
+def _ssl_context(params: MetricsDataSourceParams) -> ssl.SSLContext | None:
+    if params.scheme != "https":
+        return None
+    context = ssl.create_default_context()
+    if params.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
