@@ -21,6 +21,7 @@ def test_upstream_defaults() -> None:
     assert options.endpoints_file == Path("eps.yaml")
     assert options.response_sample_rate == 0.0  # lean mode reads no body it does not need
     assert not options.cert_reload
+    assert options.metrics_source_flags == {}
 
 
 def test_go_style_values() -> None:
@@ -36,6 +37,16 @@ def test_go_style_values() -> None:
     assert options.objectives == {"batch": -1}
     assert options.response_sample_rate == 0.25
     assert (options.cert_path, options.cert_reload) == (Path("/certs"), True)
+
+
+def test_deprecated_metrics_flags_become_source_params() -> None:
+    options, _ = parse_args(
+        [*FILE, "--model-server-metrics-scheme=https", "--model-server-metrics-path", "/m",
+         "--model-server-metrics-https-insecure-skip-verify=false"]
+    )  # fmt: skip
+    assert options.metrics_source_flags == {
+        "scheme": "https", "path": "/m", "insecureSkipVerify": False,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -99,3 +99,22 @@ async def test_no_sources_turns_collection_off(servers: MetricsServers) -> None:
         assert not store.collecting
     assert servers.hits[port] == 0
     assert state.age(time.monotonic()) == float("inf")
+
+
+async def test_the_deprecated_path_flag_wins_over_the_config(servers: MetricsServers) -> None:
+    """`--model-server-metrics-path` (upstream's deprecated flag) overrides the source's path."""
+    (port,) = await servers.start(1, vllm_page(VllmState(waiting=5)))
+    plugin = "- type: metrics-data-source\n  parameters: {path: /elsewhere}\n"
+    config = load_config(HEAD + "plugins:\n" + plugin + SECTION)
+    for overrides, expected in (({}, False), ({"path": "/metrics"}, True)):
+        store = datastore_from_config(
+            config.data_layer, config.plugins, refresh_interval_s=0.01,
+            source_overrides=overrides,
+        )  # fmt: skip
+        assert await _reads_waiting(store, port, 5) is expected, overrides
+
+
+async def _reads_waiting(store: Datastore, port: int, waiting: int) -> bool:
+    async with store:
+        store.reconcile([Endpoint("v-rank-0", "127.0.0.1", port)])
+        return await settle(store, lambda: store.endpoints()[0].metrics.waiting == waiting, 1.0)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from igw.common.cli import bool_flag, go_style_argv, port, serve
+from igw.common.cli import bool_flag, go_bool, go_style_argv, port, serve
 from igw.common.telemetry import configure_logging
 from igw.epp.admin import ADMIN_COMMANDS, admin_main
 from igw.epp.config import ConfigError
@@ -81,6 +81,26 @@ def _parser() -> argparse.ArgumentParser:
     flag("--refresh-prometheus-metrics-interval", type=_duration, default=5.0,
          help="accepted; pool gauges are computed at scrape time")  # fmt: skip
     flag("--metrics-staleness-threshold", type=_duration, default=2.0, help="default 2s")
+    # Deprecated upstream in favour of the metrics-data-source plugin's parameters; still honoured.
+    flag(
+        "--model-server-metrics-scheme",
+        choices=("http", "https"),
+        default=None,
+        help="deprecated: metrics-data-source scheme (overrides the config's)",
+    )
+    flag(
+        "--model-server-metrics-path",
+        default=None,
+        help="deprecated: metrics-data-source path (overrides the config's)",
+    )
+    flag(
+        "--model-server-metrics-https-insecure-skip-verify",
+        type=go_bool,
+        nargs="?",
+        const=True,
+        default=None,
+        help="deprecated: metrics-data-source insecureSkipVerify (overrides)",
+    )
     flag("--response-sample-rate", type=_rate, default=0.0,
          help="lean response mode: share of bodies read for metrics (default 0)")  # fmt: skip
     bool_flag(p, "--secure-serving", True, "serve ext_proc over TLS (default true)")
@@ -130,6 +150,16 @@ def _objectives(parser: argparse.ArgumentParser, items: Sequence[str]) -> dict[s
     return out
 
 
+def _metrics_source_flags(args: argparse.Namespace) -> dict[str, object]:
+    """The deprecated `--model-server-metrics-*` flags given, as metrics-data-source params."""
+    given = {
+        "scheme": args.model_server_metrics_scheme,
+        "path": args.model_server_metrics_path,
+        "insecureSkipVerify": args.model_server_metrics_https_insecure_skip_verify,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
     """Options from command-line arguments; exits with a usage message on a bad flag."""
     args_in = go_style_argv(argv)
@@ -150,6 +180,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
         config_file=args.config_file, config_text=args.config_text,
         endpoints_file=args.endpoints_file, objectives=_objectives(parser, args.objective),
         tracing=args.tracing, response_sample_rate=args.response_sample_rate,
+        metrics_source_flags=_metrics_source_flags(args),
     )  # fmt: skip
     return options, args
 

@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
@@ -89,6 +90,8 @@ class EppOptions:
     tracing: bool = True
     grace_s: float = 5.0
     response_sample_rate: float = 0.0
+    metrics_source_flags: Mapping[str, Any] = field(default_factory=dict)
+    """Upstream's deprecated `--model-server-metrics-*` flags, as `metrics-data-source` params."""
     """Lean mode: the share of responses whose body is read for metrics (module docstring)."""
 
 
@@ -175,6 +178,7 @@ class EppService:
             self.config.data_layer,
             self.config.plugins,
             refresh_interval_s=self.options.refresh_metrics_interval_s,
+            source_overrides=self.options.metrics_source_flags,
         )
         if self.options.endpoints_file is not None:
             self.discovery = StaticDiscovery(self.options.endpoints_file, self.datastore)

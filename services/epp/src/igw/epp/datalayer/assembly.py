@@ -7,6 +7,10 @@ holds one of the right type under that name (this is how an omitted `dataLayer` 
 honours a listed `metrics-data-source` or `core-metrics-extractor` and its parameters), else one
 built from the section's own parameters (the defaults). No source means collection off.
 
+`source_overrides` are upstream's deprecated flags `--model-server-metrics-scheme`, `-path` and
+`-https-insecure-skip-verify`, under the source's parameter names: given on the command line,
+they win over the source's parameters, as an operator who passes a flag expects.
+
 Not re-exported by the package: it imports `igw.epp.config`, which imports this package.
 """
 
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import msgspec
 
 from igw.epp.config import data_layer as config
 from igw.epp.datalayer.datastore import Datastore
@@ -29,6 +35,7 @@ def datastore_from_config(
     refresh_interval_s: float,
     timeout_s: float = 1.0,
     clock: Callable[[], float] | None = None,
+    source_overrides: Mapping[str, Any] | None = None,
 ) -> Datastore:
     """A datastore scraping as `data_layer` says, not started; `plugins`: the config's instances."""
     extra: dict[str, Any] = {} if clock is None else {"clock": clock}
@@ -42,8 +49,12 @@ def datastore_from_config(
     extractor_plugin = plugins.get(extractor.name)
     if not isinstance(extractor_plugin, config.CoreMetricsExtractor):
         extractor_plugin = config.CoreMetricsExtractor(extractor.name, extractor.params)
+    runtime_params = source_plugin.runtime_params
+    if source_overrides:
+        params = msgspec.structs.replace(source_plugin.params, **source_overrides)
+        runtime_params = config.runtime_source_params(params)
     return Datastore(
-        MetricsDataSource(source_plugin.runtime_params, timeout_s=timeout_s),
+        MetricsDataSource(runtime_params, timeout_s=timeout_s),
         extractor_plugin.extractor,
         refresh_interval_s=refresh_interval_s,
         **extra,
