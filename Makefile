@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
 LOCKED := $(wildcard uv.lock)
 
-.PHONY: help run load test unit lint typecheck fmt bench clean proto
+.PHONY: help run load test unit lint typecheck fmt bench bench-quick bench-bbr bench-epp clean proto
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,8 +51,17 @@ fmt: $(STAMP) ## apply ruff's fixes and formatting
 proto: $(STAMP) ## compile proto/ into igw.epp._generated (committed; rerun after editing a .proto)
 	$(PY) proto/compile.py services/epp/src/igw/epp/_generated
 
-bench: $(STAMP) ## BBR CPU per request against a trivial echo ext_proc, through one Envoy
+bench: $(STAMP) ## the benchmark lab: igw vs other routers on a simulated fleet, and its cost
+	$(PY) -m bench.lab $(BENCH_ARGS)
+
+bench-quick: $(STAMP) ## a few-minute run of the lab, into bench/results/lab-quick
+	$(PY) -m bench.lab --quick $(BENCH_ARGS)
+
+bench-bbr: $(STAMP) ## BBR CPU per request against a trivial echo ext_proc, through one Envoy
 	$(PY) bench/bbr_cpu.py
+
+bench-epp: $(STAMP) ## EPP cost: CPU per request, added latency, scheduling, scraping, TTFT
+	$(PY) bench/epp_cost.py
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) $(TOOLS_DIR) .mypy_cache .ruff_cache .pytest_cache

@@ -50,7 +50,7 @@ from igw.sim.engine.api import (
     TokenEvent,
 )
 from igw.sim.engine.config import EngineConfig
-from igw.sim.engine.engine import Engine
+from igw.sim.engine.engine import Engine, RoutingState
 from igw.sim.engine.presets import DEFAULT_PRESET, PRESETS, Preset
 from igw.sim.engine.timing import TimingProfile
 
@@ -66,6 +66,7 @@ __all__ = [
     "Preset",
     "RequestHandle",
     "RequestTimings",
+    "RoutingState",
     "SimEngine",
     "TimingProfile",
     "TokenEvent",

@@ -25,6 +25,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable
+from collections.abc import Sequence as Tokens
+from dataclasses import dataclass
 
 from igw.sim.engine.api import (
     AdapterError,
@@ -35,13 +37,54 @@ from igw.sim.engine.api import (
 from igw.sim.engine.config import EngineConfig
 from igw.sim.engine.handle import Handle
 from igw.sim.engine.kvcache import BlockTable, KVCache
-from igw.sim.engine.lora import LoraSlots
+from igw.sim.engine.lora import AdapterPlan, LoraSlots
 from igw.sim.engine.scheduler import Scheduler, Step
 from igw.sim.engine.sequence import Sequence
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "RoutingState"]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingState:
+    """What an ideal router would know about this engine for one prompt, at one instant.
+
+    Not part of the HTTP contract: the benchmark lab's omniscient router (bench/lab) reads it in
+    the simulator's process to measure how close a real router, which sees only `/metrics`,
+    comes to the best possible decision."""
+
+    cached_tokens: int
+    """Leading prompt tokens whose KV blocks this engine holds now (prefix-cache hits)."""
+    queued_prefix_tokens: int
+    """Leading prompt tokens a waiting request shares: cached by the time this one runs."""
+    block_hashes: tuple[int, ...]
+    """The prompt's block hash chain here, so that a router can remember what it sent."""
+    free_blocks: int
+    """Blocks a new request may take: empty plus evictable cached ones."""
+    cached_blocks: int
+    """Of those, the ones still holding a prefix (a new request evicts them last-freed last)."""
+    running: int
+    waiting: int
+    queued_prefill_tokens: int
+    """Prompt tokens not computed yet by the waiting and running requests (work ahead)."""
+    decoding: int
+    """Running requests past their prefill (each adds to every step's decode cost)."""
+    context_tokens: int
+    """Tokens the decoding requests' attention reads per step."""
+    adapter_ready: bool
+    """The prompt's adapter (or the base model) can start without loading or waiting."""
+    adapter_blocked: bool
+    """Every adapter slot runs requests: the prompt's adapter must wait for one to drain."""
+
 
 _MAX_LAG_WALL_S = 0.1
+
+
+def _leading(hashes: tuple[int, ...], ahead: set[int], kv: KVCache | None) -> int:
+    """Leading blocks of `hashes` in `ahead` or (with `kv`) registered in the cache."""
+    for i, h in enumerate(hashes):
+        if h not in ahead and (kv is None or not kv.is_cached(h)):
+            return i
+    return len(hashes)
 
 
 class Engine:
@@ -124,6 +167,54 @@ class Engine:
             prompt_tokens=scheduler.prompt_tokens,
             generation_tokens=scheduler.generation_tokens,
             preemptions=scheduler.preemptions,
+        )
+
+    def routing_state(
+        self,
+        prompt_tokens: Tokens[int],
+        lora: str | None = None,
+        *,
+        block_hashes: tuple[int, ...] | None = None,
+    ) -> RoutingState:
+        """This engine's true state as it concerns a new request with this prompt; O(blocks
+        of the prompt and of the waiting requests).
+
+        `block_hashes` may pass the chain another engine of the same block size returned for
+        the same prompt and adapter, to spare hashing the prompt again."""
+        scheduler, kv = self._scheduler, self._kv
+        if block_hashes is None:
+            block_hashes = kv.prompt_hashes(prompt_tokens, lora)
+        table = BlockTable(block_hashes, len(prompt_tokens))
+        cached = len(kv.cached_prefix(table, len(prompt_tokens) - 1)) * kv.block_size
+        queued = decoding = context = 0
+        for seq in scheduler.running:
+            if seq.decoding:
+                decoding += 1
+                context += seq.computed
+            else:
+                queued += max(seq.prompt_len - seq.computed, 0)
+        # Waiting requests are admitted in order, each finding the blocks of those before it.
+        # A hash chain names its whole prefix, so membership of each leading hash suffices.
+        ahead: set[int] = set()
+        for seq in scheduler.waiting:
+            hits = _leading(seq.table.hashes, ahead, kv) * kv.block_size
+            queued += max(seq.prompt_len - min(hits, seq.prompt_len - 1) - seq.computed, 0)
+            ahead.update(seq.table.hashes)
+        shared = _leading(table.hashes, ahead, None)
+        plan = self._lora.plan(lora)
+        return RoutingState(
+            cached_tokens=cached,
+            queued_prefix_tokens=min(shared * kv.block_size, len(prompt_tokens) - 1),
+            block_hashes=table.hashes,
+            free_blocks=kv.free_blocks,
+            cached_blocks=kv.cached_blocks,
+            running=len(scheduler.running),
+            waiting=len(scheduler.waiting),
+            queued_prefill_tokens=queued,
+            decoding=decoding,
+            context_tokens=context,
+            adapter_ready=plan is AdapterPlan.READY,
+            adapter_blocked=plan is AdapterPlan.BLOCKED,
         )
 
     async def load_lora(self, name: str) -> None:

@@ -85,6 +85,10 @@ class KVCache:
             chain.append(parent)
         return tuple(chain)
 
+    def is_cached(self, block_hash: int) -> bool:
+        """A block with this hash is registered (held or cached): a prompt would reuse it."""
+        return block_hash in self._by_hash
+
     def cached_prefix(self, table: BlockTable, max_tokens: int) -> list[int]:
         """Leading blocks of the table's prompt already in the cache, at most `max_tokens` worth.
 

@@ -1,0 +1,93 @@
+"""The benchmark lab end to end at a tiny scale: what a user running `make bench` would notice.
+
+Two pods, the shared-prefix workload with low cache pressure, round-robin and the omniscient
+router, a few seconds of load: every request must be answered, the report and plots must be
+written with the command that made them, and the omniscient router must send a prompt group
+back to the pod that already served it (the point of reading the engines' caches).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.lab.cli import make_plan, parse_args
+from bench.lab.workloads import WORKLOADS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.envoy
+@pytest.mark.timeout(300)
+def test_lab_runs_end_to_end_and_omniscient_follows_the_cache(tmp_path: Path) -> None:
+    out = tmp_path / "lab"
+    args = [
+        "--pods", "2", "--workloads", "prefix-low", "--routers", "round-robin,omniscient",
+        "--factors", "1", "--duration", "4", "--time-scale", "1", "--seed", "3",
+        "--no-cost", "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.lab", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[prefix-low | omniscient] step 1/1" in done.stdout  # progress is shown
+
+    report = (out / "report.md").read_text()
+    assert "python -m bench.lab " + " ".join(args[:-1]) in report
+    assert "- seed: 3" in report
+    assert "| round-robin | 1.00 |" in report
+    assert "| omniscient | 1.00 |" in report
+    for name in ("prefix-low-ttft.png", "prefix-low-pods.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")
+
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {r["router"] for r in rows} == {"round-robin", "omniscient"}
+    for row in rows:
+        figures = row["figures"]
+        assert figures["sent"] >= 10
+        assert figures["failed"] == 0, figures["errors"]
+        assert figures["ttft_p90"] is not None
+        assert {o["pod"] for o in row["outcomes"]} == {"pod-0", "pod-1"}  # both pods served
+
+    # Requests of a group sent after an earlier one of that group had finished go back to a
+    # pod that served the group, where its system prompt is cached.
+    omniscient = next(r for r in rows if r["router"] == "omniscient")
+    served: dict[str, list[tuple[float, str]]] = {}
+    repeats = followed = 0
+    for o in sorted(omniscient["outcomes"], key=lambda o: o["sent"]):
+        earlier = [pod for end, pod in served.get(o["group"], []) if end < o["sent"]]
+        if earlier:
+            repeats += 1
+            followed += o["pod"] in earlier
+        served.setdefault(o["group"], []).append((o["sent"] + o["e2e"], o["pod"]))
+    assert repeats >= 5
+    assert followed >= 0.9 * repeats, (followed, repeats)
+    assert omniscient["figures"]["hit_rate"] > 0.5
+
+
+def test_a_seed_names_one_exact_request_sequence() -> None:
+    settings = parse_args(["--seed", "5"])
+    for workload in WORKLOADS.values():
+        first, again = make_plan(workload, settings), make_plan(workload, settings)
+        assert [r.body for r in first.requests] == [r.body for r in again.requests]
+        assert first.arrivals == again.arrivals
+        assert len(first.requests) == first.slices[-1][1]
+    other = make_plan(WORKLOADS["sharegpt"], parse_args(["--seed", "6"]))
+    assert other.requests[0].body != make_plan(WORKLOADS["sharegpt"], settings).requests[0].body
+
+
+def test_bad_options_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--workloads", "nope"], ["--routers", "nginx"], ["--factors", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(argv)
+        assert exit_info.value.code == 2, argv
+        assert "error:" in capsys.readouterr().err
