@@ -31,9 +31,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-import cel
 import msgspec
 import structlog
+
+# The compiled module itself, not the `cel` package: xds-protos and envoy-data-plane also ship a
+# `cel/__init__.py` (for the cel.expr protos) and, depending on install order, theirs replaces
+# the one that re-exports these names.
+from cel import cel
 
 from igw.epp.endpoints import Endpoint, InferenceRequest
 from igw.epp.scheduling.handle import PluginHandle
