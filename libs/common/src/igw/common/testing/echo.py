@@ -12,62 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import socket
 from collections.abc import AsyncIterator
-from types import TracebackType
-from typing import Self
 
 from aiohttp import web
 
+from igw.common.testing.http_server import LoopbackServer
 
-class EchoBackend:
+
+class EchoBackend(LoopbackServer):
     """One echo server on 127.0.0.1; `port=0` picks a free port, readable after `start()`."""
 
+    kind = "echo backend"
+
     def __init__(self, name: str, port: int = 0) -> None:
-        self.name = name
-        self.port = port
-        self._runner: web.AppRunner | None = None
+        super().__init__(name, port=port)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> Self:
-        if self._runner is not None:
-            raise RuntimeError(f"echo backend {self.name!r} was already started")
-        # Binding first lets port 0 resolve to the real port before anyone asks for it.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", self.port))
-        except OSError:
-            sock.close()
-            raise
-        self.port = sock.getsockname()[1]
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", self._echo)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    async def _echo(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         digest = hashlib.sha256()
         length = 0
         async for chunk in request.content.iter_any():

@@ -21,14 +21,13 @@ Runs on the caller's event loop; `stop()` (or leaving the `async with`) closes i
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 import orjson
 from aiohttp import web
+
+from igw.common.testing.http_server import LoopbackServer
 
 __all__ = ["Answer", "Received", "ScriptedModelServer", "completion_answer", "served_by"]
 
@@ -85,8 +84,10 @@ def completion_answer(received: Received) -> Answer:
     return Answer(chunks=(orjson.dumps(body),), content_length=True)
 
 
-class ScriptedModelServer:
+class ScriptedModelServer(LoopbackServer):
     """One scripted server on `host`; `port=0` picks a free port, readable after `start()`."""
+
+    kind = "model server"
 
     def __init__(
         self,
@@ -96,58 +97,16 @@ class ScriptedModelServer:
         port: int = 0,
         answer: Callable[[Received], Answer] = completion_answer,
     ) -> None:
-        self.name = name
-        self.host = host
-        self.port = port
+        super().__init__(name, host=host, port=port)
         self.answer = answer
         """Replaceable at any time; the next request gets the new answer."""
         self.received: list[Received] = []
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def hostport(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self) -> Self:
-        if self._runner is not None:
-            raise RuntimeError(f"model server {self.name!r} was already started")
-        # Binding first lets port 0 resolve to the real port before anyone asks for it.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-        except OSError:
-            sock.close()
-            raise
-        self.port = sock.getsockname()[1]
-        app = web.Application(client_max_size=0)
-        app.router.add_route("*", "/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         received = Received(
             method=request.method,
             path=request.path_qs,

@@ -1,0 +1,71 @@
+"""A loopback aiohttp server that test backends build on: bind, serve one handler, stop.
+
+`LoopbackServer` binds its socket before serving, so `port=0` resolves to the real port as
+soon as `start()` returns; subclasses give `handle`, which answers every method on every path.
+Each server owns its runner and runs on the caller's event loop; `stop()` closes it.
+"""
+
+from __future__ import annotations
+
+import socket
+from types import TracebackType
+from typing import Self
+
+from aiohttp import web
+
+__all__ = ["LoopbackServer"]
+
+
+class LoopbackServer:
+    """One aiohttp app on `host:port` routing everything to `handle`."""
+
+    kind = "server"
+    """How errors name it (`echo backend`, `model server`)."""
+
+    def __init__(self, name: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    async def start(self) -> Self:
+        if self._runner is not None:
+            raise RuntimeError(f"{self.kind} {self.name!r} was already started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
+        # No request size limit: bodies of several MiB are the point of some tests.
+        app = web.Application(client_max_size=0)
+        app.router.add_route("*", "/{path:.*}", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
