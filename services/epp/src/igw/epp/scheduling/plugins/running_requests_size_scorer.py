@@ -7,25 +7,17 @@ endpoint scores 1.0. No parameters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-from igw.epp.endpoints import EndpointState, InferenceRequest
-from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.plugins._normalize import inverted_min_max
-from igw.epp.scheduling.plugins._params import ParameterlessPlugin
+from igw.epp.endpoints import Metrics
+from igw.epp.scheduling.plugins._normalize import LeastLoadScorer
 
 __all__ = ["RunningRequestsSizeScorer"]
 
 
-class RunningRequestsSizeScorer(ParameterlessPlugin):
+class RunningRequestsSizeScorer(LeastLoadScorer):
     type_name: ClassVar[str] = "running-requests-size-scorer"
-    category: ClassVar[Literal["distribution", "affinity"]] = "distribution"
 
-    def score(
-        self,
-        request: InferenceRequest,  # noqa: ARG002 - protocol
-        state: CycleState,  # noqa: ARG002 - protocol
-        endpoints: Sequence[EndpointState],
-    ) -> Sequence[float]:
-        return inverted_min_max([e.metrics.running for e in endpoints])
+    @staticmethod
+    def load(metrics: Metrics) -> float:
+        return metrics.running
