@@ -30,7 +30,6 @@ stack failed to start (after 3 tries) or its processes failed during a run, 130 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import datetime
@@ -51,105 +50,13 @@ import aiohttp
 import uvloop
 
 from bench._load import CpuSnapshot
-from bench.lab import cost, report
+from bench.lab import checks, cost, report
 from bench.lab.loadgen import Outcome, poisson_arrivals, run_rung
 from bench.lab.routers import ROUTERS, Router, Stack
+from bench.lab.settings import PRESET, REPO, Settings, parse_args
 from bench.lab.workloads import MODEL, WORKLOADS, LabRequest, Workload
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_OUT = REPO / "bench" / "results" / "lab"
-QUICK_OUT = REPO / "bench" / "results" / "lab-quick"
-PRESET = "llama-3.1-8b-h100"
-ALL_ROUTERS = tuple(ROUTERS)
-CORE_ROUTERS = ("round-robin", "least-request", "igw", "omniscient")
-"""Routers on every workload but `prefix-high`, which runs all six (the igw variants differ
-most where prefixes matter most; running them everywhere would not fit in 30 minutes)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    workloads: tuple[str, ...]
-    routers: tuple[str, ...] | None
-    """None: all routers on `prefix-high`, `CORE_ROUTERS` on the others."""
-    pods: int
-    time_scale: float
-    factors: tuple[float, ...]
-    duration: float
-    drain: float
-    seed: int
-    cost: bool
-    quick: bool
-    out: Path
-
-    def routers_for(self, workload: Workload) -> tuple[str, ...]:
-        if self.routers is not None:
-            return self.routers
-        return ALL_ROUTERS if workload.name == "prefix-high" else CORE_ROUTERS
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def parse_args(argv: Sequence[str]) -> Settings:
-    parser = argparse.ArgumentParser(prog="python -m bench.lab", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a few-minute run: prefix-high and sharegpt, 3 routers, 2 short steps",
-    )
-    parser.add_argument("--workloads", type=_csv, help=f"comma-separated: {', '.join(WORKLOADS)}")
-    parser.add_argument("--routers", type=_csv, help=f"comma-separated: {', '.join(ROUTERS)}")
-    parser.add_argument("--pods", type=int, default=8)
-    parser.add_argument(
-        "--time-scale",
-        type=float,
-        default=0.5,
-        help="simulated seconds per wall second (0.5: GPUs at half speed)",
-    )
-    parser.add_argument(
-        "--factors",
-        type=lambda t: tuple(float(x) for x in _csv(t)),
-        help="load steps as multiples of the nominal capacity (0.5,1,2)",
-    )
-    parser.add_argument("--duration", type=float, help="seconds of arrivals per step (10)")
-    parser.add_argument(
-        "--drain", type=float, default=30.0, help="max seconds to wait after a step"
-    )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--no-cost", action="store_true", help="skip the cost benchmarks")
-    parser.add_argument(
-        "--out", type=Path, help="results directory (bench/results/lab, or lab-quick)"
-    )
-    args = parser.parse_args(list(argv))
-    quick = bool(args.quick)
-    workloads = args.workloads or (("prefix-high", "sharegpt") if quick else tuple(WORKLOADS))
-    routers = args.routers or (("round-robin", "igw", "omniscient") if quick else None)
-    for name in workloads:
-        if name not in WORKLOADS:
-            parser.error(f"unknown workload {name!r}; workloads: {', '.join(WORKLOADS)}")
-    for name in routers or ():
-        if name not in ROUTERS:
-            parser.error(f"unknown router {name!r}; routers: {', '.join(ROUTERS)}")
-    factors = args.factors or ((0.5, 2.0) if quick else (0.5, 1.0, 2.0))
-    duration = args.duration or (8.0 if quick else 10.0)
-    if args.pods < 1 or args.time_scale <= 0 or duration <= 0 or args.drain < 0:
-        parser.error("--pods, --time-scale and --duration must be > 0, --drain >= 0")
-    if not factors or min(factors) <= 0:
-        parser.error("--factors must be positive numbers")
-    return Settings(
-        workloads,
-        routers,
-        args.pods,
-        args.time_scale,
-        factors,
-        duration,
-        args.drain,
-        args.seed,
-        cost=not args.no_cost,
-        quick=quick,
-        out=args.out or (QUICK_OUT if quick else DEFAULT_OUT),
-    )
+__all__ = ["main", "make_plan", "parse_args", "run_lab"]
 
 
 def sim_yaml(workload: Workload, settings: Settings) -> str:
@@ -389,140 +296,6 @@ async def run_lab(settings: Settings, command: str) -> int:
     return 0
 
 
-def _find(
-    rows: Sequence[dict[str, Any]], workload: str, router: str, rung: int
-) -> dict[str, Any] | None:
-    for r in rows:
-        if (r["workload"], r["router"], r["rung"]) == (workload, router, rung):
-            return r
-    return None
-
-
-def verdicts(rows: Sequence[dict[str, Any]], settings: Settings) -> list[str]:
-    """The DESIGN.md §6 targets and the omniscient router's own check, met or not."""
-    lines = ["| check | measured | target | verdict |", "| --- | --- | --- | --- |"]
-    top = len(settings.factors) - 1
-    rr, igw, omni = (
-        _find(rows, "prefix-high", name, top) for name in ("round-robin", "igw", "omniscient")
-    )
-
-    def p90(row: dict[str, Any] | None) -> float | None:
-        return None if row is None else row["figures"]["ttft_p90"]
-
-    if p90(rr) and p90(igw):
-        ratio = p90(rr) / p90(igw)  # type: ignore[operator]
-        verdict = "met" if ratio >= report.TTFT_RATIO_VS_RR else "NOT met"
-        lines.append(
-            f"| prefix-high, top load: round-robin p90 TTFT / igw p90 TTFT | "
-            f"{ratio:.1f}x | >= {report.TTFT_RATIO_VS_RR:.0f}x | {verdict} |"
-        )
-    else:
-        lines.append("| prefix-high, top load: round-robin / igw p90 TTFT | not run | >= 5x | - |")
-    if p90(igw) and p90(omni):
-        ratio = p90(igw) / p90(omni)  # type: ignore[operator]
-        verdict = "met" if ratio <= 1 + report.WITHIN_OMNISCIENT else "NOT met"
-        lines.append(
-            f"| prefix-high, top load: igw p90 TTFT / omniscient p90 TTFT | "
-            f"{ratio:.2f}x | <= {1 + report.WITHIN_OMNISCIENT:.2f}x | {verdict} |"
-        )
-    else:
-        lines.append(
-            "| prefix-high, top load: igw / omniscient p90 TTFT | not run | <= 1.15x | - |"
-        )
-    for workload in settings.workloads:
-        row = _find(rows, workload, "omniscient", top)
-        others = [
-            r
-            for r in rows
-            if r["workload"] == workload
-            and r["rung"] == top
-            and r["router"] != "omniscient"
-            and r["figures"]["ttft_p90"] is not None
-        ]
-        if row is None or row["figures"]["ttft_p90"] is None or not others:
-            continue
-        best = min(others, key=lambda r: r["figures"]["ttft_p90"])
-        mine, theirs = row["figures"]["ttft_p90"], best["figures"]["ttft_p90"]
-        verdict = "yes" if mine <= theirs * (1 + report.TIE) else "NO: see Findings"
-        lines.append(
-            f"| {workload}, top load: omniscient beats or ties every router (p90 TTFT) "
-            f"| {mine:,.0f} ms vs {best['router']} {theirs:,.0f} ms | <= best + 5 % "
-            f"| {verdict} |"
-        )
-    return lines
-
-
-def moved_off_home(rows: Sequence[dict[str, Any]], workload: str, router: str, rung: int) -> int:
-    """Requests of `rung` sent to a pod that had not served their group before, although
-    another pod had (earlier rungs of the same router count): cache misses by choice."""
-    homes: dict[str, set[str]] = {}
-    ordered = sorted(
-        (
-            r
-            for r in rows
-            if (r["workload"], r["router"]) == (workload, router) and r["rung"] <= rung
-        ),
-        key=lambda r: r["rung"],
-    )
-    moved = 0
-    for row in ordered:
-        for o in sorted(row["outcomes"], key=lambda o: o["sent"]):
-            if not o["group"] or not o["pod"]:
-                continue
-            home = homes.setdefault(o["group"], set())
-            if row["rung"] == rung and home and o["pod"] not in home:
-                moved += 1
-            home.add(o["pod"])
-    return moved
-
-
-def findings(rows: Sequence[dict[str, Any]], settings: Settings) -> list[str]:
-    """For each workload whose top step the omniscient router does not win or tie: the
-    figures that say why, side by side with the router that did better."""
-    top = len(settings.factors) - 1
-    lines: list[str] = []
-    for workload in settings.workloads:
-        at_top = {r["router"]: r for r in rows if r["workload"] == workload and r["rung"] == top}
-        omniscient = at_top.get("omniscient")
-        if omniscient is None or omniscient["figures"]["ttft_p90"] is None:
-            continue
-        others = [r for name, r in at_top.items() if name != "omniscient"]
-        others = [r for r in others if r["figures"]["ttft_p90"] is not None]
-        if not others:
-            continue
-        best = min(others, key=lambda r: r["figures"]["ttft_p90"])
-        mine, theirs = omniscient["figures"], best["figures"]
-        if mine["ttft_p90"] <= theirs["ttft_p90"] * (1 + report.TIE):
-            continue
-        lines += [
-            (
-                f"- **{workload}**: at the top step the omniscient router's p90 TTFT is "
-                f"{mine['ttft_p90']:,.0f} ms, `{best['router']}`'s {theirs['ttft_p90']:,.0f} ms. "
-                f"Prefix-cache hit rate {report._pct(mine['hit_rate'])} vs "
-                f"{report._pct(theirs['hit_rate'])}; group affinity "
-                f"{report._pct(mine['affinity'])} vs {report._pct(theirs['affinity'])}; requests "
-                f"sent away from a pod that had served their group: "
-                f"{moved_off_home(rows, workload, 'omniscient', top)} vs "
-                f"{moved_off_home(rows, workload, best['router'], top)} of {mine['sent']}; "
-                f"TTFT p50 {report._ms(mine['ttft_p50'])} vs {report._ms(theirs['ttft_p50'])} ms."
-            )
-        ]
-    if lines:
-        lines += [
-            "",
-            (
-                "Where the figures show more requests moved off their group's pod and a lower hit "
-                "rate, the cause is the picker's greed (`bench.lab.fleet`): it sends each request "
-                "where its own first token comes soonest, counting only part of what that costs "
-                "later requests, so when a pod holding a group's prefix is busy it may recompute "
-                "the prefix on an idler pod; each move is a miss now and, under cache pressure, an "
-                "eviction. A router that keeps groups on their pods (igw's prefix scorer) can then "
-                "do better at the tail: full information does not make a myopic policy optimal."
-            ),
-        ]
-    return lines or ["The omniscient router won or tied (within 5 %) every workload's top step."]
-
-
 def write_report(
     settings: Settings,
     command: str,
@@ -558,7 +331,7 @@ def write_report(
         "",
         "## Targets (DESIGN.md §6) and checks",
         "",
-        *verdicts(rows, settings),
+        *checks.verdicts(rows, settings.workloads, top=len(settings.factors) - 1),
         "",
         (
             "The CPU column is the whole machine's use during the step (all cores); near 100 % the "
@@ -567,7 +340,7 @@ def write_report(
         "",
         "## Findings",
         "",
-        *findings(rows, settings),
+        *checks.findings(rows, settings.workloads, top=len(settings.factors) - 1),
         "",
     ]
     for workload in settings.workloads:
