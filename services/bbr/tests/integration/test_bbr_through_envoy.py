@@ -85,7 +85,8 @@ async def _start(
         exporter = OTLPSpanExporter(endpoint=otlp.endpoint, insecure=True)
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=100))
     options = BbrOptions(
-        grpc_port=free_port(), grpc_health_port=free_port(), metrics_port=free_port(),
+        # Port 0: the servers bind and report their ports, no race with other work on the box.
+        grpc_port=0, grpc_health_port=0, metrics_port=0,
         host="127.0.0.1", streaming=streaming, plugins=DEFAULT_PLUGINS,
         adapters_file=adapters, kubernetes="off", tracing=otlp is not None,
     )  # fmt: skip
