@@ -10,9 +10,10 @@ import pytest
 
 from igw.epp.admin import AdminClient, AdminService
 from igw.epp.config import EppConfig, load_config
-from igw.epp.scheduling import PluginHandle
+from igw.epp.framework import PluginHandle
 from igw.epp.testing.admin_fleet import StaticSource
 from igw.epp.testing.builders import FakeClock, seeded
+from igw.epp.testing.requestpath import director_for
 
 
 @pytest.fixture
@@ -32,7 +33,10 @@ def source() -> StaticSource:
 
 @pytest.fixture
 def service(source: StaticSource, config: EppConfig, clock: FakeClock) -> AdminService:
-    return AdminService.from_config(source, config, staleness_threshold_s=2.0, clock=clock)
+    director = director_for(config, source)
+    return AdminService.for_director(
+        director, config.plugins, staleness_threshold_s=2.0, clock=clock
+    )
 
 
 @pytest.fixture

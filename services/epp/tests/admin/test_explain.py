@@ -7,11 +7,10 @@ import pytest
 from igw.epp.admin.explain import HEADER_ONLY_NOTE, Explainer
 from igw.epp.config import EppConfig, load_config
 from igw.epp.endpoints import EndpointState
-from igw.epp.parsers import OpenAIParser
-from igw.epp.requestpath import StaticObjectives
-from igw.epp.scheduling import PluginHandle
+from igw.epp.framework import PluginHandle
 from igw.epp.testing.admin_fleet import CHAT, MODEL, StaticSource, chat_body
 from igw.epp.testing.builders import FakeClock, endpoint, seeded
+from igw.epp.testing.requestpath import director_for
 
 TESTING_FILTER = """\
 apiVersion: inference.networking.x-k8s.io/v1alpha1
@@ -28,17 +27,10 @@ schedulingProfiles:
 
 
 def explainer(config: EppConfig, source: StaticSource) -> Explainer:
-    return Explainer(
-        source=source,
-        scheduler=config.scheduler,
-        request_control=config.request_control,
-        saturation_detector=config.saturation_detector,
-        parser=OpenAIParser(),
-        objectives=StaticObjectives({"batch": -1, "chat": 5}),
-    )
+    return Explainer(director_for(config, source, objectives={"batch": -1, "chat": 5}))
 
 
-def test_control_headers_set_target_model_and_priority(
+async def test_control_headers_set_target_model_and_priority(
     config: EppConfig, source: StaticSource
 ) -> None:
     headers = {
@@ -47,7 +39,7 @@ def test_control_headers_set_target_model_and_priority(
         "x-request-id": "req-7",
     }
 
-    e = explainer(config, source).explain(CHAT, headers, chat_body("hi"))
+    e = await explainer(config, source).explain(CHAT, headers, chat_body("hi"))
 
     assert (e.request_id, e.model, e.target_model, e.priority) == (
         "req-7", MODEL, "food-review-1", 5,
@@ -65,34 +57,34 @@ def test_control_headers_set_target_model_and_priority(
                      "system saturated, sheddable request dropped", id="sheddable-on-saturated"),
     ],
 )  # fmt: skip
-def test_requests_refused_before_scheduling(
+async def test_requests_refused_before_scheduling(
     config: EppConfig, states: list[EndpointState], objective: str, status: int, message: str
 ) -> None:
     source = StaticSource(states)
     headers = {"x-gateway-inference-objective": objective}
 
-    e = explainer(config, source).explain(CHAT, headers, chat_body("hi"))
+    e = await explainer(config, source).explain(CHAT, headers, chat_body("hi"))
 
     assert e.error is not None
     assert (e.error.status, e.error.message) == (status, message)
     assert e.profiles == {}
 
 
-def test_sheddable_request_on_an_idle_pool_is_scheduled(
+async def test_sheddable_request_on_an_idle_pool_is_scheduled(
     config: EppConfig, source: StaticSource
 ) -> None:
     headers = {"x-gateway-inference-objective": "batch"}
 
-    e = explainer(config, source).explain(CHAT, headers, chat_body("hi"))
+    e = await explainer(config, source).explain(CHAT, headers, chat_body("hi"))
 
     assert (e.priority, e.error, e.picked) == (-1, None, ("pod-c-rank-0",))
 
 
-def test_a_failed_cycle_still_shows_where_the_candidates_went(source: StaticSource) -> None:
+async def test_a_failed_cycle_still_shows_where_the_candidates_went(source: StaticSource) -> None:
     config = load_config(TESTING_FILTER, handle=PluginHandle(rng=seeded(), clock=FakeClock()))
     headers = {"test-epp-endpoint-selection": "10.9.9.9"}
 
-    e = explainer(config, source).explain(CHAT, headers, chat_body("hi"))
+    e = await explainer(config, source).explain(CHAT, headers, chat_body("hi"))
 
     assert e.error is not None
     assert (e.error.status, e.error.code) == (429, "ResourceExhausted")
@@ -101,8 +93,10 @@ def test_a_failed_cycle_still_shows_where_the_candidates_went(source: StaticSour
     assert (step.plugin, step.remaining) == ("header-based-testing-filter", ())
 
 
-def test_an_empty_body_is_a_header_only_request(config: EppConfig, source: StaticSource) -> None:
-    e = explainer(config, source).explain("/v1/models", {}, b"")
+async def test_an_empty_body_is_a_header_only_request(
+    config: EppConfig, source: StaticSource
+) -> None:
+    e = await explainer(config, source).explain("/v1/models", {}, b"")
 
     assert (e.note, e.error, e.profiles) == (HEADER_ONLY_NOTE, None, {})
     assert len(e.candidates) == 3

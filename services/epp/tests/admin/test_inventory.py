@@ -6,7 +6,8 @@ import pytest
 
 from igw.epp.admin.inventory import Inventory, find_inflight_reader
 from igw.epp.config import load_config
-from igw.epp.scheduling import CycleState, InFlightLoad, ProfileResult, SchedulingResult
+from igw.epp.framework import CycleState, ProfileResult, SchedulingResult
+from igw.epp.scheduling import InFlightLoad
 from igw.epp.scheduling.plugins.inflight_load_producer import InflightLoadProducer
 from igw.epp.testing.admin_fleet import StaticSource
 from igw.epp.testing.builders import NOW, endpoint, request

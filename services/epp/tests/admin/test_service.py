@@ -8,7 +8,7 @@ import pytest
 
 from igw.epp.admin import AdminClient, Explanation
 from igw.epp.config import EppConfig
-from igw.epp.scheduling import ProfileExplanation
+from igw.epp.framework import ProfileExplanation
 from igw.epp.testing.admin_fleet import (
     CHAT,
     StaticSource,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from igw.epp.admin import AdminService, endpoints_table, explain_table
 from igw.epp.admin.tables import format_table
 from igw.epp.config import EppConfig, load_config
-from igw.epp.scheduling import PluginHandle
+from igw.epp.framework import PluginHandle
 from igw.epp.testing.admin_fleet import CHAT, StaticSource, chat_body
 from igw.epp.testing.builders import FakeClock, seeded
+from igw.epp.testing.requestpath import director_for
 
 FILTERING = """\
 apiVersion: inference.networking.x-k8s.io/v1alpha1
@@ -55,8 +56,8 @@ def test_endpoints_table(service: AdminService) -> None:
     assert "in-flight: no configured plugin tracks it" in table
 
 
-def test_explain_table_marks_the_pick_and_sums_weighted_scores(service: AdminService) -> None:
-    table = explain_table(service.explainer.explain(CHAT, {}, chat_body("hi")))
+async def test_explain_table_marks_the_pick_and_sums_weighted_scores(service: AdminService) -> None:
+    table = explain_table(await service.explainer.explain(CHAT, {}, chat_body("hi")))
 
     assert "queue-scorer x2" in table
     assert "prefix-cache-scorer x3" in table
@@ -68,19 +69,19 @@ def test_explain_table_marks_the_pick_and_sums_weighted_scores(service: AdminSer
     assert "pick: pod-c-rank-0" in table
 
 
-def test_explain_table_marks_filtered_out_endpoints(source: StaticSource) -> None:
+async def test_explain_table_marks_filtered_out_endpoints(source: StaticSource) -> None:
     config: EppConfig = load_config(FILTERING, handle=PluginHandle(rng=seeded(), clock=FakeClock()))
-    service = AdminService.from_config(source, config)
+    service = AdminService.for_director(director_for(config, source), config.plugins)
     headers = {"test-epp-endpoint-selection": "10.0.0.1,10.0.0.2"}
 
-    table = explain_table(service.explainer.explain(CHAT, headers, chat_body("hi")))
+    table = explain_table(await service.explainer.explain(CHAT, headers, chat_body("hi")))
 
     c = rows(table)["pod-c-rank-0"]
     assert c[1:] == ["pod-c-rank-0", "-", "-", "-", "filtered", "by", "header-based-testing-filter"]
     assert rows(table)["pod-b-rank-0"][0] == "*"
 
 
-def test_explain_table_shows_the_error(service: AdminService) -> None:
-    table = explain_table(service.explainer.explain(CHAT, {}, b"{"))
+async def test_explain_table_shows_the_error(service: AdminService) -> None:
+    table = explain_table(await service.explainer.explain(CHAT, {}, b"{"))
 
     assert "error: HTTP 400: inference error: BadRequest - error unmarshaling" in table

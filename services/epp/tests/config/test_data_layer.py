@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from igw.epp.config import ConfigError, load_config
-from igw.epp.config.data_layer import CoreMetricsExtractor
+from igw.epp.datalayer import CoreMetricsExtractor
 
 HEAD = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
 
@@ -52,8 +52,10 @@ def test_what_the_data_layer_cannot_honour_is_refused(text: str, path: str, mess
     assert caught.value.path == path
 
 
-def test_the_extractor_plugin_carries_its_compiled_extractor() -> None:
+def test_the_configured_extractor_is_the_one_the_data_layer_uses() -> None:
     text = "plugins:\n- type: core-metrics-extractor\n  parameters: {defaultEngine: sglang}\n"
-    plugin = load_config(HEAD + text).plugins["core-metrics-extractor"]
+    config = load_config(HEAD + text)
+    plugin = config.plugins["core-metrics-extractor"]
     assert isinstance(plugin, CoreMetricsExtractor)
-    assert plugin.extractor.default_engine == "sglang"
+    assert plugin.default_engine == "sglang"
+    assert config.data_layer.extractor is plugin

@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 from igw.epp.config import ConfigError, load_config, load_config_file
-from igw.epp.scheduling import PluginHandle
+from igw.epp.datalayer import CoreMetricsExtractor
+from igw.epp.framework import PluginHandle
+from igw.epp.parsers import OpenAIParser
 from igw.epp.scheduling.plugins import (
     ApproxPrefixCacheProducer,
     MaxScorePicker,
@@ -77,8 +79,9 @@ def test_builtin_default_is_upstreams() -> None:
     assert profile.picker.max_endpoints == 1
     assert isinstance(config.scheduler.handler, SingleProfileHandler)
     assert isinstance(config.saturation_detector, UtilizationDetector)
-    assert config.parser.type == "openai-parser"
-    assert [s.name for s in config.data_layer.sources] == ["metrics-data-source"]
+    assert isinstance(config.parser, OpenAIParser)
+    assert config.data_layer.source is config.plugins["metrics-data-source"]
+    assert config.data_layer.extractor is config.plugins["core-metrics-extractor"]
     assert [type(p) for p in config.request_control.producers] == [ApproxPrefixCacheProducer]
     assert config.feature_gates == frozenset()
     assert not config.flow_control.enabled
@@ -94,7 +97,9 @@ def test_upstream_example_loads() -> None:
     assert fc.default_request_ttl == 60.0
     assert fc.bands[0].max_bytes == 2**30
     assert fc.bands[0].fairness_policy == "round-robin-fairness-policy"
-    assert config.data_layer.sources[0].extractors[0].params.defaultEngine == "vllm"
+    extractor = config.data_layer.extractor
+    assert isinstance(extractor, CoreMetricsExtractor)
+    assert extractor.default_engine == "vllm"
 
 
 def test_loads_from_a_file(tmp_path: Path) -> None:
@@ -292,7 +297,8 @@ def test_prefix_scorer_parameters_reach_the_auto_created_producer() -> None:
 
 
 def test_empty_data_layer_sources_turn_collection_off() -> None:
-    assert load_config(HEAD + "dataLayer: {sources: []}\n").data_layer.sources == ()
+    data_layer = load_config(HEAD + "dataLayer: {sources: []}\n").data_layer
+    assert (data_layer.source, data_layer.extractor) == (None, None)
 
 
 def test_the_handle_is_passed_to_plugins() -> None:

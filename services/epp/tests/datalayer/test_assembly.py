@@ -32,7 +32,7 @@ async def servers() -> AsyncIterator[MetricsServers]:
 
 def build(text: str | None) -> Datastore:
     config = load_config(text)
-    return datastore_from_config(config.data_layer, config.plugins, refresh_interval_s=0.01)
+    return datastore_from_config(config.data_layer, refresh_interval_s=0.01)
 
 
 async def settle(store: Datastore, condition: Callable[[], bool], timeout_s: float = 2.0) -> bool:
@@ -108,7 +108,7 @@ async def test_the_deprecated_path_flag_wins_over_the_config(servers: MetricsSer
     config = load_config(HEAD + "plugins:\n" + plugin + SECTION)
     for overrides, expected in (({}, False), ({"path": "/metrics"}, True)):
         store = datastore_from_config(
-            config.data_layer, config.plugins, refresh_interval_s=0.01,
+            config.data_layer, refresh_interval_s=0.01,
             source_overrides=overrides,
         )  # fmt: skip
         assert await _reads_waiting(store, port, 5) is expected, overrides

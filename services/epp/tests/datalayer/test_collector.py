@@ -9,8 +9,8 @@ import pytest
 import structlog
 
 from igw.epp.datalayer.collector import Collector
-from igw.epp.datalayer.engines import CoreMetricsExtractor
-from igw.epp.datalayer.scraper import MetricsDataSource
+from igw.epp.datalayer.core_metrics_extractor import CoreMetricsExtractor
+from igw.epp.datalayer.metrics_data_source import MetricsDataSource
 from igw.epp.endpoints import Endpoint, Metrics
 from igw.epp.testing import Behaviour, MetricsServers, VllmState, vllm_page
 
@@ -39,8 +39,8 @@ async def until(condition: Callable[[], bool], timeout_s: float = 2.0) -> None:
 
 def collector(source: MetricsDataSource, port: int, published: list[Metrics]) -> Collector:
     endpoint = Endpoint("a-rank-0", "127.0.0.1", port)
-    mapping = CoreMetricsExtractor().mapping_for(endpoint)
-    return Collector(endpoint, mapping, source, published.append, interval_s=0.005)
+    reader = CoreMetricsExtractor().reader_for(endpoint)
+    return Collector(endpoint, reader, source, published.append, interval_s=0.005)
 
 
 async def test_good_poll_publishes_and_failed_poll_keeps_previous(

@@ -11,7 +11,7 @@ import pytest
 
 from igw.common.testing import free_port
 from igw.epp.datalayer.datastore import Datastore
-from igw.epp.datalayer.scraper import MetricsDataSource
+from igw.epp.datalayer.metrics_data_source import MetricsDataSource
 from igw.epp.endpoints import Endpoint, EndpointState
 from igw.epp.testing import Behaviour, MetricsServers, VllmState, vllm_page
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from igw.epp.datalayer.engines import BUILTIN_ENGINES, CoreMetricsExtractor, ExtractError
+from igw.epp.datalayer.core_metrics_extractor import CoreMetricsExtractor
+from igw.epp.datalayer.engines import BUILTIN_ENGINES, ExtractError
 from igw.epp.datalayer.scanner import ScanError
 from igw.epp.endpoints import ENGINE_TYPE_LABEL, Endpoint, Metrics
+from igw.epp.framework import PluginHandle
 from igw.epp.testing import LoraInfo, VllmState, sglang_page, triton_page, trtllm_page, vllm_page
 
 NOW = 123.0
@@ -100,7 +102,7 @@ def test_among_series_the_latest_timestamp_wins() -> None:
 
 
 def test_user_engine_config_replaces_the_builtin_engine_entirely() -> None:
-    extractor = CoreMetricsExtractor.from_params({
+    extractor = _extractor({
         "engineConfigs": [{"name": "vllm", "queuedRequestsSpec": "my_queue{pool=a}",
                            "runningRequestsSpec": "", "kvUsageSpec": "my_kv"}],
     })  # fmt: skip
@@ -113,7 +115,7 @@ def test_user_engine_config_replaces_the_builtin_engine_entirely() -> None:
 
 
 def test_user_engine_without_kv_has_no_old_name_fallback() -> None:
-    extractor = CoreMetricsExtractor.from_params({
+    extractor = _extractor({
         "engineConfigs": [{"name": "vllm", "queuedRequestsSpec": "vllm:num_requests_waiting",
                            "kvUsageSpec": "vllm:kv_cache_usage_perc"}],
     })  # fmt: skip
@@ -127,7 +129,7 @@ def test_unknown_engine_label_uses_the_default_engine() -> None:
 
 
 def test_default_engine_and_label_key_are_parameters() -> None:
-    extractor = CoreMetricsExtractor.from_params({"defaultEngine": "sglang", "engineLabelKey": "e"})
+    extractor = _extractor({"defaultEngine": "sglang", "engineLabelKey": "e"})
     sglang = extractor.mapping_for(Endpoint("a", "10.0.0.1", 1))
     vllm = extractor.mapping_for(Endpoint("b", "10.0.0.1", 1, labels={"e": "vllm"}))
     assert (sglang.engine, vllm.engine) == ("sglang", "vllm")
@@ -163,9 +165,13 @@ def test_bad_pages_raise(page: bytes, error: type[Exception]) -> None:
         pytest.param({"engineConfig": []}, "engineConfig", id="unknown-field"),
         pytest.param({"engineConfigs": [{"name": "x", "kvUsageSpec": "a{b=~c}"}]}, "kvUsageSpec",
                      id="bad-spec-names-field"),
-        pytest.param({"engineConfigs": [{"name": "x"}, {"name": "x"}]}, "twice", id="duplicate"),
+        pytest.param({"engineConfigs": [{"name": "x"}, {"name": "x"}]}, "unique", id="duplicate"),
     ],
 )  # fmt: skip
 def test_bad_parameters_are_refused_clearly(params: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        CoreMetricsExtractor.from_params(params)
+        _extractor(params)
+
+
+def _extractor(params: dict[str, object]) -> CoreMetricsExtractor:
+    return CoreMetricsExtractor.from_config("core-metrics-extractor", params, PluginHandle())

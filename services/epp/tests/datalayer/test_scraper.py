@@ -8,12 +8,18 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from igw.common.testing import free_port
 from igw.common.tls import self_signed_pair
-from igw.epp.datalayer.scraper import MetricsDataSource, MetricsDataSourceParams, ScrapeError
+from igw.epp.datalayer.metrics_data_source import (
+    MetricsDataSource,
+    MetricsDataSourceParams,
+    ScrapeError,
+)
 from igw.epp.endpoints import Endpoint
+from igw.epp.framework import PluginHandle
 from igw.epp.testing import Behaviour, MetricsServers, vllm_page
 
 
@@ -91,7 +97,7 @@ async def test_close_closes_every_client(servers: MetricsServers) -> None:
     ],
 )  # fmt: skip
 def test_url_for(params: dict[str, object], endpoint: Endpoint, url: str) -> None:
-    source = MetricsDataSource.from_params(params)
+    source = MetricsDataSource.from_config("m", params, PluginHandle())
     assert source.url_for(endpoint) == url
     assert source.client_for(endpoint).url == url
 
@@ -114,8 +120,8 @@ def test_defaults_match_upstream() -> None:
     ],
 )
 def test_bad_parameters_are_refused(params: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="metrics-data-source parameters"):
-        MetricsDataSource.from_params(params)
+    with pytest.raises(msgspec.ValidationError):
+        MetricsDataSource.from_config("m", params, PluginHandle())
 
 
 TLS_PAGE = vllm_page()
@@ -154,7 +160,7 @@ async def tls_port(tmp_path: Path) -> AsyncIterator[int]:
 async def test_https_scheme_and_verification(
     tls_port: int, params: dict[str, object], error: str | None
 ) -> None:
-    source = MetricsDataSource.from_params(params)
+    source = MetricsDataSource.from_config("m", params, PluginHandle())
     client = source.client_for(Endpoint("a", "127.0.0.1", tls_port))
     try:
         if error is None:

@@ -1,12 +1,15 @@
 """openai-parser: API types by path, upstream's validation messages, prompt text, model splice."""
 
+import msgspec
 import orjson
 import pytest
 
 from igw.common.errors import BadRequestError, InternalError
 from igw.common.openai import ApiType
-from igw.epp.config.parsers import ParserSpec
-from igw.epp.parsers import OpenAIParser, ParsedRequest, PassthroughParser, build_parser
+from igw.epp.config import builtin_registry
+from igw.epp.framework import PluginHandle
+from igw.epp.framework.parsing import ParsedRequest
+from igw.epp.parsers import OpenAIParser, PassthroughParser
 
 PARSER = OpenAIParser()
 CHAT = "/v1/chat/completions"
@@ -128,16 +131,19 @@ def test_passthrough_reads_nothing_and_changes_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("spec", "expected"),
+    ("type_name", "expected"),
     [
-        pytest.param(ParserSpec("p", "openai-parser"), OpenAIParser, id="openai"),
-        pytest.param(ParserSpec("p", "passthrough-parser"), PassthroughParser, id="passthrough"),
+        pytest.param("openai-parser", OpenAIParser, id="openai"),
+        pytest.param("passthrough-parser", PassthroughParser, id="passthrough"),
     ],
 )
-def test_build_parser(spec: ParserSpec, expected: type) -> None:
-    assert isinstance(build_parser(spec), expected)
+def test_parsers_are_built_through_the_registry(type_name: str, expected: type) -> None:
+    parser = builtin_registry(entry_points=False).create(type_name, "p", {}, PluginHandle())
+    assert isinstance(parser, expected)
+    assert parser.name == "p"
 
 
-def test_build_parser_refuses_parameters() -> None:
-    with pytest.raises(ValueError, match="takes no parameters"):
-        build_parser(ParserSpec("p", "openai-parser", {"x": 1}))
+def test_a_parser_refuses_parameters() -> None:
+    registry = builtin_registry(entry_points=False)
+    with pytest.raises(msgspec.ValidationError, match="unknown field `x`"):
+        registry.create("openai-parser", "p", {"x": 1}, PluginHandle())

@@ -2,7 +2,8 @@
 
 import pytest
 
-from igw.epp.parsers import OpenAIUsageReader, Usage
+from igw.epp.framework.parsing import Usage
+from igw.epp.parsers import OpenAIUsageReader
 
 CHAT_USAGE = (
     b'{"object":"chat.completion","usage":{"prompt_tokens":7,"completion_tokens":3,'

@@ -14,7 +14,7 @@ from igw.common.testing.messages import ReplyView
 from igw.epp.requestpath import Director
 from igw.epp.scheduling.plugins.inflight_load_producer import InflightLoadProducer
 from igw.epp.testing.builders import endpoint
-from igw.epp.testing.requestpath import build_director
+from igw.epp.testing.requestpath import build_director, build_exchanges
 
 DUPLEX = BodyMode.FULL_DUPLEX_STREAMED
 CHAT = {":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json"}
@@ -44,7 +44,7 @@ async def run(
     metadata: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[ReplyView]:
     """Every reply to the request messages (body None = header-only request)."""
-    stream = Stream(director.exchange(StreamInfo(span=None)), DUPLEX, DUPLEX)
+    stream = Stream(build_exchanges(director)(StreamInfo(span=None)), DUPLEX, DUPLEX)
     sent: list[ProcessingRequest] = [
         messages.request_headers(headers, end_of_stream=body is None, metadata=metadata)
     ]
@@ -251,14 +251,17 @@ schedulingProfiles:
 """
 
 
-async def test_a_request_refused_after_scheduling_is_not_left_in_flight() -> None:
+async def test_a_body_that_cannot_take_the_model_is_refused_before_scheduling() -> None:
+    """A 500 for a body the EPP cannot rewrite is found before the pick: the request is never
+    counted against an endpoint, so nothing can stay in flight (upstream schedules first and
+    must take the count back)."""
     director = build_director([IDLE], config=IN_FLIGHT)
     [producer] = director.request_control.pre_request_plugins
     assert isinstance(producer, InflightLoadProducer)
-    exchange = director.exchange(StreamInfo(span=None))
+    exchange = build_exchanges(director)(StreamInfo(span=None))
     stream = Stream(exchange, DUPLEX, DUPLEX)
     # The nested model makes the rewrite re-encode the body, which fails on a number beyond
-    # float range: a 500 found after PreRequest counted the request against its endpoint.
+    # float range.
     body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "meta": {"model": "m"}'
     body += b', "n": 1e400}'
     headers = {**CHAT, "x-gateway-model-name-rewrite": "t"}
@@ -269,11 +272,17 @@ async def test_a_request_refused_after_scheduling_is_not_left_in_flight() -> Non
         500,
         "inference error: Internal - Error marshalling request body",
     )
-    assert producer.tracker.load("pod-1-rank-0").requests == 1
+    assert producer.tracker.loads == {}
+    registry = director.metrics.registry
+    attempts = "inference_extension_scheduler_attempts_total"
+    assert not any(
+        sample.name == attempts for metric in registry.collect() for sample in metric.samples
+    )
 
     exchange.close(True)  # the servicer closes every stream, also after an error answer
 
     assert producer.tracker.loads == {}
     running = {"model_name": "m"}
-    registry = director.metrics.registry
     assert not registry.get_sample_value("inference_objective_running_requests", running)
+    errors = {"model_name": "m", "target_model_name": "t", "error_code": "Internal"}
+    assert registry.get_sample_value("inference_objective_request_error_total", errors) == 1

@@ -10,11 +10,12 @@ from igw.common.envoy import NO_CHANGES, BodyMode, HeaderChanges
 from igw.common.extproc import Stream, StreamInfo
 from igw.common.testing import messages
 from igw.epp.endpoints import Endpoint, InferenceRequest
+from igw.epp.framework import SchedulerMetrics
+from igw.epp.requestcontrol import RequestControl
 from igw.epp.requestpath import Director, EppExchange, ModelBackRewrite
 from igw.epp.requestpath.exchange import header_changes
-from igw.epp.scheduling import RequestControl, SchedulerMetrics
 from igw.epp.testing.builders import endpoint
-from igw.epp.testing.requestpath import build_director
+from igw.epp.testing.requestpath import build_director, build_exchanges
 
 DUPLEX = BodyMode.FULL_DUPLEX_STREAMED
 CHAT = {":method": "POST", ":path": "/v1/chat/completions"}
@@ -52,8 +53,9 @@ async def open_stream(
     rewrite: str | None = None,
     stream: bool = False,
     response_mode: BodyMode = DUPLEX,
+    sample_rate: float = 1.0,
 ) -> tuple[Stream, EppExchange]:
-    exchange = director.exchange(StreamInfo(span=None))
+    exchange = build_exchanges(director, response_sample_rate=sample_rate)(StreamInfo(span=None))
     s = Stream(exchange, DUPLEX, response_mode)
     headers = {**CHAT, "x-request-id": "r1"}
     if rewrite is not None:
@@ -173,8 +175,7 @@ async def test_lean_skips_the_body_and_finishes_the_request_at_response_start() 
     recorder = Completions()
     control = RequestControl(SchedulerMetrics(), response_complete=[recorder])  # type: ignore[list-item]
     director = build_director([IDLE], request_control=control)
-    director.response_sample_rate = 0.0
-    s, exchange = await open_stream(director, stream=True, response_mode=LEAN)
+    s, exchange = await open_stream(director, stream=True, response_mode=LEAN, sample_rate=0.0)
 
     [reply] = messages.describe_all(await s.handle(messages.response_headers(SSE_HEADERS)))
 
@@ -201,8 +202,9 @@ async def lean_response(s: Stream, chunks: Sequence[bytes]) -> tuple[bool, bytes
 
 async def test_lean_reads_the_body_when_the_model_must_be_written_back() -> None:
     director = build_director([IDLE])
-    director.response_sample_rate = 0.0
-    s, exchange = await open_stream(director, rewrite="t", stream=True, response_mode=LEAN)
+    s, exchange = await open_stream(
+        director, rewrite="t", stream=True, response_mode=LEAN, sample_rate=0.0
+    )
 
     skipped, out = await lean_response(s, [SSE[:30], SSE[30:]])
 
@@ -213,8 +215,7 @@ async def test_lean_reads_the_body_when_the_model_must_be_written_back() -> None
 
 async def test_lean_sampled_response_counts_usage() -> None:
     director = build_director([IDLE])
-    director.response_sample_rate = 1.0
-    s, _ = await open_stream(director, stream=True, response_mode=LEAN)
+    s, _ = await open_stream(director, stream=True, response_mode=LEAN, sample_rate=1.0)
 
     skipped, out = await lean_response(s, [SSE])
 
@@ -225,20 +226,15 @@ async def test_lean_sampled_response_counts_usage() -> None:
 
 
 async def test_sample_rate_reads_about_that_share() -> None:
-    director = build_director([IDLE])
-    director.response_sample_rate = 0.25
-    read = sum(director.sample_response() for _ in range(4000))
+    exchanges = build_exchanges(build_director([IDLE]), response_sample_rate=0.25)
+    read = sum(exchanges.sample_response() for _ in range(4000))
     assert 850 < read < 1150
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.5], ids=["negative", "above-one"])
 def test_sample_rate_out_of_range_is_refused(rate: float) -> None:
-    d = build_director()
     with pytest.raises(ValueError, match="sample rate"):
-        Director(
-            source=d.source, scheduler=d.scheduler, request_control=d.request_control,
-            admission=d.admission, parser=d.parser, metrics=d.metrics, response_sample_rate=rate,
-        )  # fmt: skip
+        build_exchanges(build_director(), response_sample_rate=rate)
 
 
 RESPONSE_PLUGINS = """\
@@ -300,8 +296,9 @@ async def test_header_plugins_without_served_metadata_say_so() -> None:
 @pytest.mark.parametrize("response_mode", [DUPLEX, LEAN], ids=["full-duplex", "lean"])
 async def test_body_plugin_metadata_rides_on_the_last_body_reply(response_mode: BodyMode) -> None:
     director = build_director([IDLE], config=RESPONSE_PLUGINS)
-    director.response_sample_rate = 0.0  # lean: the reporter alone makes the body read
-    s, exchange = await open_stream(director, stream=True, response_mode=response_mode)
+    s, exchange = await open_stream(
+        director, stream=True, response_mode=response_mode, sample_rate=0.0
+    )
     cut = SSE.index(b"\n\n") + 2
 
     [head] = messages.describe_all(await s.handle(messages.response_headers(SSE_HEADERS)))

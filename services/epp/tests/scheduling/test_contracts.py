@@ -13,22 +13,24 @@ import msgspec
 import pytest
 
 from igw.epp.config import builtin_registry
-from igw.epp.parsers import Usage
-from igw.epp.scheduling import (
+from igw.epp.framework import (
     CycleState,
-    Filter,
-    Picker,
     Plugin,
     PluginHandle,
     ProfileResult,
     Response,
+    SchedulingResult,
+    kinds,
+    plugin_kinds,
+)
+from igw.epp.framework.kinds import Kind
+from igw.epp.framework.parsing import Usage
+from igw.epp.framework.requestcontrol import (
     ResponseBodyProcessor,
     ResponseHeaderProcessor,
     SaturationDetector,
-    SchedulingResult,
-    Scorer,
-    plugin_kinds,
 )
+from igw.epp.framework.scheduling import Filter, Picker, Scorer
 from igw.epp.testing.builders import FakeClock, endpoint, request, seeded
 
 MINIMAL_CONFIGS: Mapping[str, Mapping[str, Any]] = {
@@ -83,8 +85,8 @@ def build(type_name: str, name: str = "under-test") -> Any:
     return REGISTRY.create(type_name, name, MINIMAL_CONFIGS[type_name], handle)
 
 
-def of_kind(kind: str) -> list[str]:
-    return REGISTRY.types(kind)
+def of_kind(kind: Kind[Any]) -> list[str]:
+    return REGISTRY.of_kind(kind)
 
 
 def test_every_registered_type_has_a_minimal_config() -> None:
@@ -106,16 +108,14 @@ def test_from_config_names_the_instance(type_name: str) -> None:
     assert plugin_kinds(type(plugin))
 
 
-@pytest.mark.parametrize(
-    "type_name", [t for t in REGISTRY.types() if "parser" not in REGISTRY.kinds(t)]
-)
+@pytest.mark.parametrize("type_name", REGISTRY.types())
 def test_unknown_parameters_are_rejected(type_name: str) -> None:
     params = {**MINIMAL_CONFIGS[type_name], "surelyNotAParam": 1}
     with pytest.raises(msgspec.ValidationError, match="surelyNotAParam"):
         REGISTRY.create(type_name, "x", params, PluginHandle())
 
 
-@pytest.mark.parametrize("type_name", of_kind("scorer"))
+@pytest.mark.parametrize("type_name", of_kind(kinds.SCORER))
 def test_scorer_contract(type_name: str) -> None:
     scorer = cast("Scorer", build(type_name))
     assert type(scorer).category in ("distribution", "affinity")
@@ -126,7 +126,7 @@ def test_scorer_contract(type_name: str) -> None:
     assert list(scorer.score(req, CycleState(), [])) == []
 
 
-@pytest.mark.parametrize("type_name", of_kind("filter"))
+@pytest.mark.parametrize("type_name", of_kind(kinds.FILTER))
 def test_filter_contract(type_name: str) -> None:
     f = cast("Filter", build(type_name))
     kept = list(f.filter(request(headers=HEADERS), CycleState(), ENDPOINTS))
@@ -136,7 +136,7 @@ def test_filter_contract(type_name: str) -> None:
     assert list(f.filter(request(headers=HEADERS), CycleState(), [])) == []
 
 
-@pytest.mark.parametrize("type_name", of_kind("picker"))
+@pytest.mark.parametrize("type_name", of_kind(kinds.PICKER))
 def test_picker_contract(type_name: str) -> None:
     picker = cast("Picker", build(type_name))
     picked = list(picker.pick(request(), CycleState(), ENDPOINTS, [0.3, 0.9, 0.0]))
@@ -145,14 +145,14 @@ def test_picker_contract(type_name: str) -> None:
     assert list(picker.pick(request(), CycleState(), [], [])) == []
 
 
-@pytest.mark.parametrize("type_name", of_kind("saturation-detector"))
+@pytest.mark.parametrize("type_name", of_kind(kinds.SATURATION_DETECTOR))
 def test_saturation_detector_contract(type_name: str) -> None:
     detector = cast("SaturationDetector", build(type_name))
     assert detector.saturation([]) == 1.0
     assert detector.saturation(ENDPOINTS[:1]) >= 0.0
 
 
-@pytest.mark.parametrize("type_name", of_kind("data-producer"))
+@pytest.mark.parametrize("type_name", of_kind(kinds.DATA_PRODUCER))
 def test_producer_contract(type_name: str) -> None:
     producer = build(type_name)
     assert producer.produces
@@ -163,7 +163,7 @@ def test_producer_contract(type_name: str) -> None:
         assert set(state.attributes(key)) <= {e.endpoint.name for e in ENDPOINTS}
 
 
-@pytest.mark.parametrize("type_name", of_kind("pre-request"))
+@pytest.mark.parametrize("type_name", of_kind(kinds.PRE_REQUEST))
 def test_pre_request_and_completion_contract(type_name: str) -> None:
     plugin = build(type_name)
     state, req = CycleState(), request(prompt="p" * 100)
@@ -177,7 +177,7 @@ def test_pre_request_and_completion_contract(type_name: str) -> None:
         plugin.response_complete(req, ENDPOINTS[0].endpoint)  # at most once is tolerated
 
 
-@pytest.mark.parametrize("type_name", of_kind("profile-handler"))
+@pytest.mark.parametrize("type_name", of_kind(kinds.PROFILE_HANDLER))
 def test_profile_handler_contract(type_name: str) -> None:
     handler = build(type_name)
     names = list(handler.pick_profiles(request(), CycleState(), ("default",), {}))
@@ -192,7 +192,7 @@ SERVED = {"envoy.lb": {"x-gateway-destination-endpoint-served": "10.0.0.2:8000"}
 RESPONSE_HEADERS = {":status": "200", "content-type": "application/json"}
 
 
-@pytest.mark.parametrize("type_name", of_kind("response-header"))
+@pytest.mark.parametrize("type_name", of_kind(kinds.RESPONSE_HEADER))
 @pytest.mark.parametrize("metadata", [SERVED, {}], ids=["served", "no-metadata"])
 def test_response_header_contract(type_name: str, metadata: Mapping[str, Any]) -> None:
     plugin = cast("ResponseHeaderProcessor", build(type_name))
@@ -213,7 +213,7 @@ def _is_struct_value(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-@pytest.mark.parametrize("type_name", of_kind("response-body"))
+@pytest.mark.parametrize("type_name", of_kind(kinds.RESPONSE_BODY))
 @pytest.mark.parametrize(
     "usage",
     [Usage(5, 7, 12, cached_tokens=3), Usage(), None],

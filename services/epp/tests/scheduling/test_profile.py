@@ -5,7 +5,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
-from igw.epp.scheduling import CycleState, SchedulerMetrics, SchedulerProfile, WeightedScorer
+from igw.epp.framework import CycleState, SchedulerMetrics
+from igw.epp.scheduling import SchedulerProfile, WeightedScorer
 from igw.epp.scheduling.plugins import MaxScorePicker
 from igw.epp.testing.builders import endpoints, request, seeded
 

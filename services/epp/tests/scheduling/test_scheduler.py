@@ -6,16 +6,14 @@ from typing import Any, ClassVar
 import pytest
 
 from igw.epp.endpoints import InferenceRequest
-from igw.epp.scheduling import (
+from igw.epp.framework import (
     CycleState,
     ProfileResult,
-    Scheduler,
     SchedulerMetrics,
-    SchedulerProfile,
     SchedulingError,
     SchedulingResult,
-    WeightedScorer,
 )
+from igw.epp.scheduling import Scheduler, SchedulerProfile, WeightedScorer
 from igw.epp.scheduling.plugins import (
     HeaderBasedTestingFilter,
     MaxScorePicker,

@@ -1,8 +1,9 @@
 """The BBR's plugin registry and the `--plugin type:name[:json]` flag.
 
-One explicit table of built-in types, plus out-of-tree plugins from the `igw.bbr.plugins` entry
-point group (each entry point names a class with the `RequestPlugin` contract). Registering a type
-twice is an error; nothing registers itself on import. With no `--plugin` flag, the BBR runs
+The common registry (`igw.common.registry`, which the EPP's builds on too) with one explicit
+table of built-in types, plus out-of-tree plugins from the `igw.bbr.plugins` entry point group
+(each entry point names a class with the `RequestPlugin` contract). Registering a type twice is
+an error; nothing registers itself on import. With no `--plugin` flag, the BBR runs
 upstream's defaults: `body-field-to-header` (`model` -> `X-Gateway-Model-Name`) followed by
 `base-model-to-header`.
 """
@@ -10,14 +11,14 @@ upstream's defaults: `body-field-to-header` (`model` -> `X-Gateway-Model-Name`) 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import msgspec
 
 from igw.bbr.plugins import BaseModelToHeader, BodyFieldToHeader, PluginHandle, RequestPlugin
+from igw.common.registry import Registry
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -63,37 +64,24 @@ def parse_plugin_flag(text: str) -> PluginSpec:
     return PluginSpec(parts[0], parts[1], params)
 
 
-class PluginRegistry:
+class PluginRegistry(Registry[RequestPlugin]):
     """Plugin type name -> plugin class; passed in, never global."""
 
-    def __init__(self, types: Iterable[type[RequestPlugin]] = ()) -> None:
-        self._types: dict[str, type[RequestPlugin]] = {}
-        for plugin_type in types:
-            self.register(plugin_type)
+    what = "BBR plugin"
 
     @classmethod
     def builtin(cls, *, entry_points: bool = True) -> PluginRegistry:
         registry = cls([BodyFieldToHeader, BaseModelToHeader])
         if entry_points:
-            for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-                registry.register(entry.load())
+            registry.register_entry_points(ENTRY_POINT_GROUP)
         return registry
-
-    def register(self, plugin_type: type[RequestPlugin]) -> None:
-        name = plugin_type.type_name
-        if name in self._types:
-            raise ValueError(f"BBR plugin type {name!r} is registered twice")
-        self._types[name] = plugin_type
-
-    def types(self) -> list[str]:
-        return sorted(self._types)
 
     def build(self, specs: Sequence[PluginSpec], handle: PluginHandle) -> list[RequestPlugin]:
         """Instances in configuration order; a clear `ValueError` names any bad entry."""
         plugins: list[RequestPlugin] = []
         names: set[str] = set()
         for spec in specs:
-            plugin_type = self._types.get(spec.type)
+            plugin_type = self.get(spec.type)
             if plugin_type is None:
                 known = ", ".join(self.types())
                 raise ValueError(f"unknown BBR plugin type {spec.type!r} (known: {known})")

@@ -52,13 +52,11 @@ from igw.common.serving import ExtProcServer, ServerOptions
 from igw.common.telemetry import MetricsServer, configure_tracing, shutdown_tracing, tracer
 from igw.epp.admin import AdminService
 from igw.epp.config import EppConfig, load_config, load_config_file
-from igw.epp.datalayer import Datastore, PoolMetricsCollector
-from igw.epp.datalayer.assembly import datastore_from_config
+from igw.epp.datalayer import Datastore, PoolMetricsCollector, datastore_from_config
 from igw.epp.discovery import StaticDiscovery
 from igw.epp.endpoints import EndpointSource
-from igw.epp.parsers import build_parser
-from igw.epp.requestpath import Director, RequestMetrics, StaticObjectives
-from igw.epp.scheduling import LegacyAdmission, PluginHandle, SchedulerMetrics
+from igw.epp.framework import PluginHandle, SchedulerMetrics
+from igw.epp.requestpath import Director, Exchanges, RequestMetrics, StaticObjectives
 
 __all__ = ["EppOptions", "EppService"]
 
@@ -113,7 +111,8 @@ class EppService:
     """A configured EPP; `start()` serves, `stop()` drains and releases everything.
 
     `endpoint_source` replaces the datastore and static discovery (tests pass a fixed list).
-    Raises `ConfigError` for a bad configuration, `ValueError` for a bad parser section.
+    Raises `ConfigError` for a bad configuration, `ValueError` for deprecated metrics flags that
+    do not apply to the configured data source.
     """
 
     def __init__(
@@ -146,27 +145,28 @@ class EppService:
         if self._provider is None and options.tracing:
             self._provider = configure_tracing(SERVICE_NAME)
         traced = self._provider is not None
+        config = self.config
         self.director = Director(
             source=source,
-            scheduler=self.config.scheduler,
-            request_control=self.config.request_control,
-            admission=LegacyAdmission(self.config.saturation_detector),
-            parser=build_parser(self.config.parser),
+            scheduler=config.scheduler,
+            request_control=config.request_control,
+            parser=config.parser,
             metrics=self.metrics,
             objectives=StaticObjectives(options.objectives),
             subset_filter=not options.disable_endpoint_subset_filter,
             tracer=tracer(self._provider, ORCHESTRATION_TRACER) if traced else None,
             rng=handle.rng,
-            response_sample_rate=options.response_sample_rate,
         )
+        self.exchanges = Exchanges(
+            self.director, config.request_control, config.parser, self.metrics,
+            response_sample_rate=options.response_sample_rate, rng=handle.rng,
+        )  # fmt: skip
         self.health = HealthService(self._ready, services=(EXT_PROC_SERVICE,))
         # "Why this pod?": ListEndpoints and Explain, served beside health on its local port.
-        self.admin = AdminService.from_config(
-            source,
-            self.config,
+        self.admin = AdminService.for_director(
+            self.director,
+            config.plugins,
             staleness_threshold_s=options.metrics_staleness_threshold_s,
-            objectives=self.director.objectives,
-            parser=self.director.parser,
         )
         self.server = self._make_server(traced)
         self.metrics_server = MetricsServer(
@@ -176,7 +176,6 @@ class EppService:
     def _make_datastore(self) -> Datastore:
         self.datastore = datastore_from_config(
             self.config.data_layer,
-            self.config.plugins,
             refresh_interval_s=self.options.refresh_metrics_interval_s,
             source_overrides=self.options.metrics_source_flags,
         )
@@ -187,7 +186,7 @@ class EppService:
     def _make_server(self, traced: bool) -> ExtProcServer:
         opts = self.options
         servicer = ExtProcServicer(
-            self.director.exchange,
+            self.exchanges,
             request_mode=BodyMode.FULL_DUPLEX_STREAMED,
             response_mode=BodyMode.FULL_DUPLEX_STREAMED,
             tracer=tracer(self._provider, TRACER_NAME) if traced else None,

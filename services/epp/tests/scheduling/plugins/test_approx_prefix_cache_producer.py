@@ -6,15 +6,14 @@ import msgspec
 import pytest
 import xxhash
 
-from igw.epp.scheduling import (
-    PREFIX_CACHE_MATCH,
+from igw.epp.framework import (
     CycleState,
     PluginHandle,
-    PrefixCacheMatchInfo,
     ProfileResult,
     SchedulerMetrics,
     SchedulingResult,
 )
+from igw.epp.scheduling import PREFIX_CACHE_MATCH, PrefixCacheMatchInfo
 from igw.epp.scheduling.plugins import ApproxPrefixCacheProducer
 from igw.epp.scheduling.plugins._prefix_index import prefix_hashes
 from igw.epp.testing.builders import endpoint, endpoints, request

@@ -2,7 +2,7 @@
 
 import pytest
 
-from igw.epp.scheduling import CycleState, ProfileResult, SchedulingResult
+from igw.epp.framework import CycleState, ProfileResult, SchedulingResult
 from igw.epp.scheduling.plugins import ConcurrencyDetector
 from igw.epp.testing.builders import endpoint, endpoints, request
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from igw.epp.scheduling import Response
+from igw.epp.framework import Response
 from igw.epp.scheduling.plugins import DestinationEndpointServedVerifier
 from igw.epp.testing.builders import endpoint, request
 

@@ -1,12 +1,7 @@
 """`inflight-load-producer`: counts on PreRequest, uncounts on completion."""
 
-from igw.epp.scheduling import (
-    INFLIGHT_LOAD,
-    CycleState,
-    InFlightLoad,
-    ProfileResult,
-    SchedulingResult,
-)
+from igw.epp.framework import CycleState, ProfileResult, SchedulingResult
+from igw.epp.scheduling import INFLIGHT_LOAD, InFlightLoad
 from igw.epp.scheduling.plugins import InflightLoadProducer
 from igw.epp.testing.builders import endpoint, endpoints, request
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from igw.epp.scheduling import CycleState
+from igw.epp.framework import CycleState
 from igw.epp.scheduling.plugins import LoraAffinityScorer
 from igw.epp.testing.builders import endpoint, request
 

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from igw.epp.scheduling import CycleState
+from igw.epp.framework import CycleState
 from igw.epp.scheduling.plugins import MaxScorePicker
 from igw.epp.testing.builders import endpoints, request, seeded
 

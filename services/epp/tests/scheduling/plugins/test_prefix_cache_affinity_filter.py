@@ -1,6 +1,7 @@
 """`prefix-cache-affinity-filter`: keeps strong prefix matches, sometimes explores."""
 
-from igw.epp.scheduling import PREFIX_CACHE_MATCH, CycleState, PrefixCacheMatchInfo
+from igw.epp.framework import CycleState
+from igw.epp.scheduling import PREFIX_CACHE_MATCH, PrefixCacheMatchInfo
 from igw.epp.scheduling.plugins import PrefixCacheAffinityFilter
 from igw.epp.testing.builders import endpoints, request, seeded
 

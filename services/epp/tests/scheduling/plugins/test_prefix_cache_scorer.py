@@ -2,7 +2,8 @@
 
 import pytest
 
-from igw.epp.scheduling import PREFIX_CACHE_MATCH, CycleState, PrefixCacheMatchInfo
+from igw.epp.framework import CycleState
+from igw.epp.scheduling import PREFIX_CACHE_MATCH, PrefixCacheMatchInfo
 from igw.epp.scheduling.plugins import PrefixCacheScorer
 from igw.epp.testing.builders import endpoints, request
 
@@ -21,7 +22,7 @@ def test_no_attribute_scores_zero_everywhere() -> None:
 
 
 def test_unknown_parameters_are_rejected_producer_ones_kept() -> None:
-    from igw.epp.scheduling import PluginHandle  # noqa: PLC0415
+    from igw.epp.framework import PluginHandle  # noqa: PLC0415
 
     scorer = PrefixCacheScorer.from_config("p", {"blockSizeTokens": 32}, PluginHandle())
     assert scorer.producer_params == {"blockSizeTokens": 32}

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from igw.epp.scheduling import CycleState
+from igw.epp.framework import CycleState
 from igw.epp.scheduling.plugins import RandomPicker
 from igw.epp.testing.builders import endpoints, request, seeded
 

@@ -6,8 +6,8 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
-from igw.epp.parsers import Usage
-from igw.epp.scheduling import Response
+from igw.epp.framework import Response
+from igw.epp.framework.parsing import Usage
 from igw.epp.scheduling.plugins import RequestAttributeReporter
 from igw.epp.scheduling.plugins.request_attribute_reporter import (
     AttributeKeyParams,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from igw.epp.scheduling import CycleState, ProfileResult, SchedulingError
+from igw.epp.framework import CycleState, ProfileResult, SchedulingError
 from igw.epp.scheduling.plugins import SingleProfileHandler
 from igw.epp.testing.builders import endpoint, request
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from igw.epp.scheduling import INFLIGHT_LOAD, CycleState, InFlightLoad
+from igw.epp.framework import CycleState
+from igw.epp.scheduling import INFLIGHT_LOAD, InFlightLoad
 from igw.epp.scheduling.plugins import TokenLoadScorer
 from igw.epp.testing.builders import endpoints, request
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from igw.epp.scheduling import CycleState, PluginHandle
+from igw.epp.framework import CycleState, PluginHandle
 from igw.epp.scheduling.plugins import UtilizationDetector
 from igw.epp.testing.builders import NOW, FakeClock, endpoint, request
 

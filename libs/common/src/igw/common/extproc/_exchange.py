@@ -9,20 +9,23 @@ decoded events and answers with plain values:
 * `response_headers(...)`, `response_body(...)`: called only if Envoy is configured to send the
   response side; the defaults pass everything through.
 * `close(completed)`: always called last, also when the client went away mid-stream.
-* optional `response_metadata(metadata)`: an exchange that defines it gets the
-  `metadata_context.filter_metadata` Envoy sends with the response headers (by namespace), just
-  before `response_headers` (e.g. the EPP's served-endpoint feedback).
-* optional `response_body_wanted() -> bool`: asked just after `response_headers` (unless the
+* `response_metadata(metadata)`: gets the `metadata_context.filter_metadata` Envoy sends with
+  the response headers (by namespace), just before `response_headers`, when it sends any (e.g.
+  the EPP's served-endpoint feedback).
+* `response_body_wanted() -> bool`: asked just after `response_headers` (unless the
   response has no body) when Envoy's response body mode is STREAMED or BUFFERED. False skips
   the body: `response_body` is never called, the stream ends soon after, and `close(True)`
   follows, so whatever "request finished" work the exchange has must not wait for a response
   end it will not see. Never asked in FULL_DUPLEX_STREAMED mode, where skipping loses data.
-* optional `response_dynamic_metadata() -> Mapping[str, Mapping[str, Any]] | None`: asked once,
+* `response_dynamic_metadata() -> Mapping[str, Mapping[str, Any]] | None`: asked once,
   just after the `response_body` call that ends the response (a chunk with `end_of_stream`, the
   buffered body, or the empty last chunk response trailers bring). What it returns (namespace
   -> fields) rides on the last reply to that message, so Envoy sets it as dynamic metadata
   before the response's end goes downstream (e.g. the EPP's `request-attribute-reporter`
   cost). Never asked for a skipped or header-only response.
+
+`PassThroughExchange` implements every method as "change nothing" (no metadata wanted, every
+body read, nothing to add at the end); services subclass it and override what they need.
 """
 
 from __future__ import annotations
@@ -99,6 +102,12 @@ class Exchange(Protocol):
 
     def close(self, completed: bool) -> None: ...
 
+    def response_metadata(self, metadata: Mapping[str, Any]) -> None: ...
+
+    def response_body_wanted(self) -> bool: ...
+
+    def response_dynamic_metadata(self) -> Mapping[str, Mapping[str, Any]] | None: ...
+
 
 ExchangeFactory = Callable[[StreamInfo], Exchange]
 
@@ -121,3 +130,12 @@ class PassThroughExchange:
 
     def close(self, completed: bool) -> None:
         """Nothing to release."""
+
+    def response_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Not needed."""
+
+    def response_body_wanted(self) -> bool:
+        return True
+
+    def response_dynamic_metadata(self) -> Mapping[str, Mapping[str, Any]] | None:
+        return None

@@ -178,10 +178,7 @@ class Stream:
     async def _response_headers(self, message: ProcessingRequest) -> Replies:
         headers = message.response_headers
         if message.HasField("metadata_context"):
-            # Optional hook (see `Exchange`): only exchanges that want response metadata have it.
-            sink = getattr(self.exchange, "response_metadata", None)
-            if sink is not None:
-                sink(envoy.filter_metadata(message))
+            self.exchange.response_metadata(envoy.filter_metadata(message))
         changes = await self.exchange.response_headers(
             envoy.headers_of(headers.headers), headers.end_of_stream
         )
@@ -196,9 +193,7 @@ class Stream:
         """Whether to skip the response body; never in full-duplex mode (module docstring)."""
         if self.response_mode not in _BODY_SKIPPABLE:
             return False
-        # Optional hook (see `Exchange`): an exchange without it always reads the body.
-        wanted = getattr(self.exchange, "response_body_wanted", None)
-        return wanted is not None and not wanted()
+        return not self.exchange.response_body_wanted()
 
     async def _response_body(self, message: ProcessingRequest) -> Replies:
         if self.body_skipped:
@@ -239,11 +234,7 @@ class Stream:
 
     def _attach_end_metadata(self, replies: Replies) -> None:
         """Puts what the exchange has for the response's end on the last reply (docstring)."""
-        # Optional hook (see `Exchange`): asked once per response, only when it is defined.
-        source = getattr(self.exchange, "response_dynamic_metadata", None)
-        if source is None:
-            return
-        metadata = source()
+        metadata = self.exchange.response_dynamic_metadata()
         if metadata:
             envoy.with_dynamic_metadata(replies[-1], metadata)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from igw.common.envoy import NO_CHANGES, BodyMode, HeaderChanges, ProcessingRequest
 from igw.common.extproc import PASS_THROUGH, HttpRequest, RequestVerdict, Stream
@@ -39,6 +40,7 @@ class RecordingExchange:
     response_chunks: list[tuple[bytes, bool]] = field(default_factory=list)
     closed: list[bool] = field(default_factory=list)
     body_wanted_asked: int = 0
+    response_metadata_seen: list[Mapping[str, Any]] = field(default_factory=list)
 
     async def request(self, request: HttpRequest) -> RequestVerdict:
         self.requests.append(request)
@@ -62,6 +64,12 @@ class RecordingExchange:
 
     def close(self, completed: bool) -> None:
         self.closed.append(completed)
+
+    def response_metadata(self, metadata: Mapping[str, Any]) -> None:
+        self.response_metadata_seen.append(metadata)
+
+    def response_dynamic_metadata(self) -> Mapping[str, Mapping[str, Any]] | None:
+        return None
 
 
 def stream_for(

@@ -21,12 +21,10 @@ import grpc
 from igw.epp._generated.igw.epp.admin.v1 import admin_pb2
 from igw.epp.admin.explain import Explainer, ExplainFailure, Explanation
 from igw.epp.admin.inventory import EndpointReport, InFlightReader, Inventory, find_inflight_reader
-from igw.epp.config.loader import EppConfig
 from igw.epp.endpoints import Endpoint, EndpointSource, Metrics
-from igw.epp.parsers import Parser, build_parser
-from igw.epp.requestpath.objectives import Objectives
+from igw.epp.framework.results import FilterStep, ProfileExplanation, ScoreColumn
+from igw.epp.requestpath import Director
 from igw.epp.scheduling.attributes import InFlightLoad
-from igw.epp.scheduling.results import FilterStep, ProfileExplanation, ScoreColumn
 
 __all__ = ["EXPLAIN", "LIST_ENDPOINTS", "SERVICE", "AdminClient", "AdminService"]
 
@@ -56,28 +54,19 @@ class AdminService:
         self.clock = clock
 
     @classmethod
-    def from_config(
+    def for_director(
         cls,
-        source: EndpointSource,
-        config: EppConfig,
+        director: Director,
+        plugins: Mapping[str, object],
         *,
         staleness_threshold_s: float = 2.0,
-        objectives: Objectives | None = None,
-        parser: Parser | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> AdminService:
-        """The service for a loaded config: its scheduler, hooks, detector and parser (built
-        from the config unless the request path's is passed), and its in-flight tracker."""
-        explainer = Explainer(
-            source=source, scheduler=config.scheduler, request_control=config.request_control,
-            saturation_detector=config.saturation_detector,
-            parser=parser if parser is not None else build_parser(config.parser),
-            objectives=objectives,
-        )  # fmt: skip
-        in_flight = find_inflight_reader(config.plugins)
+        """The service for a running EPP: explanations by its director, endpoints from its
+        director's source, in-flight counts from the tracker among the config's `plugins`."""
         return cls(
-            source, explainer, staleness_threshold_s=staleness_threshold_s,
-            in_flight=in_flight, clock=clock,
+            director.source, Explainer(director), staleness_threshold_s=staleness_threshold_s,
+            in_flight=find_inflight_reader(plugins), clock=clock,
         )  # fmt: skip
 
     def inventory(self) -> Inventory:
@@ -94,7 +83,7 @@ class AdminService:
     async def explain(
         self, request: admin_pb2.ExplainRequest, _context: _Context
     ) -> admin_pb2.ExplainResponse:
-        explanation = self.explainer.explain(request.path, request.headers, request.body)
+        explanation = await self.explainer.explain(request.path, request.headers, request.body)
         return explanation_message(explanation)
 
     def rpc_handler(self) -> grpc.GenericRpcHandler:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from igw.epp.admin.explain import Explanation
 from igw.epp.admin.inventory import EndpointReport, Inventory
-from igw.epp.scheduling.results import ProfileExplanation
+from igw.epp.framework.results import ProfileExplanation
 
 __all__ = ["endpoints_table", "explain_table", "format_table"]
 

@@ -1,9 +1,10 @@
 """EndpointPickerConfig: strict loading with upstream's defaults and phases (§3.3).
 
 `load_config(text)` / `load_config_file(path)` return an `EppConfig` (the built `Scheduler`, the
-`RequestControl` hooks, the saturation detector, and the validated parser, data-layer and
+`RequestControl` hooks, the saturation detector, the parser, and the resolved data-layer and
 flow-control sections); `load_config()` with no text is upstream's built-in default. Errors are
-`ConfigError`s naming the field path. `builtin_registry()` is the EPP's plugin table.
+`ConfigError`s naming the field path. `builtin_registry()` is the EPP's plugin table; every
+plugin, of any kind, is built through it.
 """
 
 from igw.epp.config.builtin import (
@@ -12,36 +13,16 @@ from igw.epp.config.builtin import (
     UNSUPPORTED_TYPES,
     builtin_registry,
 )
-from igw.epp.config.data_layer import (
-    CoreMetricsExtractorParams,
-    DataLayerConfig,
-    DataSourceConfig,
-    EngineConfig,
-    ExtractorConfig,
-    MetricsDataSourceParams,
-)
 from igw.epp.config.errors import ConfigError
-from igw.epp.config.flow_control import BandConfig, FlowControlConfig
 from igw.epp.config.loader import DEFAULT_CONFIG, EppConfig, load_config, load_config_file
-from igw.epp.config.parsers import KNOWN_PARSERS, ParserSpec
 
 __all__ = [
     "BUILTIN_TYPES",
     "DEFAULT_CONFIG",
     "DEFAULT_PRODUCERS",
-    "KNOWN_PARSERS",
     "UNSUPPORTED_TYPES",
-    "BandConfig",
     "ConfigError",
-    "CoreMetricsExtractorParams",
-    "DataLayerConfig",
-    "DataSourceConfig",
-    "EngineConfig",
     "EppConfig",
-    "ExtractorConfig",
-    "FlowControlConfig",
-    "MetricsDataSourceParams",
-    "ParserSpec",
     "builtin_registry",
     "load_config",
     "load_config_file",

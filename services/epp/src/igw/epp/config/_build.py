@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from igw.epp.config.builtin import UNSUPPORTED_TYPES
 from igw.epp.config.errors import ConfigError, from_validation_error, join
 from igw.epp.config.schema import PluginDoc
-from igw.epp.scheduling.contracts import Plugin, plugin_kinds
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.registry import PluginRegistry
+from igw.epp.framework import Kind, Plugin, PluginHandle, PluginRegistry
 
 __all__ = ["Build"]
+
+P = TypeVar("P")
 
 
 @dataclass
@@ -28,8 +28,9 @@ class Build:
     handle: PluginHandle
     instances: dict[str, Plugin] = field(default_factory=dict)
 
-    def of_kind(self, kind: str) -> list[Plugin]:
-        return [p for p in self.instances.values() if kind in plugin_kinds(type(p))]
+    def of_kind(self, kind: Kind[P]) -> list[P]:
+        """The instances of `kind`, in creation order."""
+        return [p for p in self.instances.values() if kind.accepts(p)]
 
     def add_documented(self, docs: list[PluginDoc]) -> None:
         """Instantiates the `plugins` list: names default to types, duplicates are errors."""
@@ -63,14 +64,23 @@ class Build:
         self.instances[name] = plugin
         return plugin
 
-    def resolve(self, ref: str, kind: str, path: str) -> Plugin:
+    def resolve(self, ref: str, kind: Kind[P], path: str) -> P:
         """The instance named `ref`, or a default instance of type `ref` when none is named so;
         it must implement `kind`."""
         plugin = self.instances.get(ref)
         if plugin is None:
-            if kind not in self.registry.kinds(ref):
+            if not self.registry.implements(ref, kind):
                 raise ConfigError(path, f"no plugin named {ref!r} in plugins")
             plugin = self.create(ref, ref, {}, path)
-        if kind not in plugin_kinds(type(plugin)):
+        if not kind.accepts(plugin):
+            raise ConfigError(path, f"plugin {ref!r} ({plugin.type_name}) is not a {kind}")
+        return plugin
+
+    def find(self, ref: str, kind: Kind[P], path: str) -> P:
+        """The configured instance named `ref`, which must implement `kind` (no default)."""
+        plugin = self.instances.get(ref)
+        if plugin is None:
+            raise ConfigError(path, f"no plugin named {ref!r} in plugins")
+        if not kind.accepts(plugin):
             raise ConfigError(path, f"plugin {ref!r} ({plugin.type_name}) is not a {kind}")
         return plugin

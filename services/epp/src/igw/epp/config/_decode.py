@@ -22,8 +22,8 @@ def decode(text: str) -> EndpointPickerConfigDoc:
         doc = msgspec.convert(raw, EndpointPickerConfigDoc)
     except msgspec.ValidationError as e:
         raise from_validation_error(e) from None
-    if doc.apiVersion != API_VERSION:
-        raise ConfigError("apiVersion", f"must be {API_VERSION!r}, got {doc.apiVersion!r}")
+    if doc.api_version != API_VERSION:
+        raise ConfigError("apiVersion", f"must be {API_VERSION!r}, got {doc.api_version!r}")
     if doc.kind != KIND:
         raise ConfigError("kind", f"must be {KIND!r}, got {doc.kind!r}")
     return doc

@@ -10,12 +10,13 @@ are an error, so the block size is set in one place.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from igw.epp.config._build import Build
 from igw.epp.config.builtin import DEFAULT_PRODUCERS
 from igw.epp.config.errors import ConfigError
-from igw.epp.scheduling.contracts import DataProducer, Plugin
+from igw.epp.framework import Plugin, kinds
+from igw.epp.framework.requestcontrol import DataProducer
 from igw.epp.scheduling.plugins import ApproxPrefixCacheProducer, PrefixCacheScorer
 
 __all__ = ["order_producers"]
@@ -26,7 +27,7 @@ def _keys(plugin: Plugin, attribute: str) -> set[str]:
 
 
 def _auto_create(build: Build) -> None:
-    produced = set().union(*(_keys(p, "produces") for p in build.of_kind("data-producer")))
+    produced = set().union(*(_keys(p, "produces") for p in build.of_kind(kinds.DATA_PRODUCER)))
     forwarded = _scorer_params(build)
     for consumer in list(build.instances.values()):
         for key in sorted(_keys(consumer, "consumes") - produced):
@@ -65,16 +66,16 @@ def _scorer_params(build: Build) -> Mapping[str, Any] | None:
 def order_producers(build: Build) -> list[DataProducer]:
     """Every producer, dependencies first; configuration order breaks ties."""
     _auto_create(build)
-    producers = build.of_kind("data-producer")
+    producers = build.of_kind(kinds.DATA_PRODUCER)
     providers = {
         key: [q for q in producers if key in _keys(q, "produces")]
         for p in producers
         for key in _keys(p, "consumes")
     }
-    ordered: list[Plugin] = []
+    ordered: list[DataProducer] = []
     state: dict[str, str] = {}
 
-    def visit(p: Plugin, chain: tuple[str, ...]) -> None:
+    def visit(p: DataProducer, chain: tuple[str, ...]) -> None:
         if state.get(p.name) == "done":
             return
         if state.get(p.name) == "visiting":
@@ -89,4 +90,4 @@ def order_producers(build: Build) -> list[DataProducer]:
 
     for p in producers:
         visit(p, ())
-    return [cast("DataProducer", p) for p in ordered]
+    return ordered

@@ -11,19 +11,12 @@
 from __future__ import annotations
 
 import math
-from typing import cast
 
 from igw.epp.config._build import Build
 from igw.epp.config.errors import ConfigError
 from igw.epp.config.schema import ProfileDoc, ProfilePluginDoc
-from igw.epp.scheduling.contracts import (
-    Filter,
-    Picker,
-    Plugin,
-    ProfileHandler,
-    Scorer,
-    plugin_kinds,
-)
+from igw.epp.framework import kinds
+from igw.epp.framework.scheduling import Filter, Picker, ProfileHandler
 from igw.epp.scheduling.plugins import MaxScorePicker, SingleProfileHandler
 from igw.epp.scheduling.profile import SchedulerProfile, WeightedScorer
 from igw.epp.scheduling.scheduler import Scheduler
@@ -31,15 +24,15 @@ from igw.epp.scheduling.scheduler import Scheduler
 __all__ = ["build_scheduler"]
 
 DEFAULT_PROFILE = "default"
-_PROFILE_KINDS = ("filter", "scorer", "picker")
+_PROFILE_KINDS = (kinds.FILTER, kinds.SCORER, kinds.PICKER)
 
 
 def build_scheduler(build: Build, docs: list[ProfileDoc]) -> Scheduler:
     if not docs:
         refs = [
-            ProfilePluginDoc(pluginRef=name)
+            ProfilePluginDoc(plugin_ref=name)
             for name, p in build.instances.items()
-            if plugin_kinds(type(p)) & set(_PROFILE_KINDS)
+            if any(kind.accepts(p) for kind in _PROFILE_KINDS)
         ]
         docs = [ProfileDoc(name=DEFAULT_PROFILE, plugins=refs)]
     names = [d.name for d in docs]
@@ -56,23 +49,22 @@ def _profile(build: Build, index: int, doc: ProfileDoc) -> SchedulerProfile:
     pickers: list[Picker] = []
     for j, ref in enumerate(doc.plugins):
         path = f"schedulingProfiles[{index}].plugins[{j}]"
-        plugin = build.instances.get(ref.pluginRef)
+        plugin = build.instances.get(ref.plugin_ref)
         if plugin is None:
-            raise ConfigError(f"{path}.pluginRef", f"no plugin named {ref.pluginRef!r} in plugins")
-        kinds = plugin_kinds(type(plugin))
-        if not kinds & set(_PROFILE_KINDS):
+            raise ConfigError(f"{path}.pluginRef", f"no plugin named {ref.plugin_ref!r} in plugins")
+        if not any(kind.accepts(plugin) for kind in _PROFILE_KINDS):
             raise ConfigError(
                 f"{path}.pluginRef",
-                f"plugin {ref.pluginRef!r} ({plugin.type_name}) is not a filter, scorer or picker",
+                f"plugin {ref.plugin_ref!r} ({plugin.type_name}) is not a filter, scorer or picker",
             )
         if not math.isfinite(ref.weight) or ref.weight < 0:
             raise ConfigError(f"{path}.weight", f"must be a non-negative number, got {ref.weight}")
-        if "filter" in kinds:
-            filters.append(cast("Filter", plugin))
-        if "scorer" in kinds:
-            scorers.append(WeightedScorer(cast("Scorer", plugin), ref.weight))
-        if "picker" in kinds:
-            pickers.append(cast("Picker", plugin))
+        if kinds.FILTER.accepts(plugin):
+            filters.append(plugin)
+        if kinds.SCORER.accepts(plugin):
+            scorers.append(WeightedScorer(plugin, ref.weight))
+        if kinds.PICKER.accepts(plugin):
+            pickers.append(plugin)
     if len(pickers) > 1:
         raise ConfigError(
             f"schedulingProfiles[{index}].plugins",
@@ -83,15 +75,15 @@ def _profile(build: Build, index: int, doc: ProfileDoc) -> SchedulerProfile:
 
 
 def _default_picker(build: Build) -> Picker:
-    existing = build.of_kind("picker")
+    existing = build.of_kind(kinds.PICKER)
     if existing:
-        return cast("Picker", existing[0])
+        return existing[0]
     name = MaxScorePicker.type_name
-    return cast("Picker", build.create(name, name, {}, "schedulingProfiles"))
+    return build.resolve(name, kinds.PICKER, "schedulingProfiles")
 
 
 def _handler(build: Build, profile_count: int) -> ProfileHandler:
-    handlers: list[Plugin] = build.of_kind("profile-handler")
+    handlers = build.of_kind(kinds.PROFILE_HANDLER)
     if len(handlers) > 1:
         names = ", ".join(repr(h.name) for h in handlers)
         raise ConfigError("plugins", f"only one profile handler may be configured, found {names}")
@@ -101,11 +93,11 @@ def _handler(build: Build, profile_count: int) -> ProfileHandler:
                 "plugins", f"{profile_count} scheduling profiles need a profile handler plugin"
             )
         name = SingleProfileHandler.type_name
-        handlers = [build.create(name, name, {}, "plugins")]
+        handlers = [build.resolve(name, kinds.PROFILE_HANDLER, "plugins")]
     [handler] = handlers
     if isinstance(handler, SingleProfileHandler) and profile_count > 1:
         raise ConfigError(
             "schedulingProfiles",
             f"single-profile-handler {handler.name!r} supports one profile, got {profile_count}",
         )
-    return cast("ProfileHandler", handler)
+    return handler

@@ -1,28 +1,26 @@
 """Phase: the sections beside the profiles: `featureGates`, `saturationDetector`, `parser`,
-`dataLayer` and `flowControl`, each resolved against the plugin instances with its default."""
+`dataLayer` and `flowControl`, each resolved against the plugin instances with its default.
+
+An omitted `dataLayer` section means one source, the plugin named `metrics-data-source`, with the
+extractor named `core-metrics-extractor`: the instances of those names in `plugins` when present
+(with their parameters), else defaults, as upstream resolves them by name. `sources: []` turns
+collection off, as upstream. What the data layer cannot honour is refused with the field's path:
+more than one source (there is one data-source type, the metrics scraper, and upstream's
+multi-source merging has no use with one type), and a source without exactly one extractor.
+"""
 
 from __future__ import annotations
 
-from typing import cast
-
 from igw.epp.config._build import Build
-from igw.epp.config.data_layer import (
-    CoreMetricsExtractor,
-    DataLayerConfig,
-    DataSourceConfig,
-    ExtractorConfig,
-    MetricsDataSource,
-)
 from igw.epp.config.errors import ConfigError
-from igw.epp.config.flow_control import (
-    ALWAYS_REGISTERED_POLICIES,
-    BandConfig,
-    FlowControlConfig,
-    FlowControlPolicy,
-)
-from igw.epp.config.parsers import DEFAULT_PARSER, ParserSpec, ParserStub
 from igw.epp.config.schema import DataLayerDoc, FlowControlDoc, PluginRefDoc, PriorityBandDoc
-from igw.epp.scheduling.contracts import SaturationDetector
+from igw.epp.datalayer import CoreMetricsExtractor, DataLayerConfig, MetricsDataSource
+from igw.epp.flowcontrol import ALWAYS_REGISTERED_POLICIES, BandConfig, FlowControlConfig
+from igw.epp.flowcontrol.policies import StaticUsageLimitPolicy
+from igw.epp.framework import kinds
+from igw.epp.framework.parsing import Parser
+from igw.epp.framework.requestcontrol import SaturationDetector
+from igw.epp.parsers import OpenAIParser
 from igw.epp.scheduling.plugins import UtilizationDetector
 from igw.epp.units import parse_duration, parse_quantity
 
@@ -48,41 +46,42 @@ def check_gates(gates: list[str]) -> frozenset[str]:
 
 
 def saturation_detector(build: Build, doc: PluginRefDoc | None) -> SaturationDetector:
-    ref = doc.pluginRef if doc is not None else UtilizationDetector.type_name
-    plugin = build.resolve(ref, "saturation-detector", "saturationDetector.pluginRef")
-    return cast("SaturationDetector", plugin)
+    ref = doc.plugin_ref if doc is not None else UtilizationDetector.type_name
+    return build.resolve(ref, kinds.SATURATION_DETECTOR, "saturationDetector.pluginRef")
 
 
-def parser(build: Build, doc: PluginRefDoc | None) -> ParserSpec:
-    ref = doc.pluginRef if doc is not None else DEFAULT_PARSER
-    plugin = build.resolve(ref, "parser", "parser.pluginRef")
-    if not isinstance(plugin, ParserStub):
-        return ParserSpec(plugin.name, plugin.type_name)
-    return plugin.spec()
+def parser(build: Build, doc: PluginRefDoc | None) -> Parser:
+    ref = doc.plugin_ref if doc is not None else OpenAIParser.type_name
+    return build.resolve(ref, kinds.PARSER, "parser.pluginRef")
 
 
 def data_layer(build: Build, doc: DataLayerDoc | None) -> DataLayerConfig:
     if doc is None:
-        return DataLayerConfig()
-    sources: list[DataSourceConfig] = []
-    for i, source in enumerate(doc.sources):
-        path = f"dataLayer.sources[{i}]"
-        plugin = build.resolve(source.pluginRef, "data-source", f"{path}.pluginRef")
-        extractors = [
-            build.resolve(e.pluginRef, "data-extractor", f"{path}.extractors[{j}].pluginRef")
-            for j, e in enumerate(source.extractors)
-        ]
-        sources.append(
-            DataSourceConfig(
-                plugin.name,
-                cast("MetricsDataSource", plugin).params,
-                tuple(
-                    ExtractorConfig(e.name, cast("CoreMetricsExtractor", e).params)
-                    for e in extractors
-                ),
-            )
+        source = build.resolve(MetricsDataSource.type_name, kinds.DATA_SOURCE, "dataLayer")
+        extractor = build.resolve(CoreMetricsExtractor.type_name, kinds.DATA_EXTRACTOR, "dataLayer")
+        return DataLayerConfig(source, extractor)
+    if not doc.sources:
+        return DataLayerConfig.off()
+    if len(doc.sources) > 1:
+        raise ConfigError(
+            "dataLayer.sources[1]",
+            f"source {doc.sources[1].plugin_ref!r}: only one data source is supported (the "
+            f"metrics scraper, {doc.sources[0].plugin_ref!r}); got {len(doc.sources)}",
         )
-    return DataLayerConfig(tuple(sources))
+    (source_doc,) = doc.sources
+    path = "dataLayer.sources[0]"
+    source = build.resolve(source_doc.plugin_ref, kinds.DATA_SOURCE, f"{path}.pluginRef")
+    extractors = [
+        build.resolve(e.plugin_ref, kinds.DATA_EXTRACTOR, f"{path}.extractors[{j}].pluginRef")
+        for j, e in enumerate(source_doc.extractors)
+    ]
+    if len(extractors) != 1:
+        raise ConfigError(
+            f"{path}.extractors",
+            f"source {source.name!r} needs exactly one extractor (a core-metrics-extractor); "
+            f"got {len(extractors)}",
+        )
+    return DataLayerConfig(source, extractors[0])
 
 
 def flow_control(build: Build, doc: FlowControlDoc | None, enabled: bool) -> FlowControlConfig:
@@ -91,11 +90,11 @@ def flow_control(build: Build, doc: FlowControlDoc | None, enabled: bool) -> Flo
             build.create(policy, policy, {}, "plugins")
     if doc is None:
         return FlowControlConfig(enabled)
-    usage = doc.usageLimitPolicyPluginRef or "static-usage-limit-policy"
-    _policy(build, usage, "usage-limit", "flowControl.usageLimitPolicyPluginRef")
-    default = _band(build, doc.defaultPriorityBand or PriorityBandDoc(), "defaultPriorityBand")
+    usage = doc.usage_limit_policy_plugin_ref or StaticUsageLimitPolicy.type_name
+    build.find(usage, kinds.USAGE_LIMIT_POLICY, "flowControl.usageLimitPolicyPluginRef")
+    default = _band(build, doc.default_priority_band or PriorityBandDoc(), "defaultPriorityBand")
     bands: list[BandConfig] = []
-    for i, band_doc in enumerate(doc.priorityBands):
+    for i, band_doc in enumerate(doc.priority_bands):
         path = f"priorityBands[{i}]"
         if band_doc.priority is None:
             raise ConfigError(f"flowControl.{path}.priority", "missing required field")
@@ -106,9 +105,9 @@ def flow_control(build: Build, doc: FlowControlDoc | None, enabled: bool) -> Flo
         bands.append(_band(build, band_doc, path))
     return FlowControlConfig(
         enabled,
-        max_bytes=_quantity(doc.maxBytes, "maxBytes"),
-        max_requests=_quantity(doc.maxRequests, "maxRequests"),
-        default_request_ttl=_duration(doc.defaultRequestTTL, "defaultRequestTTL"),
+        max_bytes=_quantity(doc.max_bytes, "maxBytes"),
+        max_requests=_quantity(doc.max_requests, "maxRequests"),
+        default_request_ttl=_duration(doc.default_request_ttl, "defaultRequestTTL"),
         default_band=default,
         bands=tuple(bands),
         usage_limit_policy=usage,
@@ -117,23 +116,15 @@ def flow_control(build: Build, doc: FlowControlDoc | None, enabled: bool) -> Flo
 
 def _band(build: Build, doc: PriorityBandDoc, path: str) -> BandConfig:
     base = BandConfig(doc.priority)
-    fairness = doc.fairnessPolicyRef or base.fairness_policy
-    ordering = doc.orderingPolicyRef or base.ordering_policy
-    _policy(build, fairness, "fairness", f"flowControl.{path}.fairnessPolicyRef")
-    _policy(build, ordering, "ordering", f"flowControl.{path}.orderingPolicyRef")
-    max_bytes = _quantity(doc.maxBytes, f"{path}.maxBytes") if doc.maxBytes else base.max_bytes
+    fairness = doc.fairness_policy_ref or base.fairness_policy
+    ordering = doc.ordering_policy_ref or base.ordering_policy
+    build.find(fairness, kinds.FAIRNESS_POLICY, f"flowControl.{path}.fairnessPolicyRef")
+    build.find(ordering, kinds.ORDERING_POLICY, f"flowControl.{path}.orderingPolicyRef")
+    max_bytes = _quantity(doc.max_bytes, f"{path}.maxBytes") if doc.max_bytes else base.max_bytes
     return BandConfig(
-        doc.priority, max_bytes, _quantity(doc.maxRequests, f"{path}.maxRequests"),
+        doc.priority, max_bytes, _quantity(doc.max_requests, f"{path}.maxRequests"),
         fairness, ordering,
     )  # fmt: skip
-
-
-def _policy(build: Build, ref: str, role: str, path: str) -> None:
-    plugin = build.instances.get(ref)
-    if plugin is None:
-        raise ConfigError(path, f"no plugin named {ref!r} in plugins")
-    if not isinstance(plugin, FlowControlPolicy) or plugin.policy_role != role:
-        raise ConfigError(path, f"plugin {ref!r} ({plugin.type_name}) is not a {role} policy")
 
 
 def _quantity(value: int | str | None, path: str) -> int:

@@ -1,22 +1,21 @@
 """The EPP's one explicit plugin table (STYLE §5), and the upstream types igw refuses.
 
-`builtin_registry()` builds a fresh `PluginRegistry` with every built-in type, the parser names the
-caller supports, and (unless told not to) out-of-tree plugins from the `igw.epp.plugins`
-entry-point group. `DEFAULT_PRODUCERS` says which producer the loader auto-creates for an
-attribute a configured plugin consumes and nobody produces.
+`builtin_registry()` builds a fresh `PluginRegistry` with every built-in type (scheduling and
+request-control plugins, parsers, the data layer's source and extractor, the flow-control
+policies) and, unless told not to, out-of-tree plugins from the `igw.epp.plugins` entry-point
+group. `DEFAULT_PRODUCERS` says which producer the loader auto-creates for an attribute a
+configured plugin consumes and nobody produces.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-from igw.epp.config.data_layer import CoreMetricsExtractor, MetricsDataSource
-from igw.epp.config.flow_control import POLICY_TYPES
-from igw.epp.config.parsers import KNOWN_PARSERS, parser_types
-from igw.epp.scheduling import plugins
-from igw.epp.scheduling.attributes import INFLIGHT_LOAD, PREFIX_CACHE_MATCH
-from igw.epp.scheduling.contracts import Plugin
-from igw.epp.scheduling.registry import PluginRegistry
+from igw.epp.datalayer import CoreMetricsExtractor, MetricsDataSource
+from igw.epp.flowcontrol import POLICY_TYPES
+from igw.epp.framework import Plugin, PluginRegistry
+from igw.epp.parsers import OpenAIParser, PassthroughParser
+from igw.epp.scheduling import INFLIGHT_LOAD, PREFIX_CACHE_MATCH, plugins
 
 __all__ = ["BUILTIN_TYPES", "DEFAULT_PRODUCERS", "UNSUPPORTED_TYPES", "builtin_registry"]
 
@@ -39,6 +38,8 @@ BUILTIN_TYPES: tuple[type[Plugin], ...] = (
     plugins.WeightedRandomPicker,
     plugins.RequestAttributeReporter,
     plugins.DestinationEndpointServedVerifier,
+    OpenAIParser,
+    PassthroughParser,
     MetricsDataSource,
     CoreMetricsExtractor,
     *POLICY_TYPES,
@@ -73,10 +74,8 @@ UNSUPPORTED_TYPES: Mapping[str, str] = {
 """Type names upstream has (or had) that igw refuses, with the reason."""
 
 
-def builtin_registry(
-    *, parsers: Iterable[str] = KNOWN_PARSERS, entry_points: bool = True
-) -> PluginRegistry:
-    registry = PluginRegistry((*BUILTIN_TYPES, *parser_types(parsers)))
+def builtin_registry(*, entry_points: bool = True) -> PluginRegistry:
+    registry = PluginRegistry(BUILTIN_TYPES)
     if entry_points:
         registry.register_entry_points()
     return registry

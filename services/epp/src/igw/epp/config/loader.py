@@ -6,40 +6,31 @@
     profiles      profiles, pickers and the profile handler, with the system defaults
     sections      saturationDetector, parser, dataLayer, flowControl, with their defaults
     producers     missing producers auto-created for consumers; dependency order (no cycles)
-    assemble      Scheduler, RequestControl and the validated pieces for other subsystems
+    assemble      Scheduler, RequestControl (with the legacy admission over the saturation
+                  detector) and the validated pieces for other subsystems
 
 No configuration at all means `DEFAULT_CONFIG`, upstream's built-in default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 from igw.epp.config import _profiles, _sections
 from igw.epp.config._build import Build
 from igw.epp.config._decode import decode
 from igw.epp.config._producers import order_producers
 from igw.epp.config.builtin import builtin_registry
-from igw.epp.config.data_layer import DataLayerConfig
 from igw.epp.config.errors import ConfigError
-from igw.epp.config.flow_control import FlowControlConfig
-from igw.epp.config.parsers import ParserSpec
-from igw.epp.scheduling.contracts import (
-    Admitter,
-    Plugin,
-    PreRequest,
-    ResponseBodyProcessor,
-    ResponseComplete,
-    ResponseHeaderProcessor,
-    SaturationDetector,
-)
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.registry import PluginRegistry
-from igw.epp.scheduling.request_control import RequestControl
-from igw.epp.scheduling.scheduler import Scheduler
+from igw.epp.datalayer import DataLayerConfig
+from igw.epp.flowcontrol import FlowControlConfig
+from igw.epp.framework import Plugin, PluginHandle, PluginRegistry, kinds
+from igw.epp.framework.parsing import Parser
+from igw.epp.framework.requestcontrol import SaturationDetector
+from igw.epp.requestcontrol import LegacyAdmission, RequestControl
+from igw.epp.scheduling import Scheduler
 
 __all__ = ["DEFAULT_CONFIG", "EppConfig", "load_config", "load_config_file"]
 
@@ -70,7 +61,7 @@ class EppConfig:
     scheduler: Scheduler
     request_control: RequestControl
     saturation_detector: SaturationDetector
-    parser: ParserSpec
+    parser: Parser
     data_layer: DataLayerConfig
     flow_control: FlowControlConfig
     feature_gates: frozenset[str]
@@ -83,32 +74,29 @@ def load_config(
     *,
     handle: PluginHandle | None = None,
     registry: PluginRegistry | None = None,
-    parsers: Iterable[str] | None = None,
 ) -> EppConfig:
     """Loads `text` (YAML), or the built-in default when it is None; raises `ConfigError`.
 
-    `registry` defaults to `builtin_registry(parsers=...)`; `handle` to a fresh one.
+    `registry` defaults to `builtin_registry()`; `handle` to a fresh one.
     """
-    if registry is None:
-        registry = builtin_registry(parsers=parsers) if parsers is not None else builtin_registry()
     doc = decode(DEFAULT_CONFIG if text is None else text)
-    gates = _sections.check_gates(doc.featureGates)
-    build = Build(registry, handle if handle is not None else PluginHandle())
+    gates = _sections.check_gates(doc.feature_gates)
+    build = Build(registry or builtin_registry(), handle or PluginHandle())
     build.add_documented(doc.plugins)
-    scheduler = _profiles.build_scheduler(build, doc.schedulingProfiles)
-    detector = _sections.saturation_detector(build, doc.saturationDetector)
+    scheduler = _profiles.build_scheduler(build, doc.scheduling_profiles)
+    detector = _sections.saturation_detector(build, doc.saturation_detector)
     parser = _sections.parser(build, doc.parser)
-    data_layer = _sections.data_layer(build, doc.dataLayer)
-    flow_control = _sections.flow_control(build, doc.flowControl, "flowControl" in gates)
-    producers = order_producers(build)
+    data_layer = _sections.data_layer(build, doc.data_layer)
+    flow_control = _sections.flow_control(build, doc.flow_control, "flowControl" in gates)
     control = RequestControl(
         build.handle.metrics,
-        producers=producers,
-        admitters=cast("list[Admitter]", build.of_kind("admitter")),
-        pre_request=cast("list[PreRequest]", build.of_kind("pre-request")),
-        response_complete=cast("list[ResponseComplete]", build.of_kind("response-complete")),
-        response_header=cast("list[ResponseHeaderProcessor]", build.of_kind("response-header")),
-        response_body=cast("list[ResponseBodyProcessor]", build.of_kind("response-body")),
+        admission=LegacyAdmission(detector),
+        producers=order_producers(build),
+        admitters=build.of_kind(kinds.ADMITTER),
+        pre_request=build.of_kind(kinds.PRE_REQUEST),
+        response_complete=build.of_kind(kinds.RESPONSE_COMPLETE),
+        response_header=build.of_kind(kinds.RESPONSE_HEADER),
+        response_body=build.of_kind(kinds.RESPONSE_BODY),
     )
     return EppConfig(
         scheduler, control, detector, parser, data_layer, flow_control, gates,
@@ -121,10 +109,9 @@ def load_config_file(
     *,
     handle: PluginHandle | None = None,
     registry: PluginRegistry | None = None,
-    parsers: Iterable[str] | None = None,
 ) -> EppConfig:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError("", f"cannot read config file {path}: {e.strerror}") from None
-    return load_config(text, handle=handle, registry=registry, parsers=parsers)
+    return load_config(text, handle=handle, registry=registry)

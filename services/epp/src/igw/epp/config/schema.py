@@ -1,6 +1,8 @@
 """The EndpointPickerConfig document (`inference.networking.x-k8s.io/v1alpha1`), decoded strictly.
 
-Field names are upstream's JSON names; an unknown field anywhere is an error naming its path.
+Fields are spelled in Python and mapped to upstream's JSON names with msgspec's `rename="camel"`
+(`defaultRequestTTL`, which camelCase cannot spell, is named explicitly); an unknown field
+anywhere is an error naming its path as the document spells it.
 Plugin `parameters` stay raw here: each plugin's own struct validates them when it is built.
 """
 
@@ -28,7 +30,7 @@ API_VERSION = "inference.networking.x-k8s.io/v1alpha1"
 KIND = "EndpointPickerConfig"
 
 
-class _Doc(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class _Doc(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, rename="camel"):
     pass
 
 
@@ -40,7 +42,7 @@ class PluginDoc(_Doc):
 
 
 class ProfilePluginDoc(_Doc):
-    pluginRef: str  # noqa: N815 - upstream's field names, here and below
+    plugin_ref: str
     weight: float = 1.0
 
 
@@ -50,11 +52,11 @@ class ProfileDoc(_Doc):
 
 
 class PluginRefDoc(_Doc):
-    pluginRef: str  # noqa: N815
+    plugin_ref: str
 
 
 class DataSourceDoc(_Doc):
-    pluginRef: str  # noqa: N815
+    plugin_ref: str
     extractors: list[PluginRefDoc] = []
 
 
@@ -65,28 +67,28 @@ class DataLayerDoc(_Doc):
 class PriorityBandDoc(_Doc):
     priority: int | None = None
     """Required in `priorityBands`, absent in `defaultPriorityBand`."""
-    maxBytes: int | str | None = None  # noqa: N815
-    maxRequests: int | None = None  # noqa: N815
-    fairnessPolicyRef: str | None = None  # noqa: N815
-    orderingPolicyRef: str | None = None  # noqa: N815
+    max_bytes: int | str | None = None
+    max_requests: int | None = None
+    fairness_policy_ref: str | None = None
+    ordering_policy_ref: str | None = None
 
 
 class FlowControlDoc(_Doc):
-    maxBytes: int | str | None = None  # noqa: N815
-    maxRequests: int | None = None  # noqa: N815
-    defaultRequestTTL: str | float | None = None  # noqa: N815
-    defaultPriorityBand: PriorityBandDoc | None = None  # noqa: N815
-    priorityBands: list[PriorityBandDoc] = []  # noqa: N815
-    usageLimitPolicyPluginRef: str | None = None  # noqa: N815
+    max_bytes: int | str | None = None
+    max_requests: int | None = None
+    default_request_ttl: str | float | None = msgspec.field(default=None, name="defaultRequestTTL")
+    default_priority_band: PriorityBandDoc | None = None
+    priority_bands: list[PriorityBandDoc] = []
+    usage_limit_policy_plugin_ref: str | None = None
 
 
 class EndpointPickerConfigDoc(_Doc):
-    apiVersion: str  # noqa: N815
+    api_version: str
     kind: str
-    featureGates: list[str] = []  # noqa: N815
+    feature_gates: list[str] = []
     plugins: list[PluginDoc] = []
-    schedulingProfiles: list[ProfileDoc] = []  # noqa: N815
-    saturationDetector: PluginRefDoc | None = None  # noqa: N815
-    dataLayer: DataLayerDoc | None = None  # noqa: N815
+    scheduling_profiles: list[ProfileDoc] = []
+    saturation_detector: PluginRefDoc | None = None
+    data_layer: DataLayerDoc | None = None
     parser: PluginRefDoc | None = None
-    flowControl: FlowControlDoc | None = None  # noqa: N815
+    flow_control: FlowControlDoc | None = None

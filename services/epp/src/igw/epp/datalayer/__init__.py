@@ -2,36 +2,40 @@
 
 `Datastore` holds the pool's endpoints and their latest `Metrics` as an atomically swapped snapshot;
 one `Collector` task per endpoint polls it over its own keep-alive `HttpClient` (made by the
-shared `MetricsDataSource`, `metrics-data-source`), reads the wanted families with the `Scanner`,
-and maps them with the endpoint's `EngineMapping` (`core-metrics-extractor`).
-`PoolMetricsCollector` exports the pool gauges. `assembly.datastore_from_config` builds the
-datastore a loaded config's `dataLayer` section asks for (not re-exported here: it imports the
-config package, which imports this one).
+shared `MetricsDataSource`, the `metrics-data-source` plugin), reads the wanted families with the
+`Scanner`, and maps them with the endpoint's `EngineMapping` (chosen by `CoreMetricsExtractor`,
+the `core-metrics-extractor` plugin). `PoolMetricsCollector` exports the pool gauges.
+`datastore_from_config` builds the datastore a loaded config's `dataLayer` section asks for.
 """
 
+from igw.epp.datalayer.assembly import DataLayerConfig, datastore_from_config
 from igw.epp.datalayer.collector import Collector
-from igw.epp.datalayer.datastore import Datastore
-from igw.epp.datalayer.engines import (
-    BUILTIN_ENGINES,
+from igw.epp.datalayer.core_metrics_extractor import (
     CoreMetricsExtractor,
     CoreMetricsExtractorParams,
-    EngineConfig,
-    EngineMapping,
-    ExtractError,
+    EngineReader,
 )
+from igw.epp.datalayer.datastore import Datastore
+from igw.epp.datalayer.engines import BUILTIN_ENGINES, EngineConfig, EngineMapping, ExtractError
 from igw.epp.datalayer.http_client import FetchError, HttpClient
+from igw.epp.datalayer.metrics_data_source import (
+    MetricsDataSource,
+    MetricsDataSourceParams,
+    ScrapeError,
+)
 from igw.epp.datalayer.pool_metrics import PoolMetricsCollector
 from igw.epp.datalayer.scanner import Sample, ScanError, Scanner, Selector, SelectorError
-from igw.epp.datalayer.scraper import MetricsDataSource, MetricsDataSourceParams, ScrapeError
 
 __all__ = [
     "BUILTIN_ENGINES",
     "Collector",
     "CoreMetricsExtractor",
     "CoreMetricsExtractorParams",
+    "DataLayerConfig",
     "Datastore",
     "EngineConfig",
     "EngineMapping",
+    "EngineReader",
     "ExtractError",
     "FetchError",
     "HttpClient",
@@ -44,4 +48,5 @@ __all__ = [
     "ScrapeError",
     "Selector",
     "SelectorError",
+    "datastore_from_config",
 ]

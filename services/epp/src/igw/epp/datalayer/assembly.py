@@ -1,61 +1,65 @@
-"""The datastore a loaded config asks for: its `dataLayer` section turned into running parts.
+"""The datastore a loaded config asks for: its `dataLayer` section, resolved, turned into a
+running part.
 
-The config loader has already validated the section (`igw.epp.config.data_layer`): at most one
-source, with exactly one extractor, parameters and metric specs that compile. Here each name is
-resolved as upstream resolves it, by plugin instance name: the configured instance when `plugins`
-holds one of the right type under that name (this is how an omitted `dataLayer` section still
-honours a listed `metrics-data-source` or `core-metrics-extractor` and its parameters), else one
-built from the section's own parameters (the defaults). No source means collection off.
-
+`igw.epp.config` resolves the section into a `DataLayerConfig`: the plugin instances of the one
+source and its one extractor (or none: collection off), validated and built at load time.
 `source_overrides` are upstream's deprecated flags `--model-server-metrics-scheme`, `-path` and
-`-https-insecure-skip-verify`, under the source's parameter names: given on the command line,
-they win over the source's parameters, as an operator who passes a flag expects.
-
-Not re-exported by the package: it imports `igw.epp.config`, which imports this package.
+`-https-insecure-skip-verify`, under the `metrics-data-source` parameter names: given on the
+command line, they win over the source's parameters, as an operator who passes a flag expects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
-from igw.epp.config import data_layer as config
+from igw.epp.datalayer.core_metrics_extractor import CoreMetricsExtractor
 from igw.epp.datalayer.datastore import Datastore
-from igw.epp.datalayer.scraper import MetricsDataSource
+from igw.epp.datalayer.metrics_data_source import MetricsDataSource
+from igw.epp.framework.datalayer import DataExtractor, DataSource
 
-__all__ = ["datastore_from_config"]
+__all__ = ["DataLayerConfig", "datastore_from_config"]
+
+
+@dataclass(frozen=True, slots=True)
+class DataLayerConfig:
+    """The configured source and its extractor; both None when collection is off."""
+
+    source: DataSource | None
+    extractor: DataExtractor | None
+
+    @classmethod
+    def default(cls) -> DataLayerConfig:
+        """Upstream's default: `metrics-data-source` with `core-metrics-extractor`."""
+        return cls(MetricsDataSource(), CoreMetricsExtractor())
+
+    @classmethod
+    def off(cls) -> DataLayerConfig:
+        return cls(None, None)
 
 
 def datastore_from_config(
-    data_layer: config.DataLayerConfig,
-    plugins: Mapping[str, object],
+    data_layer: DataLayerConfig,
     *,
     refresh_interval_s: float,
-    timeout_s: float = 1.0,
     clock: Callable[[], float] | None = None,
     source_overrides: Mapping[str, Any] | None = None,
 ) -> Datastore:
-    """A datastore scraping as `data_layer` says, not started; `plugins`: the config's instances."""
+    """A datastore scraping as `data_layer` says, not started.
+
+    Raises `ValueError` when `source_overrides` are given for a source they cannot apply to (not
+    a `metrics-data-source`), or hold a bad value.
+    """
     extra: dict[str, Any] = {} if clock is None else {"clock": clock}
-    if not data_layer.sources:
+    source, extractor = data_layer.source, data_layer.extractor
+    if source is None or extractor is None:
         return Datastore(refresh_interval_s=refresh_interval_s, collect=False, **extra)
-    (source,) = data_layer.sources
-    (extractor,) = source.extractors
-    source_plugin = plugins.get(source.name)
-    if not isinstance(source_plugin, config.MetricsDataSource):
-        source_plugin = config.MetricsDataSource(source.name, source.params)
-    extractor_plugin = plugins.get(extractor.name)
-    if not isinstance(extractor_plugin, config.CoreMetricsExtractor):
-        extractor_plugin = config.CoreMetricsExtractor(extractor.name, extractor.params)
-    runtime_params = source_plugin.runtime_params
     if source_overrides:
-        params = msgspec.structs.replace(source_plugin.params, **source_overrides)
-        runtime_params = config.runtime_source_params(params)
-    return Datastore(
-        MetricsDataSource(runtime_params, timeout_s=timeout_s),
-        extractor_plugin.extractor,
-        refresh_interval_s=refresh_interval_s,
-        **extra,
-    )
+        if not isinstance(source, MetricsDataSource):
+            raise ValueError(
+                "the --model-server-metrics-* flags configure a metrics-data-source; "
+                f"the configured source {source.name!r} is a {source.type_name}"
+            )
+        source = source.with_overrides(source_overrides)
+    return Datastore(source, extractor, refresh_interval_s=refresh_interval_s, **extra)

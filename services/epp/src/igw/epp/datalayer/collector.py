@@ -2,8 +2,9 @@
 
 Lifecycle: the `Datastore` creates one `Collector` per endpoint and runs `run()` as an asyncio task
 that it owns; cancelling the task is the only way it ends, and closes the endpoint's HTTP client
-(made on the first poll, one keep-alive connection reused across polls). The collector also keeps
-the endpoint's scan hints, so each page is searched where the last one had its families. The
+(made on the first poll, one keep-alive connection reused across polls). The endpoint's reader
+(from the extractor) keeps its scan hints, so each page is searched where the last one had its
+families. The
 tick is a ticker like upstream's
 (`--refresh-metrics-interval`, 50 ms): a poll that overruns its tick is followed by the next one
 at once, and missed ticks are dropped rather than replayed. The first poll may wait a phase
@@ -24,11 +25,11 @@ from collections.abc import Callable
 
 import structlog
 
-from igw.epp.datalayer.engines import EngineMapping, ExtractError
-from igw.epp.datalayer.http_client import HttpClient
+from igw.epp.datalayer.engines import ExtractError
+from igw.epp.datalayer.metrics_data_source import ScrapeError
 from igw.epp.datalayer.scanner import ScanError
-from igw.epp.datalayer.scraper import MetricsDataSource, ScrapeError
 from igw.epp.endpoints import Endpoint, Metrics
+from igw.epp.framework.datalayer import DataSource, MetricsClient, MetricsReader
 
 __all__ = ["Collector"]
 
@@ -86,23 +87,22 @@ class Collector:
     def __init__(
         self,
         endpoint: Endpoint,
-        mapping: EngineMapping,
-        source: MetricsDataSource,
+        reader: MetricsReader,
+        source: DataSource,
         publish: Callable[[Metrics], None],
         *,
         interval_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint = endpoint
-        self._mapping = mapping
+        self._reader = reader
         self._source = source
         self._publish = publish
         self._interval_s = interval_s
         self._clock = clock
-        self._client: HttpClient | None = None  # made on the first poll: a task cancelled
+        self._client: MetricsClient | None = None  # made on the first poll: a task cancelled
         # before it ever ran leaves nothing behind
         self._log = _FailureLog(endpoint.name, clock)
-        self._hints = mapping.new_hints()
 
     async def run(self, metrics: Metrics, *, phase_s: float = 0.0) -> None:
         """Poll every tick, starting after `phase_s` from `metrics`; returns only by
@@ -128,7 +128,7 @@ class Collector:
             if client is None:
                 client = self._client = self._source.client_for(self.endpoint)
             body = await client.fetch()
-            updated, missing = self._mapping.extract(body, metrics, self._clock(), self._hints)
+            updated, missing = self._reader.extract(body, metrics, self._clock())
         except (ScrapeError, ScanError, ExtractError) as exc:
             self._log.failed(str(exc))
             return metrics

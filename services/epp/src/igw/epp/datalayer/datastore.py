@@ -42,9 +42,10 @@ from types import TracebackType
 import structlog
 
 from igw.epp.datalayer.collector import Collector
-from igw.epp.datalayer.engines import CoreMetricsExtractor
-from igw.epp.datalayer.scraper import MetricsDataSource
+from igw.epp.datalayer.core_metrics_extractor import CoreMetricsExtractor
+from igw.epp.datalayer.metrics_data_source import MetricsDataSource
 from igw.epp.endpoints import Endpoint, EndpointState, Metrics
+from igw.epp.framework.datalayer import DataExtractor, DataSource
 
 __all__ = ["Datastore"]
 
@@ -58,8 +59,8 @@ class Datastore:
 
     def __init__(
         self,
-        source: MetricsDataSource | None = None,
-        extractor: CoreMetricsExtractor | None = None,
+        source: DataSource | None = None,
+        extractor: DataExtractor | None = None,
         *,
         refresh_interval_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
@@ -68,8 +69,8 @@ class Datastore:
         rng: random.Random | None = None,
     ) -> None:
         self.collecting = collect
-        self._source = source or MetricsDataSource()
-        self._extractor = extractor or CoreMetricsExtractor()
+        self._source: DataSource = source or MetricsDataSource()
+        self._extractor: DataExtractor = extractor or CoreMetricsExtractor()
         self._interval_s = refresh_interval_s
         self._clock = clock
         if phase_slots < 1:
@@ -148,7 +149,7 @@ class Datastore:
     def _start_collector(self, endpoint: Endpoint) -> None:
         collector = Collector(
             endpoint,
-            self._extractor.mapping_for(endpoint),
+            self._extractor.reader_for(endpoint),
             self._source,
             lambda metrics: self._publish(endpoint, metrics),
             interval_s=self._interval_s,

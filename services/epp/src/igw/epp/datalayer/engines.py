@@ -1,4 +1,4 @@
-"""Engine mappings (`core-metrics-extractor`): which Prometheus series mean what, per model server.
+"""Engine mappings: which Prometheus series mean what, per model server.
 
 The built-in table is upstream's (reference §4.3) for `vllm`, `sglang`, `trtllm-serve` and
 `triton-tensorrt-llm`. An endpoint's engine is the value of its `engineLabelKey` label
@@ -27,31 +27,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import msgspec
-import structlog
-
 from igw.epp.datalayer.scanner import Sample, Scanner, Selector, SelectorError
-from igw.epp.endpoints import ENGINE_TYPE_LABEL, Endpoint, Metrics
+from igw.epp.endpoints import Metrics
+from igw.epp.framework.params import Params
 
-__all__ = [
-    "BUILTIN_ENGINES",
-    "CoreMetricsExtractor",
-    "CoreMetricsExtractorParams",
-    "EngineConfig",
-    "EngineMapping",
-    "ExtractError",
-]
-
-_log = structlog.get_logger(__name__)
+__all__ = ["BUILTIN_ENGINES", "KV_FALLBACKS", "EngineConfig", "EngineMapping", "ExtractError"]
 
 
 class ExtractError(ValueError):
     """A page holds none of the engine's core metrics (wrong engine, or not a metrics page)."""
 
 
-class EngineConfig(
-    msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True
-):
+class EngineConfig(Params, frozen=True):
     """One engine's metric specs (PromQL vector selectors); "" disables a metric."""
 
     name: str
@@ -62,16 +49,6 @@ class EngineConfig(
     cache_info_spec: str = ""
     cache_block_size_spec: str = ""
     cache_num_blocks_spec: str = ""
-
-
-class CoreMetricsExtractorParams(
-    msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True
-):
-    """The `core-metrics-extractor` plugin's parameters."""
-
-    engine_label_key: str = ENGINE_TYPE_LABEL
-    default_engine: str = "vllm"
-    engine_configs: tuple[EngineConfig, ...] = ()
 
 
 _TRITON_KV = "nv_trt_llm_kv_cache_block_metrics"
@@ -113,7 +90,7 @@ BUILTIN_ENGINES: Mapping[str, EngineConfig] = {
 }
 # Read when the engine's own KV spec finds nothing; built-in engines only (see module docstring).
 _CORE_FIELDS = frozenset({"waiting", "running", "kv_cache_usage"})
-_KV_FALLBACKS: Mapping[str, tuple[str, ...]] = {"vllm": ("vllm:gpu_cache_usage_perc",)}
+KV_FALLBACKS: Mapping[str, tuple[str, ...]] = {"vllm": ("vllm:gpu_cache_usage_perc",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,60 +237,3 @@ def _int_label(labels: Mapping[str, str], key: str) -> int | None:
         return int(labels[key])
     except (KeyError, ValueError):
         return None
-
-
-class CoreMetricsExtractor:
-    """Chooses and caches each engine's `EngineMapping`; one per EPP, shared by all collectors."""
-
-    def __init__(
-        self,
-        engines: Mapping[str, EngineConfig] = BUILTIN_ENGINES,
-        *,
-        engine_label_key: str = ENGINE_TYPE_LABEL,
-        default_engine: str = "vllm",
-    ) -> None:
-        if default_engine not in engines:
-            raise ValueError(f"defaultEngine {default_engine!r} is not one of {sorted(engines)}")
-        self.engine_label_key = engine_label_key
-        self.default_engine = default_engine
-        self._mappings = {
-            name: EngineMapping.compile(
-                config, _KV_FALLBACKS.get(name, ()) if config is BUILTIN_ENGINES.get(name) else ()
-            )
-            for name, config in engines.items()
-        }
-
-    @classmethod
-    def from_params(cls, raw: Mapping[str, Any] | None) -> CoreMetricsExtractor:
-        """Build from the plugin's `parameters`; raises `ValueError` naming the bad field."""
-        try:
-            params = msgspec.convert(raw or {}, CoreMetricsExtractorParams)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"core-metrics-extractor parameters: {exc}") from None
-        engines = dict(BUILTIN_ENGINES)
-        seen: set[str] = set()
-        for config in params.engine_configs:
-            if config.name in seen:
-                raise ValueError(f"core-metrics-extractor: engine {config.name!r} listed twice")
-            seen.add(config.name)
-            engines[config.name] = config
-        try:
-            return cls(
-                engines,
-                engine_label_key=params.engine_label_key,
-                default_engine=params.default_engine,
-            )
-        except SelectorError as exc:
-            raise ValueError(f"core-metrics-extractor: {exc}") from None
-
-    def mapping_for(self, endpoint: Endpoint) -> EngineMapping:
-        """The mapping for an endpoint's engine label; unknown engines get the default one."""
-        engine = endpoint.labels.get(self.engine_label_key) or self.default_engine
-        mapping = self._mappings.get(engine)
-        if mapping is None:
-            _log.warning(
-                "epp.datalayer.unknown_engine", endpoint=endpoint.name, engine=engine,
-                using=self.default_engine, known=sorted(self._mappings),
-            )  # fmt: skip
-            return self._mappings[self.default_engine]
-        return mapping

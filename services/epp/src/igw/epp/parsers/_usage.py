@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import msgspec
 
-from igw.epp.parsers.contracts import Usage
+from igw.epp.framework.parsing import Usage
 
 __all__ = ["OpenAIUsageReader", "usage_from_mapping"]
 

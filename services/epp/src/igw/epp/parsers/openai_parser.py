@@ -29,8 +29,9 @@ import orjson
 
 from igw.common.errors import BadRequestError, InternalError
 from igw.common.openai import ApiType, api_type_for_path
+from igw.epp.framework.params import ParameterlessPlugin
+from igw.epp.framework.parsing import ParsedRequest
 from igw.epp.parsers._usage import OpenAIUsageReader
-from igw.epp.parsers.contracts import ParsedRequest
 
 __all__ = ["OpenAIParser"]
 
@@ -158,14 +159,11 @@ _PROMPT_TEXT: Final[dict[ApiType, Any]] = {
 }
 
 
-class OpenAIParser:
+class OpenAIParser(ParameterlessPlugin):
     """The default parser; stateless, shared by every request."""
 
     type_name: ClassVar[str] = "openai-parser"
     reads_models: ClassVar[bool] = True
-
-    def __init__(self, name: str = "openai-parser") -> None:
-        self.name = name
 
     def parse(self, path: str, body: bytes) -> ParsedRequest:
         api_type = api_type_for_path(path)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from igw.epp.parsers.contracts import ParsedRequest, Usage
+from igw.epp.framework.params import ParameterlessPlugin
+from igw.epp.framework.parsing import ParsedRequest, Usage
 
 __all__ = ["PassthroughParser"]
 
@@ -34,12 +35,9 @@ class _NoUsage:
 _NO_USAGE = _NoUsage()
 
 
-class PassthroughParser:
+class PassthroughParser(ParameterlessPlugin):
     type_name: ClassVar[str] = "passthrough-parser"
     reads_models: ClassVar[bool] = False
-
-    def __init__(self, name: str = "passthrough-parser") -> None:
-        self.name = name
 
     def parse(self, path: str, body: bytes) -> ParsedRequest:  # noqa: ARG002 - protocol
         return _PARSED

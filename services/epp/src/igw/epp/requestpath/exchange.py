@@ -1,6 +1,11 @@
 """`EppExchange`: one HTTP request through the EPP, as the ext_proc serving core drives it.
 
-The request side is the `Director`'s; this module is the response side (§1.9):
+`Exchanges` is the `ExchangeFactory` the ext_proc servicer calls once per stream; it holds what
+every exchange shares (the director, the request-control hooks, the parser, the metrics, the
+response sampling). The exchange holds the Envoy conversation and the request's
+`RequestLifecycle`: at the request it asks the director for a `Decision` and records it (the
+request is dispatched: `inference_objective_running_requests` goes up); the rest is the response
+side (§1.9):
 
 * response headers: the status (not 200 counts a `ModelServerError`), whether the body is SSE
   (content type `text/event-stream`, or the request's `"stream": true`), and the served-endpoint
@@ -30,32 +35,67 @@ The request side is the `Director`'s; this module is the response side (§1.9):
   dynamic metadata they set is handed to the core (`response_dynamic_metadata`), which puts it
   on the last body reply. Configured ResponseBody plugins make the lean mode read every body.
   A request without response plugins allocates and calls nothing for them.
-* `close`: always last; the director's `finish` runs the completion hooks exactly once, also
-  when the client went away (`completed=False`).
+* `close`: always last; `_finish` runs once per request, whenever its stream ends (response
+  complete, error, client gone): the running gauge goes down and the ResponseComplete hooks
+  (in-flight accounting) run for the endpoint that served it, also when the client went away
+  (`completed=False`).
 
 Owned by one ext_proc stream; only the event loop touches it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
+import structlog
 from opentelemetry.trace import Span
 
 from igw.common.envoy import NO_CHANGES, HeaderChanges
-from igw.common.extproc import HttpRequest, RequestVerdict
+from igw.common.extproc import HttpRequest, RequestVerdict, StreamInfo
 from igw.epp.endpoints import Endpoint, InferenceRequest
-from igw.epp.parsers.contracts import UsageReader
+from igw.epp.framework.parsing import Parser, UsageReader
+from igw.epp.framework.response import Response
+from igw.epp.requestcontrol import RequestControl
+from igw.epp.requestpath.director import Director
 from igw.epp.requestpath.headers import DESTINATION_SERVED, LB_NAMESPACE
 from igw.epp.requestpath.lifecycle import RequestLifecycle
-from igw.epp.scheduling.response import Response
+from igw.epp.requestpath.metrics import RequestMetrics
 
-if TYPE_CHECKING:
-    from igw.epp.requestpath.director import Director
+__all__ = ["EppExchange", "Exchanges", "ModelBackRewrite", "header_changes"]
 
-__all__ = ["EppExchange", "ModelBackRewrite", "header_changes"]
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Exchanges:
+    """The `ExchangeFactory`: one `EppExchange` per stream, and what they all share."""
+
+    director: Director
+    request_control: RequestControl
+    parser: Parser
+    metrics: RequestMetrics
+    response_sample_rate: float = 1.0
+    """The share of responses read for usage and latency when reading is optional (lean)."""
+    rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        rate = self.response_sample_rate
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"response sample rate must be in [0, 1], got {rate}")
+
+    def __call__(self, stream: StreamInfo) -> EppExchange:
+        return EppExchange(self, stream.span)
+
+    def sample_response(self) -> bool:
+        """Whether this response is in the sampled fraction (see `response_sample_rate`)."""
+        rate = self.response_sample_rate
+        return rate >= 1.0 or (rate > 0.0 and self.rng.random() < rate)
 
 
 class ModelBackRewrite:
@@ -81,14 +121,14 @@ class EppExchange:
     """The `Exchange` of one stream; see the module docstring."""
 
     __slots__ = (
-        "_body_args", "_buffer", "_director", "_end_metadata", "_metadata", "_reader",
-        "_response", "_rewrite", "_span", "life",
+        "_body_args", "_buffer", "_end_metadata", "_metadata", "_reader", "_response",
+        "_rewrite", "_shared", "_span", "life",
     )  # fmt: skip
 
-    def __init__(self, director: Director, span: Span | None) -> None:
-        self._director = director
+    def __init__(self, shared: Exchanges, span: Span | None) -> None:
+        self._shared = shared
         self._span = span
-        self.life = RequestLifecycle(received_at=director.clock())
+        self.life = RequestLifecycle(received_at=shared.clock())
         self._reader: UsageReader | None = None
         self._rewrite: ModelBackRewrite | None = None
         self._buffer: list[bytes] = []
@@ -100,13 +140,15 @@ class EppExchange:
         """The request and served endpoint, fixed once the body starts (not re-found per chunk)."""
 
     async def request(self, request: HttpRequest) -> RequestVerdict:
-        verdict = await self._director.handle(self.life, request, self._span)
+        decision = await self._shared.director.decide(request, self._span)
         life = self.life
+        life.record(decision)
+        self._shared.metrics.running.labels(life.incoming_model).inc()
         if life.model_rewritten:
             self._rewrite = ModelBackRewrite(life.target_model, life.incoming_model)
-        if self._director.request_control.has_response_body:
+        if self._shared.request_control.has_response_body:
             self._response = Response(life.request_id, {}, start_of_stream=True)
-        return verdict
+        return decision.verdict
 
     def response_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Filter metadata Envoy sent with the response headers (the served endpoint)."""
@@ -125,7 +167,7 @@ class EppExchange:
         life = self.life
         life.status = headers.get(":status", "")
         if life.status != "200" and life.dispatched:
-            self._director.metrics.errors.labels(
+            self._shared.metrics.errors.labels(
                 life.incoming_model, life.target_model, "ModelServerError"
             ).inc()
         if "text/event-stream" in headers.get("content-type", ""):
@@ -135,7 +177,7 @@ class EppExchange:
         if response is not None:
             response.headers = dict(headers)
             response.req_metadata = self._metadata or {}
-        if self._director.request_control.has_response_header and life.dispatched:
+        if self._shared.request_control.has_response_header and life.dispatched:
             changes = self._run_header_plugins(headers, response)
         if end_of_stream:
             self._complete()
@@ -147,9 +189,7 @@ class EppExchange:
         life = self.life
         if response is None:
             response = Response(life.request_id, dict(headers), self._metadata or {})
-        self._director.request_control.response_header(
-            self._plugin_request(), response, life.served
-        )
+        self._shared.request_control.response_header(self._plugin_request(), response, life.served)
         return header_changes(headers, response.headers)
 
     def _plugin_request(self) -> InferenceRequest:
@@ -164,10 +204,10 @@ class EppExchange:
         life = self.life
         if self._rewrite is not None or self._response is not None:
             return True
-        if self._director.sample_response():
+        if self._shared.sample_response():
             return True
         life.body_skipped = True
-        self._director.finish(life)
+        self._finish()
         return False
 
     async def response_body(self, chunk: bytes, end_of_stream: bool) -> bytes:
@@ -176,12 +216,12 @@ class EppExchange:
         streaming = life.request_stream or life.response_streaming
         reader = self._reader
         if reader is None:
-            reader = self._reader = self._director.parser.usage_reader()
+            reader = self._reader = self._shared.parser.usage_reader()
         if reader.usage is None:
             usage = reader.feed(chunk, end_of_stream=end_of_stream, streaming=streaming)
             if usage is not None:
                 life.usage = usage
-                self._director.metrics.record_usage(life.incoming_model, life.target_model, usage)
+                self._shared.metrics.record_usage(life.incoming_model, life.target_model, usage)
         out = chunk if self._rewrite is None else self._rewritten(chunk, end_of_stream, streaming)
         response = self._response
         if response is not None:
@@ -197,7 +237,7 @@ class EppExchange:
             args = self._body_args = (self._plugin_request(), life.served)
         response.end_of_stream = end_of_stream
         response.usage = life.usage
-        self._director.request_control.response_body(args[0], response, args[1])
+        self._shared.request_control.response_body(args[0], response, args[1])
         response.start_of_stream = False
         if end_of_stream:
             self._response = None  # exactly one end-of-stream call
@@ -224,11 +264,11 @@ class EppExchange:
         if life.response_done or not life.dispatched:
             return
         life.response_done = True
-        director = self._director
-        director.metrics.record_completion(
+        shared = self._shared
+        shared.metrics.record_completion(
             life.incoming_model,
             life.target_model,
-            director.clock() - life.received_at,
+            shared.clock() - life.received_at,
             life.response_bytes,
             life.usage,
         )
@@ -239,7 +279,23 @@ class EppExchange:
             # The body never ended (client gone, upstream error): the end call still comes, as
             # upstream's; its metadata has no reply left to ride on.
             self._run_body_plugins(response, end_of_stream=True)
-        self._director.finish(self.life)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Runs once per request when its stream ends; see the module docstring."""
+        life = self.life
+        if life.finished:
+            return
+        life.finished = True
+        if life.dispatched:
+            self._shared.metrics.running.labels(life.incoming_model).dec()
+        served = life.served
+        if life.inference is None or served is None:
+            return
+        try:
+            self._shared.request_control.response_complete(life.inference, served)
+        except Exception:
+            _log.exception("response_complete_failed", request_id=life.request_id)
 
 
 def header_changes(before: Mapping[str, str], after: Mapping[str, str]) -> HeaderChanges:

@@ -1,8 +1,8 @@
 """One request's state through the EPP, from its headers to the end of its response.
 
-A `RequestLifecycle` is created per ext_proc stream and written only by that stream's exchange and
-the director, on the event loop: no locking. It holds what was decided and observed, never Envoy
-messages (those are built from it by the serving core).
+A `RequestLifecycle` is created per ext_proc stream and written only by that stream's exchange, on
+the event loop: no locking. It holds what the director decided (`record`) and what the exchange
+observed since, never Envoy messages (those are built from it by the serving core).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from igw.epp.endpoints import Endpoint, InferenceRequest
-from igw.epp.parsers.contracts import Usage
+from igw.epp.framework.parsing import Usage
+from igw.epp.requestpath.director import Decision
 
 __all__ = ["RequestLifecycle"]
 
@@ -46,6 +47,21 @@ class RequestLifecycle:
     """Lean mode: the response body was not read, so its end was never seen."""
     finished: bool = False
     """The completion hooks ran (they run exactly once)."""
+
+    def record(self, decision: Decision) -> None:
+        """Takes in what the director decided; the request is dispatched from here on."""
+        control = decision.control
+        self.request_id, self.fairness_id = control.request_id, control.fairness_id
+        self.targets = decision.targets
+        self.model_rewritten = decision.model_rewritten
+        facts = decision.facts
+        if facts is not None:
+            self.incoming_model, self.target_model = facts.incoming_model, facts.target_model
+            self.priority = facts.priority
+            self.request_stream = facts.parsed.stream
+            self.request_bytes = facts.inference.size_bytes
+            self.inference = facts.inference
+        self.dispatched = True
 
     @property
     def served(self) -> Endpoint | None:

@@ -13,7 +13,7 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Gauge
 
 from igw.common.telemetry import hot
-from igw.epp.parsers.contracts import Usage
+from igw.epp.framework.parsing import Usage
 
 __all__ = ["RequestMetrics"]
 

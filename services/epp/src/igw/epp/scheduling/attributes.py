@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from igw.epp.scheduling.cycle_state import AttributeKey
+from igw.epp.framework.cycle_state import AttributeKey
 
 __all__ = ["INFLIGHT_LOAD", "PREFIX_CACHE_MATCH", "InFlightLoad", "PrefixCacheMatchInfo"]
 

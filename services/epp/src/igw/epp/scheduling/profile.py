@@ -4,7 +4,8 @@ Everything that can be decided at build time is: the plugin tuples, the weights 
 bound latency histogram. A run then filters sequentially (an empty set ends the profile), asks
 every scorer for a score per remaining endpoint, clamps each score to [0, 1] (NaN -> 0),
 multiplies it by the scorer's weight and sums (no normalisation by the weight sum, as upstream),
-and lets the picker choose from the totals.
+and lets the picker choose from the totals. The same loop serves `Explain`: asked to, it also
+records each step (`_Recorder`) into a `ProfileExplanation`; the hot path records nothing.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from dataclasses import dataclass
 from time import perf_counter
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
-from igw.epp.scheduling.contracts import Filter, Picker, Scorer
-from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.metrics import SchedulerMetrics
-from igw.epp.scheduling.results import FilterStep, ProfileExplanation, ProfileResult, ScoreColumn
+from igw.epp.framework import CycleState, SchedulerMetrics
+from igw.epp.framework.results import FilterStep, ProfileExplanation, ProfileResult, ScoreColumn
+from igw.epp.framework.scheduling import Filter, Picker, Scorer
 
 __all__ = ["NO_ENDPOINTS", "ProfileRun", "SchedulerProfile", "WeightedScorer"]
 
@@ -39,6 +39,36 @@ class ProfileRun:
     explanation: ProfileExplanation | None = None
 
 
+class _Recorder:
+    """The steps of one explained run."""
+
+    __slots__ = ("columns", "steps")
+
+    def __init__(self) -> None:
+        self.steps: list[FilterStep] = []
+        self.columns: list[ScoreColumn] = []
+
+    def filtered(self, plugin: Filter, remaining: Sequence[EndpointState]) -> None:
+        self.steps.append(FilterStep(plugin.name, _names(remaining)))
+
+    def scored(self, plugin: Scorer, weight: float, scores: Sequence[float]) -> None:
+        clamped = tuple(_clamp(s) for s in scores)
+        self.columns.append(ScoreColumn(plugin.name, plugin.type_name, weight, clamped))
+
+    def explanation(
+        self,
+        candidates: Sequence[EndpointState],
+        totals: Sequence[float],
+        result: ProfileResult | None,
+        error: str | None,
+    ) -> ProfileExplanation:
+        picked = _names(result.targets) if result is not None else ()
+        return ProfileExplanation(
+            _names(candidates), tuple(self.steps), tuple(self.columns), tuple(totals), picked,
+            error,
+        )  # fmt: skip
+
+
 class SchedulerProfile:
     """One named profile; immutable once built."""
 
@@ -55,10 +85,10 @@ class SchedulerProfile:
         self.scorers = tuple(scorers)
         self.picker = picker
         self._filter_calls = tuple(
-            (f.filter, metrics.plugin_timer("Filter", f.type_name, f.name)) for f in filters
+            (f, f.filter, metrics.plugin_timer("Filter", f.type_name, f.name)) for f in filters
         )
         self._score_calls = tuple(
-            (s.scorer.score, float(s.weight), metrics.plugin_timer("Scorer", *_ids(s.scorer)))
+            (s.scorer, s.scorer.score, float(s.weight), metrics.plugin_timer("Scorer", *_ids(s)))
             for s in scorers
         )
         self._pick = picker.pick
@@ -72,73 +102,44 @@ class SchedulerProfile:
         *,
         explain: bool = False,
     ) -> ProfileRun:
-        if explain:
-            return self._run_explained(request, state, endpoints)
+        recorder = _Recorder() if explain else None
         candidates = endpoints
-        for call, observe in self._filter_calls:
+        for plugin, call, observe in self._filter_calls:
             started = perf_counter()
             candidates = call(request, state, candidates)
             observe(perf_counter() - started)
+            if recorder is not None:
+                recorder.filtered(plugin, candidates)
             if not candidates:
-                return ProfileRun(None, NO_ENDPOINTS)
+                break
         if not candidates:
-            return ProfileRun(None, NO_ENDPOINTS)
+            return _ended(recorder, candidates, (), None)
         totals = [0.0] * len(candidates)
-        for score_call, weight, observe in self._score_calls:
+        for scorer, score_call, weight, observe in self._score_calls:
             started = perf_counter()
             scores = score_call(request, state, candidates)
             observe(perf_counter() - started)
             _accumulate(totals, scores, weight)
-        return self._run_picker(request, state, candidates, totals)
-
-    def _run_picker(
-        self,
-        request: InferenceRequest,
-        state: CycleState,
-        candidates: Sequence[EndpointState],
-        totals: list[float],
-    ) -> ProfileRun:
+            if recorder is not None:
+                recorder.scored(scorer, weight, scores)
         started = perf_counter()
         picked = self._pick(request, state, candidates, totals)
         self._pick_observe(perf_counter() - started)
-        if not picked:
-            return ProfileRun(None, NO_ENDPOINTS)
-        return ProfileRun(ProfileResult(tuple(picked)))
+        return _ended(
+            recorder, candidates, totals, ProfileResult(tuple(picked)) if picked else None
+        )
 
-    def _run_explained(
-        self, request: InferenceRequest, state: CycleState, endpoints: Sequence[EndpointState]
-    ) -> ProfileRun:
-        """The same run, keeping every intermediate step for `Explain`."""
-        candidates = endpoints
-        steps: list[FilterStep] = []
-        for f, (call, observe) in zip(self.filters, self._filter_calls, strict=True):
-            started = perf_counter()
-            candidates = call(request, state, candidates)
-            observe(perf_counter() - started)
-            steps.append(FilterStep(f.name, _names(candidates)))
-            if not candidates:
-                break
-        columns: list[ScoreColumn] = []
-        totals = [0.0] * len(candidates)
-        for ws, (score_call, weight, observe) in zip(self.scorers, self._score_calls, strict=True):
-            if not candidates:
-                break
-            started = perf_counter()
-            scores = score_call(request, state, candidates)
-            observe(perf_counter() - started)
-            _accumulate(totals, scores, weight)
-            clamped = tuple(_clamp(s) for s in scores)
-            columns.append(ScoreColumn(ws.scorer.name, ws.scorer.type_name, weight, clamped))
-        run = (
-            self._run_picker(request, state, candidates, totals)
-            if candidates
-            else ProfileRun(None, NO_ENDPOINTS)
-        )
-        picked = _names(run.result.targets) if run.result is not None else ()
-        explanation = ProfileExplanation(
-            _names(candidates), tuple(steps), tuple(columns), tuple(totals), picked, run.error
-        )
-        return ProfileRun(run.result, run.error, explanation)
+
+def _ended(
+    recorder: _Recorder | None,
+    candidates: Sequence[EndpointState],
+    totals: Sequence[float],
+    result: ProfileResult | None,
+) -> ProfileRun:
+    error = None if result is not None else NO_ENDPOINTS
+    if recorder is None:
+        return ProfileRun(result, error)
+    return ProfileRun(result, error, recorder.explanation(candidates, totals, result, error))
 
 
 def _accumulate(totals: list[float], scores: Sequence[float], weight: float) -> None:
@@ -157,5 +158,5 @@ def _names(endpoints: Sequence[EndpointState]) -> tuple[str, ...]:
     return tuple(e.endpoint.name for e in endpoints)
 
 
-def _ids(plugin: Scorer) -> tuple[str, str]:
-    return plugin.type_name, plugin.name
+def _ids(weighted: WeightedScorer) -> tuple[str, str]:
+    return weighted.scorer.type_name, weighted.scorer.name

@@ -13,16 +13,16 @@ from collections.abc import Mapping, Sequence
 from time import perf_counter
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
-from igw.epp.scheduling.contracts import ProfileHandler
-from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.metrics import SchedulerMetrics
-from igw.epp.scheduling.profile import SchedulerProfile
-from igw.epp.scheduling.results import (
+from igw.epp.framework.cycle_state import CycleState
+from igw.epp.framework.metrics import SchedulerMetrics
+from igw.epp.framework.results import (
     ProfileExplanation,
     ProfileResult,
     SchedulingError,
     SchedulingResult,
 )
+from igw.epp.framework.scheduling import ProfileHandler
+from igw.epp.scheduling.profile import SchedulerProfile
 
 __all__ = ["Scheduler"]
 
@@ -80,7 +80,12 @@ class Scheduler:
                 if run.explanation is not None:
                     explanations[name] = run.explanation
         t = perf_counter()
-        result = handler.process_results(request, state, results)
+        try:
+            result = handler.process_results(request, state, results)
+        except SchedulingError as e:
+            if explain:
+                e.explanations = explanations
+            raise
         now = perf_counter()
         self._process_observe(now - t)
         self._e2e(now - started)

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from igw.epp.config import EppConfig
 from igw.epp.endpoints import ENGINE_TYPE_LABEL, EndpointState, InferenceRequest
+from igw.epp.framework import CycleState, ProfileResult, SchedulingResult
 from igw.epp.parsers import OpenAIParser
-from igw.epp.scheduling import CycleState, ProfileResult, SchedulingResult
 from igw.epp.scheduling.plugins.approx_prefix_cache_producer import ApproxPrefixCacheProducer
 from igw.epp.testing.builders import NOW, endpoint
 

@@ -1,8 +1,10 @@
-"""Test doubles for the request path: fixed endpoint sources and a Director built from a config.
+"""Test doubles for the request path: fixed endpoint sources, and a Director and the exchanges
+around it built from a config.
 
-`build_director` wires what `EppService` wires (config, legacy admission, parser, metrics) around
-an in-memory `StaticEndpoints`, with seeded randomness and the builders' fake clock, so tests of
-the director and of the ext_proc exchange see deterministic picks.
+`build_director` wires what `EppService` wires (config with its legacy admission, parser,
+metrics) around an in-memory `StaticEndpoints`, with seeded randomness and the builders' fake
+clock, so tests of the director see deterministic picks; `build_exchanges` adds the per-stream
+exchange factory on top, for tests of the ext_proc exchange.
 """
 
 from __future__ import annotations
@@ -11,14 +13,21 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from igw.epp.config import load_config
-from igw.epp.endpoints import EndpointState
-from igw.epp.parsers import OpenAIParser, Parser
-from igw.epp.requestpath import Director, RequestMetrics, StaticObjectives
-from igw.epp.scheduling import LegacyAdmission, PluginHandle, RequestControl
+from igw.epp.config import EppConfig, load_config
+from igw.epp.endpoints import EndpointSource, EndpointState
+from igw.epp.framework import PluginHandle
+from igw.epp.framework.parsing import Parser
+from igw.epp.requestcontrol import RequestControl
+from igw.epp.requestpath import Director, Exchanges, RequestMetrics, StaticObjectives
 from igw.epp.testing.builders import FakeClock, seeded
 
-__all__ = ["FreshEndpoints", "StaticEndpoints", "build_director"]
+__all__ = [
+    "FreshEndpoints",
+    "StaticEndpoints",
+    "build_director",
+    "build_exchanges",
+    "director_for",
+]
 
 
 class StaticEndpoints:
@@ -63,15 +72,45 @@ def build_director(
     request_control: RequestControl | None = None,
 ) -> Director:
     handle = PluginHandle(rng=seeded(), clock=FakeClock())
-    loaded = load_config(config, handle=handle, registry=None)
-    return Director(
-        source=StaticEndpoints(states),
-        scheduler=loaded.scheduler,
-        request_control=request_control or loaded.request_control,
-        admission=LegacyAdmission(loaded.saturation_detector),
-        parser=parser or OpenAIParser(),
+    loaded = load_config(config, handle=handle)
+    return director_for(
+        loaded, StaticEndpoints(states), parser=parser, objectives=objectives,
+        subset_filter=subset_filter, request_control=request_control,
         metrics=RequestMetrics(handle.metrics.registry),
+    )  # fmt: skip
+
+
+def director_for(
+    config: EppConfig,
+    source: EndpointSource,
+    *,
+    parser: Parser | None = None,
+    objectives: Mapping[str, int] | None = None,
+    subset_filter: bool = True,
+    request_control: RequestControl | None = None,
+    metrics: RequestMetrics | None = None,
+) -> Director:
+    """A Director over `source` with a loaded config's scheduler, hooks and parser."""
+    return Director(
+        source=source,
+        scheduler=config.scheduler,
+        request_control=request_control or config.request_control,
+        parser=parser or config.parser,
+        metrics=metrics or RequestMetrics(),
         objectives=StaticObjectives(objectives),
         subset_filter=subset_filter,
         rng=seeded(1),
     )
+
+
+def build_exchanges(
+    director: Director,
+    *,
+    response_sample_rate: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Exchanges:
+    """The exchange factory around `director`, sharing its hooks, parser and metrics."""
+    return Exchanges(
+        director, director.request_control, director.parser, director.metrics,
+        response_sample_rate=response_sample_rate, rng=seeded(2), clock=clock,
+    )  # fmt: skip

@@ -9,8 +9,8 @@ from igw.epp.endpoints import Endpoint, InferenceRequest
 from igw.epp.scheduling.attributes import InFlightLoad
 
 if TYPE_CHECKING:
-    from igw.epp.scheduling.cycle_state import CycleState
-    from igw.epp.scheduling.results import SchedulingResult
+    from igw.epp.framework.cycle_state import CycleState
+    from igw.epp.framework.results import SchedulingResult
 
 __all__ = ["IDLE", "InFlightHooks", "InFlightTracker", "estimate_tokens"]
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from igw.epp.endpoints import EndpointState, InferenceRequest, Metrics
-from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.plugins._params import ParameterlessPlugin
+from igw.epp.framework.cycle_state import CycleState
+from igw.epp.framework.params import ParameterlessPlugin
 
 __all__ = ["LeastLoadScorer", "inverted_min_max"]
 

@@ -17,27 +17,28 @@ from typing import Any, ClassVar, Self
 import msgspec
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
+from igw.epp.framework.cycle_state import AttributeKey, CycleState, StateKey
+from igw.epp.framework.handle import PluginHandle
+from igw.epp.framework.metrics import SchedulerMetrics
+from igw.epp.framework.params import Params, decode_params
+from igw.epp.framework.results import SchedulingResult
 from igw.epp.scheduling.attributes import PREFIX_CACHE_MATCH, PrefixCacheMatchInfo
-from igw.epp.scheduling.cycle_state import AttributeKey, CycleState, StateKey
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.metrics import SchedulerMetrics
-from igw.epp.scheduling.plugins._params import decode_params
 from igw.epp.scheduling.plugins._prefix_index import PrefixIndex, prefix_hashes
-from igw.epp.scheduling.results import SchedulingResult
 
 __all__ = ["ApproxPrefixCacheProducer", "PrefixProducerParams"]
 
 _PREFILL_PROFILE = "prefill"
 
 
-class PrefixProducerParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    autoTune: bool = True  # noqa: N815 - the upstream parameter names
-    blockSizeTokens: int | msgspec.UnsetType = msgspec.UNSET  # noqa: N815
+class PrefixProducerParams(Params, frozen=True):
+    auto_tune: bool = True
+    block_size_tokens: int | msgspec.UnsetType = msgspec.UNSET
     """16 when unset; unset is told apart only to reject a lone deprecated `blockSize`."""
-    maxPrefixBlocksToMatch: int = 256  # noqa: N815
-    maxPrefixTokensToMatch: int = 0  # noqa: N815
-    lruCapacityPerServer: int = 31250  # noqa: N815
-    blockSize: int | None = None  # noqa: N815 - deprecated upstream (was in characters)
+    max_prefix_blocks_to_match: int = 256
+    max_prefix_tokens_to_match: int = 0
+    lru_capacity_per_server: int = 31250
+    block_size: int | None = None
+    """Deprecated upstream (it was in characters); refused without `blockSizeTokens`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +84,14 @@ class ApproxPrefixCacheProducer:
     @classmethod
     def from_config(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
         p = decode_params(params, PrefixProducerParams)
-        if p.blockSize is not None and p.blockSizeTokens is msgspec.UNSET:
+        if p.block_size is not None and p.block_size_tokens is msgspec.UNSET:
             raise ValueError("blockSize is deprecated: set blockSizeTokens (in tokens) instead")
-        block_tokens = 16 if p.blockSizeTokens is msgspec.UNSET else p.blockSizeTokens
+        block_tokens = 16 if p.block_size_tokens is msgspec.UNSET else p.block_size_tokens
         return cls(
-            name, metrics=handle.metrics, auto_tune=p.autoTune, block_size_tokens=block_tokens,
-            max_prefix_blocks=p.maxPrefixBlocksToMatch, max_prefix_tokens=p.maxPrefixTokensToMatch,
-            lru_capacity_per_server=p.lruCapacityPerServer,
+            name, metrics=handle.metrics, auto_tune=p.auto_tune, block_size_tokens=block_tokens,
+            max_prefix_blocks=p.max_prefix_blocks_to_match,
+            max_prefix_tokens=p.max_prefix_tokens_to_match,
+            lru_capacity_per_server=p.lru_capacity_per_server,
         )  # fmt: skip
 
     def block_size_for(self, endpoints: Sequence[EndpointState]) -> int:

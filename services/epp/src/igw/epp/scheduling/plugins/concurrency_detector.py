@@ -13,21 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
-import msgspec
-
 from igw.epp.endpoints import EndpointState, InferenceRequest
-from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.handle import PluginHandle
+from igw.epp.framework.cycle_state import CycleState
+from igw.epp.framework.handle import PluginHandle
+from igw.epp.framework.params import Params, decode_params
 from igw.epp.scheduling.plugins._inflight import InFlightHooks, InFlightTracker
-from igw.epp.scheduling.plugins._params import decode_params
 
 __all__ = ["ConcurrencyDetector", "ConcurrencyDetectorParams"]
 
 
-class ConcurrencyDetectorParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    concurrencyMode: Literal["requests", "tokens"] = "requests"  # noqa: N815 - upstream names
-    maxConcurrency: int = 100  # noqa: N815
-    maxTokenConcurrency: int = 1_000_000  # noqa: N815
+class ConcurrencyDetectorParams(Params, frozen=True):
+    concurrency_mode: Literal["requests", "tokens"] = "requests"
+    max_concurrency: int = 100
+    max_token_concurrency: int = 1_000_000
     headroom: float = 0.0
 
 
@@ -57,8 +55,8 @@ class ConcurrencyDetector(InFlightHooks):
     def from_config(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:  # noqa: ARG003 - protocol
         p = decode_params(params, ConcurrencyDetectorParams)
         return cls(
-            name, mode=p.concurrencyMode, max_concurrency=p.maxConcurrency,
-            max_token_concurrency=p.maxTokenConcurrency, headroom=p.headroom,
+            name, mode=p.concurrency_mode, max_concurrency=p.max_concurrency,
+            max_token_concurrency=p.max_token_concurrency, headroom=p.headroom,
         )  # fmt: skip
 
     def _in_flight(self, endpoint: str) -> int:

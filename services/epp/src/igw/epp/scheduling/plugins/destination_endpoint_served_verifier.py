@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import ClassVar, Final
 
 from igw.epp.endpoints import Endpoint, InferenceRequest
-from igw.epp.scheduling.plugins._params import ParameterlessPlugin
-from igw.epp.scheduling.response import Response
+from igw.epp.framework.params import ParameterlessPlugin
+from igw.epp.framework.response import Response
 
 __all__ = ["SERVED_ENDPOINT_HEADER", "DestinationEndpointServedVerifier"]
 

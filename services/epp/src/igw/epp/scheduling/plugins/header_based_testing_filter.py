@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
-from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.plugins._params import ParameterlessPlugin
+from igw.epp.framework.cycle_state import CycleState
+from igw.epp.framework.params import ParameterlessPlugin
 
 __all__ = ["TEST_ENDPOINT_HEADER", "HeaderBasedTestingFilter", "parse_selection"]
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
+from igw.epp.framework.cycle_state import AttributeKey, CycleState
+from igw.epp.framework.params import ParameterlessPlugin
 from igw.epp.scheduling.attributes import INFLIGHT_LOAD
-from igw.epp.scheduling.cycle_state import AttributeKey, CycleState
 from igw.epp.scheduling.plugins._inflight import InFlightHooks, InFlightTracker
-from igw.epp.scheduling.plugins._params import ParameterlessPlugin
 
 __all__ = ["InflightLoadProducer"]
 

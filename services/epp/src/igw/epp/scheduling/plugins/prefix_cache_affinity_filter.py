@@ -16,18 +16,18 @@ from typing import Any, ClassVar, Self
 import msgspec
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
+from igw.epp.framework.cycle_state import AttributeKey, CycleState
+from igw.epp.framework.handle import PluginHandle
+from igw.epp.framework.params import Params, decode_params
 from igw.epp.scheduling.attributes import PREFIX_CACHE_MATCH
-from igw.epp.scheduling.cycle_state import AttributeKey, CycleState
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._params import decode_params
 
 __all__ = ["PrefixCacheAffinityFilter", "PrefixCacheAffinityFilterParams"]
 
 
-class PrefixCacheAffinityFilterParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    affinityThreshold: float = 0.80  # noqa: N815 - the upstream parameter names
-    explorationProbability: float = 0.01  # noqa: N815
-    maxTTFTPenaltyMs: float = 5000  # noqa: N815
+class PrefixCacheAffinityFilterParams(Params, frozen=True):
+    affinity_threshold: float = 0.80
+    exploration_probability: float = 0.01
+    max_ttft_penalty_ms: float = msgspec.field(default=5000, name="maxTTFTPenaltyMs")
 
 
 class PrefixCacheAffinityFilter:
@@ -53,8 +53,8 @@ class PrefixCacheAffinityFilter:
     def from_config(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
         p = decode_params(params, PrefixCacheAffinityFilterParams)
         return cls(
-            name, rng=handle.rng, affinity_threshold=p.affinityThreshold,
-            exploration_probability=p.explorationProbability,
+            name, rng=handle.rng, affinity_threshold=p.affinity_threshold,
+            exploration_probability=p.exploration_probability,
         )  # fmt: skip
 
     def filter(

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
+from igw.epp.framework.cycle_state import AttributeKey, CycleState
+from igw.epp.framework.handle import PluginHandle
+from igw.epp.framework.params import decode_params
 from igw.epp.scheduling.attributes import PREFIX_CACHE_MATCH
-from igw.epp.scheduling.cycle_state import AttributeKey, CycleState
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._params import decode_params
 from igw.epp.scheduling.plugins.approx_prefix_cache_producer import PrefixProducerParams
 
 __all__ = ["PrefixCacheScorer"]

@@ -40,13 +40,13 @@ import structlog
 from cel import cel
 
 from igw.epp.endpoints import Endpoint, InferenceRequest
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._params import decode_params
-from igw.epp.scheduling.response import Response
+from igw.epp.framework.handle import PluginHandle
+from igw.epp.framework.params import Params, decode_params
+from igw.epp.framework.response import Response
 
 if TYPE_CHECKING:
     # Only named in annotations: the parsers package imports the scheduler's contracts.
-    from igw.epp.parsers.contracts import Usage
+    from igw.epp.framework.parsing import Usage
 
 __all__ = [
     "AttributeKeyParams",
@@ -61,19 +61,19 @@ DEFAULT_NAMESPACE = "envoy.lb"
 _VARIABLE = "usage"
 
 
-class AttributeKeyParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class AttributeKeyParams(Params, frozen=True):
     name: str
     namespace: str = DEFAULT_NAMESPACE
     """An empty namespace also means `envoy.lb`, as upstream."""
 
 
-class AttributeParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class AttributeParams(Params, frozen=True):
     key: AttributeKeyParams
     expression: str
     condition: str = ""
 
 
-class RequestAttributeReporterParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class RequestAttributeReporterParams(Params, frozen=True):
     attributes: list[AttributeParams]
 
 

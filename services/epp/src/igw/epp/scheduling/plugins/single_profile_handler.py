@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from igw.epp.endpoints import InferenceRequest
-from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.plugins._params import ParameterlessPlugin
-from igw.epp.scheduling.results import ProfileResult, SchedulingError, SchedulingResult
+from igw.epp.framework.cycle_state import CycleState
+from igw.epp.framework.params import ParameterlessPlugin
+from igw.epp.framework.results import ProfileResult, SchedulingError, SchedulingResult
 
 __all__ = ["SingleProfileHandler"]
 

@@ -9,19 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
-import msgspec
-
 from igw.epp.endpoints import EndpointState, InferenceRequest
+from igw.epp.framework.cycle_state import AttributeKey, CycleState
+from igw.epp.framework.handle import PluginHandle
+from igw.epp.framework.params import Params, decode_params
 from igw.epp.scheduling.attributes import INFLIGHT_LOAD
-from igw.epp.scheduling.cycle_state import AttributeKey, CycleState
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._params import decode_params
 
 __all__ = ["TokenLoadScorer", "TokenLoadScorerParams"]
 
 
-class TokenLoadScorerParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    queueThresholdTokens: int = 4_194_304  # noqa: N815 - the upstream parameter name
+class TokenLoadScorerParams(Params, frozen=True):
+    queue_threshold_tokens: int = 4_194_304
 
 
 class TokenLoadScorer:
@@ -43,7 +41,7 @@ class TokenLoadScorer:
         handle: PluginHandle,  # noqa: ARG003 - protocol
     ) -> Self:
         p = decode_params(params, TokenLoadScorerParams)
-        return cls(name, p.queueThresholdTokens)
+        return cls(name, p.queue_threshold_tokens)
 
     def score(
         self,

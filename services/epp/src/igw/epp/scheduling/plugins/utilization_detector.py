@@ -13,21 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
-import msgspec
-
 from igw.epp.endpoints import EndpointState, InferenceRequest
-from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.handle import PluginHandle
-from igw.epp.scheduling.plugins._params import decode_params
+from igw.epp.framework.cycle_state import CycleState
+from igw.epp.framework.handle import PluginHandle
+from igw.epp.framework.params import Params, decode_params
 from igw.epp.units import parse_duration
 
 __all__ = ["UtilizationDetector", "UtilizationDetectorParams"]
 
 
-class UtilizationDetectorParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    queueDepthThreshold: int = 5  # noqa: N815 - the upstream parameter names
-    kvCacheUtilThreshold: float = 0.8  # noqa: N815
-    metricsStalenessThreshold: str | float = "200ms"  # noqa: N815
+class UtilizationDetectorParams(Params, frozen=True):
+    queue_depth_threshold: int = 5
+    kv_cache_util_threshold: float = 0.8
+    metrics_staleness_threshold: str | float = "200ms"
     headroom: float = 0.0
 
 
@@ -61,9 +59,9 @@ class UtilizationDetector:
     def from_config(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
         p = decode_params(params, UtilizationDetectorParams)
         return cls(
-            name, clock=handle.clock, queue_depth_threshold=p.queueDepthThreshold,
-            kv_cache_util_threshold=p.kvCacheUtilThreshold,
-            staleness_threshold=parse_duration(p.metricsStalenessThreshold), headroom=p.headroom,
+            name, clock=handle.clock, queue_depth_threshold=p.queue_depth_threshold,
+            kv_cache_util_threshold=p.kv_cache_util_threshold,
+            staleness_threshold=parse_duration(p.metrics_staleness_threshold), headroom=p.headroom,
         )  # fmt: skip
 
     def saturation(self, endpoints: Sequence[EndpointState]) -> float:

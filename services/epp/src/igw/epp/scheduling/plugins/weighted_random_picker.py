@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
-from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.plugins._params import PickerBase
+from igw.epp.framework.cycle_state import CycleState
+from igw.epp.scheduling.plugins._picker import PickerBase
 
 __all__ = ["WeightedRandomPicker"]
 

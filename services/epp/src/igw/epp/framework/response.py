@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    # Only named in annotations: the parsers package imports the scheduler's contracts.
-    from igw.epp.parsers.contracts import Usage
+from igw.epp.framework.parsing import Usage
 
 __all__ = ["Response"]
 

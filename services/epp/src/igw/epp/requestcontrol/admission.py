@@ -14,7 +14,7 @@ from typing import Protocol
 
 from igw.common.errors import ResourceExhaustedError
 from igw.epp.endpoints import EndpointState, InferenceRequest
-from igw.epp.scheduling.contracts import SaturationDetector
+from igw.epp.framework.requestcontrol import SaturationDetector
 
 __all__ = ["SHED_MESSAGE", "Admission", "LegacyAdmission", "admit"]
 

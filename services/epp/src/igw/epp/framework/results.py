@@ -25,11 +25,18 @@ __all__ = [
 
 
 class SchedulingError(ResourceExhaustedError):
-    """No endpoint could be picked; answered 429 like upstream's Director does."""
+    """No endpoint could be picked; answered 429 like upstream's Director does.
 
-    def __init__(self, detail: str) -> None:
+    A cycle run with `explain=True` attaches what its profiles saw (`explanations`), so a failed
+    request can still be explained.
+    """
+
+    def __init__(
+        self, detail: str, explanations: Mapping[str, ProfileExplanation] | None = None
+    ) -> None:
         super().__init__(f"failed to find target endpoint: {detail}")
         self.detail = detail
+        self.explanations: Mapping[str, ProfileExplanation] = explanations or {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from igw.common.openai import ApiType
+from igw.epp.framework.plugin import Plugin
 
 __all__ = ["ParsedRequest", "Parser", "Usage", "UsageReader"]
 
@@ -52,11 +53,9 @@ class UsageReader(Protocol):
         """One response chunk (`streaming`: SSE events, else one JSON); the usage once found."""
 
 
-class Parser(Protocol):
+class Parser(Plugin, Protocol):
     """Reads request bodies for one configuration; see the module docstring."""
 
-    type_name: ClassVar[str]
-    name: str
     reads_models: ClassVar[bool]
     """False for parsers that cannot name the model (no rewrite, no usage)."""
 

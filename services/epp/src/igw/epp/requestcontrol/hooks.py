@@ -1,10 +1,12 @@
-"""The request-control hooks around a scheduling cycle (§6): PrepareData, Admit, PreRequest, the
-response plugins and response completion, each plugin call timed into the plugin latency
-histogram under upstream's extension point names.
+"""The request-control hooks around a scheduling cycle (§6): admission, PrepareData, Admit,
+PreRequest, the response plugins and response completion, each plugin call timed into the plugin
+latency histogram under upstream's extension point names.
 
-The Director calls these in upstream's order: `prepare_data` (producers in dependency order; a
-failing producer is logged and skipped), `admit` (any denial -> 500 `request cannot be
-admitted`), the scheduler, `pre_request`, and `response_complete` once the response has ended.
+The Director calls these in upstream's order: `admit`, the one admission step (the pool's
+`Admission`: the legacy shedding rule, 429, or flow control; then the producers in dependency
+order, a failing producer logged and skipped; then the Admit plugins, any denial -> 500 `request
+cannot be admitted`), the scheduler, `pre_request`; the exchange calls `response_complete` once
+the response has ended.
 The exchange calls `response_header` (extension point `ResponseReceived`) when the response
 headers arrive and `response_body` (`ResponseStreaming`) per body chunk and at the end; a
 failing response plugin is logged and skipped, never failing a response already on its way.
@@ -22,7 +24,9 @@ import structlog
 
 from igw.common.errors import InternalError
 from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
-from igw.epp.scheduling.contracts import (
+from igw.epp.framework.cycle_state import CycleState
+from igw.epp.framework.metrics import SchedulerMetrics
+from igw.epp.framework.requestcontrol import (
     Admitter,
     DataProducer,
     PreRequest,
@@ -30,10 +34,9 @@ from igw.epp.scheduling.contracts import (
     ResponseComplete,
     ResponseHeaderProcessor,
 )
-from igw.epp.scheduling.cycle_state import CycleState
-from igw.epp.scheduling.metrics import SchedulerMetrics
-from igw.epp.scheduling.response import Response
-from igw.epp.scheduling.results import SchedulingResult
+from igw.epp.framework.response import Response
+from igw.epp.framework.results import SchedulingResult
+from igw.epp.requestcontrol.admission import Admission
 
 __all__ = ["RequestControl"]
 
@@ -45,12 +48,16 @@ def _timed(metrics: SchedulerMetrics, point: str, plugins: Sequence[Any]) -> tup
 
 
 class RequestControl:
-    """The hook plugins of one configuration; `producers` must already be in dependency order."""
+    """The hook plugins of one configuration; `producers` must already be in dependency order.
+
+    `admission` runs first in `admit`; None admits every request (tests of the other hooks).
+    """
 
     def __init__(
         self,
         metrics: SchedulerMetrics,
         *,
+        admission: Admission | None = None,
         producers: Sequence[DataProducer] = (),
         admitters: Sequence[Admitter] = (),
         pre_request: Sequence[PreRequest] = (),
@@ -58,6 +65,7 @@ class RequestControl:
         response_header: Sequence[ResponseHeaderProcessor] = (),
         response_body: Sequence[ResponseBodyProcessor] = (),
     ) -> None:
+        self.admission = admission
         self.producers = tuple(producers)
         self.admitters = tuple(admitters)
         self.pre_request_plugins = tuple(pre_request)
@@ -86,6 +94,15 @@ class RequestControl:
             metrics, "ResponseStreaming", response_body
         )
 
+    async def admit(
+        self, request: InferenceRequest, state: CycleState, candidates: Sequence[EndpointState]
+    ) -> None:
+        """The one admission step; raises the `InferenceError` a request is refused with."""
+        if self.admission is not None:
+            await self.admission.admit(request, candidates)
+        self.prepare_data(request, state, candidates)
+        self.run_admitters(request, state, candidates)
+
     def prepare_data(
         self, request: InferenceRequest, state: CycleState, endpoints: Sequence[EndpointState]
     ) -> None:
@@ -97,7 +114,7 @@ class RequestControl:
                 _log.exception("prepare_data_failed", plugin=producer.name)
             observe(perf_counter() - started)
 
-    def admit(
+    def run_admitters(
         self, request: InferenceRequest, state: CycleState, endpoints: Sequence[EndpointState]
     ) -> None:
         """Raises `InternalError` (500, upstream's message) when any admitter denies."""

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from igw.epp.scheduling.metrics import SchedulerMetrics
+from igw.epp.framework.metrics import SchedulerMetrics
 
 __all__ = ["PluginHandle"]
 

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import msgspec
 
 from igw.epp.datalayer.http_client import FetchError, HttpClient
 from igw.epp.endpoints import Endpoint
+from igw.epp.framework.datalayer import MetricsClient
+from igw.epp.framework.handle import PluginHandle
+from igw.epp.framework.params import Params, decode_params
 
 __all__ = ["MetricsDataSource", "MetricsDataSourceParams", "ScrapeError"]
 
@@ -40,9 +43,7 @@ ScrapeError = FetchError
 which and names the URL."""
 
 
-class MetricsDataSourceParams(
-    msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True
-):
+class MetricsDataSourceParams(Params, frozen=True):
     """The `metrics-data-source` plugin's parameters."""
 
     scheme: str = "http"
@@ -61,27 +62,42 @@ class MetricsDataSourceParams(
 class MetricsDataSource:
     """Makes each endpoint's metrics client; one instance per EPP."""
 
+    type_name: ClassVar[str] = "metrics-data-source"
+
     def __init__(
         self,
         params: MetricsDataSourceParams | None = None,
         *,
+        name: str = type_name,
         timeout_s: float = 1.0,
         max_body_bytes: int = _MAX_BODY_BYTES,
     ) -> None:
+        self.name = name
         self.params = params or MetricsDataSourceParams()
         self.timeout_s = timeout_s
         self._max_body_bytes = max_body_bytes
         self._ssl = _ssl_context(self.params)
-        self._clients: set[HttpClient] = set()
+        self._clients: set[MetricsClient] = set()
         self._fetched_by_closed = 0
 
     @classmethod
-    def from_params(cls, raw: Mapping[str, Any] | None) -> MetricsDataSource:
-        """Build from the plugin's `parameters`; raises `ValueError` naming the bad field."""
-        try:
-            return cls(msgspec.convert(raw or {}, MetricsDataSourceParams))
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"metrics-data-source parameters: {exc}") from None
+    def from_config(
+        cls,
+        name: str,
+        params: Mapping[str, Any],
+        handle: PluginHandle,  # noqa: ARG003 - the protocol's; nothing to take from it
+    ) -> Self:
+        """Raises `msgspec.ValidationError` naming the bad parameter."""
+        return cls(decode_params(params, MetricsDataSourceParams), name=name)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> MetricsDataSource:
+        """A new, unstarted source whose parameters are these with `overrides` (by upstream's
+        parameter names) applied: upstream's deprecated `--model-server-metrics-*` flags."""
+        merged = {**msgspec.to_builtins(self.params), **overrides}
+        params = msgspec.convert(merged, MetricsDataSourceParams)
+        return MetricsDataSource(
+            params, name=self.name, timeout_s=self.timeout_s, max_body_bytes=self._max_body_bytes
+        )
 
     def url_for(self, endpoint: Endpoint) -> str:
         """The endpoint's metrics URL (for logs and tests; clients keep theirs pre-built)."""
@@ -99,7 +115,7 @@ class MetricsDataSource:
         self._clients.add(client)
         return client
 
-    def release(self, client: HttpClient) -> None:
+    def release(self, client: MetricsClient) -> None:
         """Close a client made here (a collector's, when it stops)."""
         client.close()
         if client in self._clients:

@@ -8,7 +8,8 @@ import pytest
 
 from igw.common.errors import InternalError
 from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
-from igw.epp.scheduling import CycleState, RequestControl, Response, SchedulerMetrics
+from igw.epp.framework import CycleState, Response, SchedulerMetrics
+from igw.epp.requestcontrol import RequestControl
 from igw.epp.testing.builders import endpoints, request
 
 
@@ -47,9 +48,9 @@ def test_a_failing_producer_is_logged_and_skipped() -> None:
 
 def test_admitter_denial_is_upstreams_500() -> None:
     control = RequestControl(SchedulerMetrics(), admitters=[Denying()])  # type: ignore[list-item]
-    control.admit(request(), CycleState(), endpoints(1))
+    control.run_admitters(request(), CycleState(), endpoints(1))
     with pytest.raises(InternalError, match=r"^request cannot be admitted$"):
-        control.admit(request(priority=-1), CycleState(), endpoints(1))
+        control.run_admitters(request(priority=-1), CycleState(), endpoints(1))
 
 
 class Stamping:

@@ -3,7 +3,7 @@
 import pytest
 
 from igw.common.errors import ResourceExhaustedError
-from igw.epp.scheduling import LegacyAdmission, admit
+from igw.epp.requestcontrol import LegacyAdmission, admit
 from igw.epp.scheduling.plugins import UtilizationDetector
 from igw.epp.testing.builders import FakeClock, endpoint, request
 
