@@ -20,10 +20,12 @@ $(TOOLS_DIR)/bin/uv:
 	$(TOOLS_DIR)/bin/pip install --quiet uv
 
 $(STAMP): pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml) $(LOCKED) | $(UV)
-	$(UV) sync --frozen 2>/dev/null || $(UV) sync
+	@# --locked: a uv.lock that no longer matches the pyproject files fails here, loudly, instead
+	@# of being re-resolved and rewritten behind the developer's back (`uv lock` updates it).
+	$(UV) sync --locked
 	@# xds-protos ships stale copies of opentelemetry/proto/** that break the OTLP exporter when
 	@# they land after opentelemetry-proto's own files: write the real ones last.
-	$(UV) sync --frozen --reinstall-package opentelemetry-proto --quiet
+	$(UV) sync --locked --reinstall-package opentelemetry-proto --quiet
 	@touch $@
 
 run: $(STAMP) ## start the local inference gateway at http://127.0.0.1:$${IGW_PORT:-8080}
@@ -41,8 +43,10 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: $(STAMP) ## mypy --strict
-	$(VENV)/bin/mypy libs/common/src services/bbr/src services/epp/src services/sim/src e2e/src bench
+typecheck: $(STAMP) ## mypy --strict over every tree: sources and tests
+	@# Each tree whole, src/ and tests/. Tests have no __init__.py: explicit_package_bases names a
+	@# test module by its path (services.sim.tests.test_cli), so same-named files stay distinct.
+	$(VENV)/bin/mypy libs/common services/bbr services/epp services/sim e2e bench tests
 
 fmt: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -58,10 +62,10 @@ bench-quick: $(STAMP) ## a few-minute run of the lab, into bench/results/lab-qui
 	$(PY) -m bench.lab --quick $(BENCH_ARGS)
 
 bench-bbr: $(STAMP) ## BBR CPU per request against a trivial echo ext_proc, through one Envoy
-	$(PY) bench/bbr_cpu.py
+	$(PY) -m bench.bbr_cpu
 
 bench-epp: $(STAMP) ## EPP cost: CPU per request, added latency, scheduling, scraping, TTFT
-	$(PY) bench/epp_cost.py
+	$(PY) -m bench.epp_cost
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) $(TOOLS_DIR) .mypy_cache .ruff_cache .pytest_cache

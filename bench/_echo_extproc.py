@@ -13,7 +13,7 @@ and nothing else (no parsing, no metrics, no tracing, no logging):
   benchmark, so response-side messages never arrive.
 
 It serves on `grpc.aio` with uvloop, plaintext, on 127.0.0.1 `--port`, and stops on SIGTERM or
-SIGINT. Run as `python bench/_echo_extproc.py --port 9100`.
+SIGINT. Run as `python -m bench._echo_extproc --port 9100`.
 """
 
 from __future__ import annotations

@@ -6,10 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-class BenchmarkError(RuntimeError):
-    """The run cannot be trusted: an unexpected status, or requests that missed their ext_proc."""
-
-
 @dataclass(frozen=True, slots=True)
 class Section:
     """One sub-benchmark's output: a title, its Markdown body, and what it was run with."""

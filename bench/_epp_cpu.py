@@ -32,16 +32,11 @@ import os
 import statistics
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bench import _load
-    from bench._epp_common import BenchmarkError, Section, table, verdict
-    from bench._epp_stack import Stack
-else:
-    import _load
-    from _epp_common import BenchmarkError, Section, table, verdict
-    from _epp_stack import Stack
+from bench import _cpu, _load
+from bench._epp_common import Section, table, verdict
+from bench._epp_stack import Stack
+from bench._errors import BenchmarkError
 
 TARGET_RATIO = 1.3
 MEASURED = ("echo", "epp_req", "epp")
@@ -71,25 +66,25 @@ def _check(
         raise BenchmarkError(f"{listener}: inference_objective_request_total rose by {rose}")
 
 
-async def _round(stack: Stack, listener: str, requests: int, s: CpuSettings) -> _load.Round:
+async def _round(stack: Stack, listener: str, requests: int, s: CpuSettings) -> _cpu.Round:
     streams, served = stack.ext_proc_streams(), stack.epp_requests()
     pids = {**stack.pids(), "client": os.getpid()}
     async with _load.new_session(s.concurrency) as session:
-        before = _load.CpuSnapshot.take(pids)
+        before = _cpu.CpuSnapshot.take(pids)
         load = await _load.run_load(
             session, stack.url(listener), _load.chat_body(s.body_bytes),
             requests=requests, concurrency=s.concurrency,
         )  # fmt: skip
         await asyncio.sleep(0.1)
-        after = _load.CpuSnapshot.take(pids)
+        after = _cpu.CpuSnapshot.take(pids)
     _check(stack, listener, load, streams, served)
-    return _load.Round(listener, load, before, after)
+    return _cpu.Round(listener, load, before, after)
 
 
-async def measure(stack: Stack, s: CpuSettings) -> list[_load.Round]:
+async def measure(stack: Stack, s: CpuSettings) -> list[_cpu.Round]:
     for listener in MEASURED:
         await _round(stack, listener, max(300, s.requests // 5), s)
-    rounds: list[_load.Round] = []
+    rounds: list[_cpu.Round] = []
     for _ in range(s.rounds):
         for listener in MEASURED:
             r = await _round(stack, listener, s.requests, s)
@@ -103,11 +98,11 @@ async def measure(stack: Stack, s: CpuSettings) -> list[_load.Round]:
     return rounds
 
 
-def _seconds(r: _load.Round) -> float:
+def _seconds(r: _cpu.Round) -> float:
     return r.after.at - r.before.at
 
 
-def _epp_background(rounds: list[_load.Round]) -> float:
+def _epp_background(rounds: list[_cpu.Round]) -> float:
     """The EPP's CPU-seconds per second while it serves nothing (scraping), from echo rounds."""
     echo = [r for r in rounds if r.component == "echo"]
     return statistics.median(
@@ -115,7 +110,7 @@ def _epp_background(rounds: list[_load.Round]) -> float:
     )
 
 
-def _corrected(r: _load.Round, background: float) -> float:
+def _corrected(r: _cpu.Round, background: float) -> float:
     return r.cpu_ms_per_request("epp") - background * _seconds(r) * 1000 / r.load.requests
 
 
@@ -130,7 +125,7 @@ _LABELS = {
 }
 
 
-def _rows(rounds: list[_load.Round], background: float) -> tuple[list[list[str]], dict[str, float]]:
+def _rows(rounds: list[_cpu.Round], background: float) -> tuple[list[list[str]], dict[str, float]]:
     """The per-listener table rows, and each listener's median (corrected) CPU-ms per request."""
     medians: dict[str, float] = {}
     rows = []
@@ -150,7 +145,7 @@ def _rows(rounds: list[_load.Round], background: float) -> tuple[list[list[str]]
     return rows, medians
 
 
-def report(rounds: list[_load.Round], s: CpuSettings) -> Section:
+def report(rounds: list[_cpu.Round], s: CpuSettings) -> Section:
     background = _epp_background(rounds)
     rows, medians = _rows(rounds, background)
     ratio_rows: list[list[str]] = []

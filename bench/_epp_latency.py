@@ -18,16 +18,11 @@ p99). Every answer must be a 200 and the EPP must have counted every EPP and cha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bench import _load
-    from bench._epp_common import BenchmarkError, Section, percentile, table, verdict
-    from bench._epp_stack import Stack
-else:
-    import _load
-    from _epp_common import BenchmarkError, Section, percentile, table, verdict
-    from _epp_stack import Stack
+from bench import _load
+from bench._epp_common import Section, percentile, table, verdict
+from bench._epp_stack import Stack
+from bench._errors import BenchmarkError
 
 TARGET_P50_MS = 2.5
 LISTENERS = ("direct", "echo_chain", "epp", "chain", "chain_lean")

@@ -23,19 +23,13 @@ import random
 import statistics
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from bench import _cpu
+from bench._epp_common import Section, percentile, table, verdict
 from igw.epp.config import load_config
 from igw.epp.endpoints import EndpointState
-from igw.epp.scheduling.cycle_state import CycleState
+from igw.epp.framework.cycle_state import CycleState
 from igw.epp.testing.builders import endpoint, request
-
-if TYPE_CHECKING:
-    from bench import _load
-    from bench._epp_common import Section, percentile, table, verdict
-else:
-    import _load
-    from _epp_common import Section, percentile, table, verdict
 
 TARGET_P99_US = 200.0
 TARGET_SIZE = 100
@@ -88,7 +82,7 @@ def time_pool(size: int, decisions: int) -> dict[str, list[float]]:
         t0 = time.perf_counter_ns()
         control.prepare_data(req, state, pool)
         t1 = time.perf_counter_ns()
-        control.admit(req, state, pool)
+        control.run_admitters(req, state, pool)
         t2 = time.perf_counter_ns()
         result = scheduler.schedule(req, pool, state)
         t3 = time.perf_counter_ns()
@@ -105,9 +99,9 @@ def measure(s: SchedSettings) -> dict[int, dict[str, list[float]]]:
     """Pool size -> step -> microseconds per decision; `others` holds the noise figure."""
     out = {}
     for size in s.sizes:
-        before = _load.CpuSnapshot.take({"self": os.getpid()})
+        before = _cpu.CpuSnapshot.take({"self": os.getpid()})
         out[size] = time_pool(size, s.decisions)
-        after = _load.CpuSnapshot.take({"self": os.getpid()})
+        after = _cpu.CpuSnapshot.take({"self": os.getpid()})
         ours = after.processes["self"] - before.processes["self"]
         out[size]["others"] = [
             (after.machine_busy - before.machine_busy - ours) / (after.at - before.at)

@@ -4,7 +4,7 @@ DESIGN.md §6: metric scraping of 100 endpoints at 50 ms costs at most 25 % of o
 two processes besides this one. The pages: `python -m igw.epp.testing.metrics_server --count
 100`, one aiohttp app on 100 loopback ports, each serving the realistic ~33 KB vLLM page
 (`metrics_pages.vllm_page`, uncompressed, as the EPP asks). The scraper:
-`_epp_scrape_child.py`, the EPP's own `Datastore` with its default data source and extractor
+`bench._epp_scrape_child`, the EPP's own `Datastore` with its default data source and extractor
 and nothing else, on uvloop; it measures its own utime + stime over the window after a warm-up
 and counts the pages fetched. CPU % = CPU-seconds / wall-seconds x 100 (one core = 100 %). The
 expected rate is endpoints / interval = 2,000 pages per second; the achieved rate is reported
@@ -19,18 +19,12 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bench import _load
-    from bench._epp_common import BenchmarkError, Section, table, verdict
-else:
-    import _load
-    from _epp_common import BenchmarkError, Section, table, verdict
+from bench import _cpu
+from bench._epp_common import Section, table, verdict
+from bench._errors import BenchmarkError
 
 TARGET_PERCENT = 25.0
-_CHILD = Path(__file__).with_name("_epp_scrape_child.py")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +56,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 def _scrape(ports: list[int], s: ScrapeSettings) -> dict[str, float]:
     argv = [
-        sys.executable, str(_CHILD), "--ports", ",".join(map(str, ports)),
+        sys.executable, "-m", "bench._epp_scrape_child", "--ports", ",".join(map(str, ports)),
         "--warmup", str(s.warmup_s), "--duration", str(s.duration_s),
         "--interval", str(s.interval_s),
     ]  # fmt: skip
@@ -87,9 +81,9 @@ def measure(s: ScrapeSettings) -> ScrapeResult:
         if not line:
             raise BenchmarkError("the metrics page server did not start")
         ports: list[int] = json.loads(line)["ports"]
-        before = _load.cpu_seconds(server.pid)
+        before = _cpu.cpu_seconds(server.pid)
         got = _scrape(ports, s)
-        server_cpu = _load.cpu_seconds(server.pid) - before
+        server_cpu = _cpu.cpu_seconds(server.pid) - before
     finally:
         _stop(server)
     if got["scrapes"] <= 0 or got["fresh"] != s.endpoints:

@@ -1,6 +1,6 @@
 """The scraping side of the scraping-CPU benchmark: the EPP's `Datastore`, alone in a process.
 
-Run as `python bench/_epp_scrape_child.py --ports 9001,9002,... --warmup 3 --duration 20`: on
+Run as `python -m bench._epp_scrape_child --ports 9001,9002,... --warmup 3 --duration 20`: on
 uvloop (as the EPP runs), it builds the `Datastore` as the EPP does (default
 `MetricsDataSource` and `CoreMetricsExtractor`, 50 ms refresh), reconciles one endpoint per port,
 waits `--warmup` seconds, then measures its own CPU (utime + stime of the whole process, all
@@ -19,8 +19,7 @@ import time
 
 import uvloop
 
-from igw.epp.datalayer import Datastore
-from igw.epp.datalayer.scraper import MetricsDataSource
+from igw.epp.datalayer import Datastore, MetricsDataSource
 from igw.epp.endpoints import Endpoint
 
 

@@ -1,7 +1,7 @@
 """The processes of the EPP request-path benchmarks, and the one gateway Envoy in front of them.
 
 Processes: the fixed-answer upstream Envoy (`_epp_upstream`, 8 ports by default), the echo
-ext_proc (`_echo_extproc.py`), the BBR (`igw.bbr.cli --streaming`, plaintext), the EPP
+ext_proc (`bench._echo_extproc`), the BBR (`igw.bbr.cli --streaming`, plaintext), the EPP
 (`igw-epp --endpoints-file ... --secure-serving=false --tracing=false`, default config, so the
 default scheduler and 50 ms scraping of every upstream's `/metrics`), and the gateway Envoy (2
 workers). The gateway has one listener per scenario, alike but for their filters and cluster:
@@ -34,8 +34,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
+from bench._epp_upstream import upstream_bootstrap
+from bench._errors import StartError
 from igw.common.testing import (
     EnvoyProcess,
     ExtProcFilter,
@@ -46,21 +48,9 @@ from igw.common.testing import (
 )
 from igw.e2e.processes import ChildProcess
 
-if TYPE_CHECKING:
-    from bench._epp_upstream import upstream_bootstrap
-else:
-    from _epp_upstream import upstream_bootstrap
-
-_ECHO_SCRIPT = Path(__file__).with_name("_echo_extproc.py")
 _BIN = Path(sys.executable).parent
 LISTENERS = ("direct", "echo", "epp_req", "epp", "chain", "chain_lean", "echo_chain")
 START_ATTEMPTS = 3
-
-
-class StartError(RuntimeError):
-    """A process died during start-up, e.g. its port, free a moment before, was taken."""
-
-
 ENVOY_WORKERS = 2
 
 
@@ -155,7 +145,7 @@ class Stack:
             workdir=workdir,
         )
         self.children = {
-            "echo": ChildProcess("echo", [sys.executable, str(_ECHO_SCRIPT), "--port",
+            "echo": ChildProcess("echo", [sys.executable, "-m", "bench._echo_extproc", "--port",
                                           str(self.grpc["echo"])], workdir / "echo.log"),
             "bbr": ChildProcess("bbr", self._bbr_argv(), workdir / "bbr.log"),
             "epp": ChildProcess("epp", self._epp_argv(endpoints_file), workdir / "epp.log"),

@@ -25,16 +25,11 @@ from __future__ import annotations
 import statistics
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bench import _load
-    from bench._epp_common import BenchmarkError, Section, percentile, table, verdict
-    from bench._epp_stack import Stack
-else:
-    import _load
-    from _epp_common import BenchmarkError, Section, percentile, table, verdict
-    from _epp_stack import Stack
+from bench import _load
+from bench._epp_common import Section, percentile, table, verdict
+from bench._epp_stack import Stack
+from bench._errors import BenchmarkError
 
 UPSTREAM_ADDED_MS = 1141.0
 TARGET_MS = UPSTREAM_ADDED_MS / 10

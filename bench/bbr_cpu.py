@@ -3,13 +3,13 @@
 DESIGN.md §6 sets the target: the BBR's CPU per request at most 1.1x that of a trivial echo
 ext_proc measured in the same run. Method (feasibility §2, reduced to the one ratio):
 
-* Processes: the echo server (`_echo_extproc.py`: holds the headers, echoes the body, nothing
+* Processes: the echo server (`bench._echo_extproc`: holds the headers, echoes the body, nothing
   else), the BBR as the chart runs it (`igw.bbr.cli --streaming`, default plugins, uvloop) but
   plaintext like the echo, and one Envoy (2 workers) with a listener in front of each. Both
   listeners are alike but for their processor (FULL_DUPLEX_STREAMED request bodies) and Envoy
-  answers every request itself with a 200 once the filter lets it through (`_gateway.py`).
+  answers every request itself with a 200 once the filter lets it through (`bench._gateway`).
 * Load: a closed loop of `--concurrency` aiohttp workers on uvloop, in this process, POSTing the
-  same 2,048-byte chat-completions body with a `model` field (`_load.py`). One warm-up round per
+  same 2,048-byte chat-completions body with a `model` field (`bench._load`). One warm-up round per
   listener, then `--rounds` pairs of rounds alternating echo, BBR, echo, BBR ..., so slow drift in
   the machine hits both alike.
 * CPU: utime + stime of each process from `/proc/PID/stat` before and after every round, divided
@@ -22,8 +22,10 @@ ext_proc measured in the same run. Method (feasibility §2, reduced to the one r
   rose by the requests of its rounds only. A failed check, an error or a failed start exits 1;
   the target being missed does not (this is a measurement).
 
-`OTEL_*` variables are removed first so that the BBR runs without tracing, its default. Every
-process is stopped at the end, on failure, on Ctrl-C and on SIGTERM.
+Run `python -m bench.bbr_cpu [--quick] [--requests N --rounds N --concurrency N]`; it writes
+`bench/results/bbr_cpu.md` (`--output`). `OTEL_*` variables are removed first so that the BBR
+runs without tracing, its default. Every process is stopped at the end, on failure, on Ctrl-C
+and on SIGTERM.
 """
 
 from __future__ import annotations
@@ -38,27 +40,18 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import aiohttp
 import uvloop
 
-if TYPE_CHECKING:
-    # mypy reads bench/ as the namespace package `bench`; Python runs this file as a script,
-    # with bench/ itself first on sys.path. Both name the same files.
-    from bench import _gateway, _load, _report
-else:
-    import _gateway
-    import _load
-    import _report
+from bench import _cpu, _gateway, _load, _report
+from bench._errors import BenchmarkError
+from bench._paths import RESULTS, repo_relative
 
-_RESULTS = Path(__file__).with_name("results") / "bbr_cpu.md"
+_RESULTS = RESULTS / "bbr_cpu.md"
 _SETTLE_S = 0.1
 """Pause after a round's last answer, so the streams' teardown is billed to that round."""
-
-
-class BenchmarkError(RuntimeError):
-    """The run cannot be trusted: an unexpected status, or requests that missed their ext_proc."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +65,9 @@ class Settings:
 
 
 def _parse_args(argv: Sequence[str]) -> tuple[Settings, Path]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bbr_cpu", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--requests", type=int, default=10_000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per listener")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
@@ -118,10 +113,10 @@ async def _round(
     component: str,
     requests: int,
     settings: Settings,
-) -> _load.Round:
+) -> _cpu.Round:
     streams, successes = gateway.ext_proc_streams(), gateway.bbr_successes()
     pids = {**gateway.pids(), "client": os.getpid()}
-    before = _load.CpuSnapshot.take(pids)
+    before = _cpu.CpuSnapshot.take(pids)
     load = await _load.run_load(
         session,
         gateway.url(component),
@@ -130,16 +125,16 @@ async def _round(
         concurrency=settings.concurrency,
     )
     await asyncio.sleep(_SETTLE_S)
-    after = _load.CpuSnapshot.take(pids)
+    after = _cpu.CpuSnapshot.take(pids)
     _check_round(gateway, component, load, streams, successes)
-    return _load.Round(component, load, before, after)
+    return _cpu.Round(component, load, before, after)
 
 
-async def _measure(gateway: _gateway.Gateway, settings: Settings) -> list[_load.Round]:
+async def _measure(gateway: _gateway.Gateway, settings: Settings) -> list[_cpu.Round]:
     async with _load.new_session(settings.concurrency) as session:
         for component in _gateway.COMPONENTS:
             await _round(gateway, session, component, settings.warmup_requests, settings)
-        rounds: list[_load.Round] = []
+        rounds: list[_cpu.Round] = []
         total = settings.rounds_per_listener * len(_gateway.COMPONENTS)
         for _ in range(settings.rounds_per_listener):
             for component in _gateway.COMPONENTS:
@@ -153,7 +148,7 @@ async def _measure(gateway: _gateway.Gateway, settings: Settings) -> list[_load.
         return rounds
 
 
-def _run(settings: Settings) -> list[_load.Round] | None:
+def _run(settings: Settings) -> list[_cpu.Round] | None:
     """The measured rounds, or None after reporting why the benchmark failed."""
     with tempfile.TemporaryDirectory(prefix="igw-bench-") as workdir:
         gateway = _gateway.Gateway(Path(workdir))
@@ -185,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(*tables, _report.paired_ratios(rounds), _report.headline(rounds), sep="\n\n")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(_report.document(rounds, asdict(settings), __doc__ or ""))
-    print(f"written to {output}", file=sys.stderr)
+    print(f"written to {repo_relative(output)}", file=sys.stderr)
     return 0
 
 

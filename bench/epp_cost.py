@@ -16,7 +16,7 @@ method in that module's docstring (repeated at the end of the results file):
 
 `cpu` and `latency` share one set of processes (`_epp_stack`: fixed-answer upstream Envoy,
 echo ext_proc, BBR, EPP, gateway Envoy); `ttft` starts its own with slow upstreams. Run
-`python bench/epp_cost.py [--quick] [--only cpu --only ttft ...]`. Each sub-benchmark prints a
+`python -m bench.epp_cost [--quick] [--only cpu --only ttft ...]`. Each sub-benchmark prints a
 Markdown table with the target and `met` / `NOT met` beside the figure; the run writes
 `bench/results/epp_cost.md` with the command, date and machine. Exit 0 when every selected
 measurement ran (targets met or not), 1 when one failed (an error status, a request the EPP
@@ -34,39 +34,27 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import aiohttp
 import uvloop
 
-if TYPE_CHECKING:
-    # mypy reads bench/ as the namespace package `bench`; Python runs this file as a script,
-    # with bench/ itself first on sys.path. Both name the same files.
-    from bench import (
-        _epp_cpu,
-        _epp_latency,
-        _epp_sched,
-        _epp_scrape,
-        _epp_scrape_child,
-        _epp_stack,
-        _epp_ttft,
-        _epp_upstream,
-        _report,
-    )
-    from bench._epp_common import Section, table
-else:
-    import _epp_cpu
-    import _epp_latency
-    import _epp_sched
-    import _epp_scrape
-    import _epp_scrape_child
-    import _epp_stack
-    import _epp_ttft
-    import _epp_upstream
-    import _report
-    from _epp_common import Section, table
+from bench import (
+    _epp_cpu,
+    _epp_latency,
+    _epp_sched,
+    _epp_scrape,
+    _epp_scrape_child,
+    _epp_stack,
+    _epp_ttft,
+    _epp_upstream,
+    _report,
+)
+from bench._epp_common import Section, table
+from bench._errors import BenchmarkError
+from bench._paths import RESULTS, repo_relative
 
-_RESULTS = Path(__file__).with_name("results") / "epp_cost.md"
+_RESULTS = RESULTS / "epp_cost.md"
 BENCHMARKS = ("sched", "scrape", "cpu", "latency", "ttft")
 _MODULES = (
     _epp_stack, _epp_upstream, _epp_cpu, _epp_latency, _epp_sched, _epp_scrape,
@@ -91,7 +79,9 @@ class Plan:
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.epp_cost", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="a ~30 s smoke run")
     parser.add_argument(
         "--only", action="append", choices=BENCHMARKS, help="run only these (repeatable)"
@@ -114,7 +104,7 @@ def _with_stack(workdir: Path, plan: Plan, selected: list[str], emit: Emit) -> N
                 latencies = uvloop.run(_epp_latency.measure(stack, plan.latency))
                 emit(_epp_latency.report(latencies, plan.latency))
         except (RuntimeError, OSError, aiohttp.ClientError, TimeoutError) as e:
-            raise RuntimeError(f"{e}\n{stack.log_tails()}") from e
+            raise BenchmarkError(f"{e}\n{stack.log_tails()}") from e
 
 
 def _ttft(workdir: Path, plan: Plan, emit: Emit) -> None:
@@ -122,7 +112,7 @@ def _ttft(workdir: Path, plan: Plan, emit: Emit) -> None:
         try:
             results = uvloop.run(_epp_ttft.measure(stack, plan.ttft))
         except (RuntimeError, OSError, aiohttp.ClientError, TimeoutError) as e:
-            raise RuntimeError(f"{e}\n{stack.log_tails()}") from e
+            raise BenchmarkError(f"{e}\n{stack.log_tails()}") from e
     emit(_epp_ttft.report(results, plan.ttft))
 
 
@@ -191,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(_document(sections, failures, plan))
-    print(f"written to {args.output}", file=sys.stderr)
+    print(f"written to {repo_relative(args.output)}", file=sys.stderr)
     return 1 if failures else 0
 
 

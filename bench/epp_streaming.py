@@ -3,17 +3,17 @@
 DESIGN.md §6 sets the target: in the lean response mode (§6.1) a streamed response (one SSE event
 per token, 500 tokens) costs the EPP at most 2x the CPU of a non-streamed one. Method:
 
-* Processes (`_streaming_gateway.py`): one `igw-sim` pod (its default engine profile at
+* Processes (`bench._streaming_gateway`): one `igw-sim` pod (its default engine profile at
   `--time-scale`, so each token is its own SSE event, paced), two EPPs started alike
   (`--response-sample-rate` 0, the default) and one Envoy (2 workers) with a listener per EPP:
   "lean" (response body STREAMED) and "compatible" (upstream's FULL_DUPLEX_STREAMED).
-* Load: a closed loop of `--concurrency` aiohttp workers on uvloop, in this process, POSTing a
-  2 KB chat-completions body asking for `--tokens` tokens, streamed (with
-  `stream_options.include_usage`) or whole. After one warm-up round per case, `--rounds`
+* Load: a closed loop of `--concurrency` aiohttp workers on uvloop, in this process
+  (`bench._load`), POSTing a 2 KB chat-completions body asking for `--tokens` tokens, streamed
+  (with `stream_options.include_usage`) or whole. After one warm-up round per case, `--rounds`
   rounds of each case in turn (lean streamed, lean whole, compatible streamed, compatible
   whole, then again), so drift in the machine hits all cases alike.
 * CPU: utime + stime of each process from `/proc/PID/stat` before and after every round,
-  divided by the round's requests (`_load.py`); the figure is the median over a case's rounds.
+  divided by the round's requests (`bench._cpu`); the figure is the median over a case's rounds.
   Each EPP also scrapes the pod's metrics every 50 ms, serving or not; "net of scraping"
   subtracts the idle EPP's CPU over the same round, leaving what the requests cost. The target
   is judged on both.
@@ -23,6 +23,7 @@ per token, 500 tokens) costs the EPP at most 2x the CPU of a non-streamed one. M
   response-size histogram, recorded at a response's end, does not move). A failed check exits
   1; a missed target does not (this is a measurement).
 
+Run `python -m bench.epp_streaming [--quick]`; it prints the table (Markdown) and writes no file.
 `OTEL_*` variables are removed first, so nothing is traced. Every process is stopped at the end,
 on failure, on Ctrl-C and on SIGTERM.
 """
@@ -31,43 +32,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import json
 import os
 import signal
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import aiohttp
 import uvloop
 
-if TYPE_CHECKING:
-    # mypy reads bench/ as the namespace package `bench`; Python runs this file as a script,
-    # with bench/ itself first on sys.path. Both name the same files.
-    from bench import _load, _streaming_gateway
-else:
-    import _load
-    import _streaming_gateway
+from bench import _cpu, _load, _streaming_gateway
+from bench._errors import BenchmarkError
 
 TARGET_RATIO = 2.0
 """DESIGN.md §6: lean streamed EPP CPU per request <= 2x a non-streamed request's."""
 
 KINDS = ("streamed", "whole")
-_HEADERS = {"content-type": "application/json"}
 _SETTLE_S = 0.2
 """Pause after a round's last answer, so the streams' teardown is billed to that round."""
-_ANSWER_TIMEOUT_S = 300
-
-
-class BenchmarkError(RuntimeError):
-    """The run cannot be trusted: a bad status, an incomplete answer, a mode not doing its job."""
+_ANSWER_TIMEOUT = aiohttp.ClientTimeout(total=300)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +69,9 @@ class Settings:
 
 
 def _parse_args(argv: Sequence[str]) -> Settings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.epp_streaming", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--requests", type=int, default=48, help="requests per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per case")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
@@ -114,29 +105,16 @@ def complete(kind: str, body: bytes, tokens: int) -> bool:
 
 async def run_load(
     session: aiohttp.ClientSession, url: str, kind: str, settings: Settings, requests: int
-) -> tuple[_load.LoadResult, int]:
-    """`requests` POSTs, `concurrency` at a time: the result and the incomplete answers."""
-    body = request_body(kind, settings.tokens)
-    latencies: list[float] = []
-    statuses: collections.Counter[int] = collections.Counter()
-    incomplete = 0
-    remaining = requests
-
-    async def worker() -> None:
-        nonlocal remaining, incomplete
-        while remaining > 0:
-            remaining -= 1
-            start = time.perf_counter()
-            async with session.post(url, data=body, headers=_HEADERS) as response:
-                answer = await response.read()
-            latencies.append(time.perf_counter() - start)
-            statuses[response.status] += 1
-            incomplete += not complete(kind, answer, settings.tokens)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(settings.concurrency)))
-    seconds = time.perf_counter() - start
-    return _load.LoadResult(requests, seconds, tuple(latencies), dict(statuses)), incomplete
+) -> _load.LoadResult:
+    """`requests` POSTs, `concurrency` at a time; incomplete answers count as `rejected`."""
+    return await _load.run_load(
+        session,
+        url,
+        request_body(kind, settings.tokens),
+        requests=requests,
+        concurrency=settings.concurrency,
+        accept=lambda answer: complete(kind, answer, settings.tokens),
+    )
 
 
 async def _round(
@@ -145,23 +123,23 @@ async def _round(
     case: tuple[str, str],
     settings: Settings,
     requests: int,
-) -> _load.Round:
+) -> _cpu.Round:
     mode, kind = case
     pids = {**gateway.pids(), "client": os.getpid()}
     read_before = {m: gateway.bodies_read(m) for m in _streaming_gateway.MODES}
-    before = _load.CpuSnapshot.take(pids)
-    load, incomplete = await run_load(session, gateway.url(mode), kind, settings, requests)
+    before = _cpu.CpuSnapshot.take(pids)
+    load = await run_load(session, gateway.url(mode), kind, settings, requests)
     await asyncio.sleep(_SETTLE_S)
-    after = _load.CpuSnapshot.take(pids)
+    after = _cpu.CpuSnapshot.take(pids)
     if bad := {status: n for status, n in load.statuses.items() if status != 200}:
         raise BenchmarkError(f"{mode}/{kind}: unexpected HTTP statuses (status: count) {bad}")
-    if incomplete:
-        raise BenchmarkError(f"{mode}/{kind}: {incomplete} of {requests} answers incomplete")
+    if load.rejected:
+        raise BenchmarkError(f"{mode}/{kind}: {load.rejected} of {requests} answers incomplete")
     read = {m: gateway.bodies_read(m) - read_before[m] for m in _streaming_gateway.MODES}
     expected = {m: requests if m == mode == "compatible" else 0 for m in read}
     if read != expected:
         raise BenchmarkError(f"{mode}/{kind}: response bodies read {read}, expected {expected}")
-    return _load.Round(f"{mode}/{kind}", load, before, after)
+    return _cpu.Round(f"{mode}/{kind}", load, before, after)
 
 
 def cases() -> list[tuple[str, str]]:
@@ -170,16 +148,11 @@ def cases() -> list[tuple[str, str]]:
 
 async def _measure(
     gateway: _streaming_gateway.StreamingGateway, settings: Settings
-) -> list[_load.Round]:
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=settings.concurrency),
-        timeout=aiohttp.ClientTimeout(total=_ANSWER_TIMEOUT_S),
-        auto_decompress=False,
-    )
-    async with session:
+) -> list[_cpu.Round]:
+    async with _load.new_session(settings.concurrency, _ANSWER_TIMEOUT) as session:
         for case in cases():
             await _round(gateway, session, case, settings, settings.concurrency)
-        rounds: list[_load.Round] = []
+        rounds: list[_cpu.Round] = []
         for _ in range(settings.rounds):
             for case in cases():
                 r = await _round(gateway, session, case, settings, settings.requests_per_round)
@@ -196,7 +169,7 @@ def _idle(mode: str) -> str:
     return next(m for m in _streaming_gateway.MODES if m != mode)
 
 
-def net_ms(r: _load.Round, mode: str) -> float:
+def net_ms(r: _cpu.Round, mode: str) -> float:
     """The EPP's CPU per request less the idle EPP's over the same round.
 
     Both EPPs scrape the same pod every 50 ms whether or not they serve; the idle one's CPU is
@@ -205,12 +178,12 @@ def net_ms(r: _load.Round, mode: str) -> float:
     return r.cpu_ms_per_request(mode) - r.cpu_ms_per_request(_idle(mode))
 
 
-def _epp_ms(rounds: Sequence[_load.Round], mode: str, kind: str, *, net: bool) -> float:
+def _epp_ms(rounds: Sequence[_cpu.Round], mode: str, kind: str, *, net: bool) -> float:
     mine = [r for r in rounds if r.component == f"{mode}/{kind}"]
     return statistics.median(net_ms(r, mode) if net else r.cpu_ms_per_request(mode) for r in mine)
 
 
-def report(rounds: Sequence[_load.Round]) -> str:
+def report(rounds: Sequence[_cpu.Round]) -> str:
     """The per-case table and the ratios, as Markdown."""
     columns = ["mode", "answer", "EPP CPU-ms/req", "EPP net of scraping", "Envoy", "sim", "req/s"]
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
@@ -228,7 +201,7 @@ def report(rounds: Sequence[_load.Round]) -> str:
     return "\n".join(lines)
 
 
-def _ratios(rounds: Sequence[_load.Round], *, net: bool) -> str:
+def _ratios(rounds: Sequence[_cpu.Round], *, net: bool) -> str:
     def ratio(mode: str) -> float:
         streamed = _epp_ms(rounds, mode, "streamed", net=net)
         return streamed / _epp_ms(rounds, mode, "whole", net=net)
@@ -245,7 +218,7 @@ def _ratios(rounds: Sequence[_load.Round], *, net: bool) -> str:
     )
 
 
-def _run(settings: Settings) -> list[_load.Round] | None:
+def _run(settings: Settings) -> list[_cpu.Round] | None:
     """The measured rounds, or None after reporting why the benchmark failed."""
     with tempfile.TemporaryDirectory(prefix="igw-bench-") as workdir:
         gateway = _streaming_gateway.StreamingGateway(Path(workdir), time_scale=settings.time_scale)

@@ -4,10 +4,11 @@ Issue 3 asks that one process serving 8 simulated pods handle 200 concurrent str
 on this machine without becoming the bottleneck. Method:
 
 * Processes: the simulator (`python -m igw.sim.cli --pods 8`, uvloop, one event loop, the
-  `llama-3.1-8b-h100` preset in real time by default) and this script, the client: a closed loop
-  of `--concurrency` aiohttp workers on uvloop, spread round-robin over the pods, each streaming
-  chat completions (`stream: true`, `include_usage`) one after the other. Every prompt starts
-  with its own number, so no request hits the prefix cache and every one pays its full prefill.
+  `llama-3.1-8b-h100` preset in real time by default) and this module, the client: a closed loop
+  (`bench._load`) of `--concurrency` aiohttp workers on uvloop, spread round-robin over the
+  pods, each streaming chat completions (`stream: true`, `include_usage`) one after the other.
+  Every prompt starts with its own number, so no request hits the prefix cache and every one
+  pays its full prefill.
 * Window: `--warmup` seconds to reach the steady state, then `--duration` seconds measured. A
   token counts when its SSE event reaches the client inside the window; a request counts when
   its `[DONE]` does.
@@ -20,8 +21,9 @@ on this machine without becoming the bottleneck. Method:
   asks for. The simulator kept up if the client received at least 95 % of that. The
   median gap between two tokens of a stream is printed for both runs as well.
 
-A failed start, an unexpected HTTP status or a stream without `[DONE]` exits 1; the simulator
-falling behind does not (this is a measurement). `OTEL_*` variables are removed first.
+Run `python -m bench.sim_capacity [--quick]`; it prints the table and writes no file. A failed
+start, an unexpected HTTP status or a stream without `[DONE]` exits 1; the simulator falling
+behind does not (this is a measurement). `OTEL_*` variables are removed first.
 """
 
 from __future__ import annotations
@@ -36,24 +38,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import aiohttp
 import orjson
 import uvloop
 
+from bench import _cpu, _load
+from bench._errors import BenchmarkError
 from igw.sim import tokenizer
 from igw.sim.engine import Engine, EngineConfig, GenerationRequest
 from igw.sim.engine.presets import PRESETS
-
-if TYPE_CHECKING:
-    # mypy reads bench/ as the namespace package `bench`; Python runs this file as a script,
-    # with bench/ itself first on sys.path. Both name the same files.
-    from bench import _load
-else:
-    import _load
 
 _FILLER = "Summarize the routing configuration of the gateway and list the metrics to watch. "
 
@@ -83,13 +80,22 @@ class Stats:
     def inside(self, at: float) -> bool:
         return self.window[0] <= at < self.window[1]
 
-
-class BenchmarkError(RuntimeError):
-    """The run cannot be trusted: a failed request or a stream cut short."""
+    def count(self, token_times: Sequence[float], done: float) -> None:
+        """One finished stream: its tokens, and the gaps before them, inside the window."""
+        last: float | None = None
+        for at in token_times:
+            if self.inside(at):
+                self.tokens += 1
+                if last is not None:
+                    self.gaps.append(at - last)
+            last = at
+        self.requests += self.inside(done)
 
 
 def _parse_args(argv: Sequence[str]) -> Settings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sim_capacity", description=__doc__.split("\n")[0]
+    )
     add = parser.add_argument
     add("--pods", type=int, default=8, help="simulated pods in the one process (8)")
     add("--concurrency", type=int, default=200, help="streams in flight (200)")
@@ -184,43 +190,9 @@ def _body(number: int, settings: Settings) -> bytes:
     )
 
 
-async def _stream(session: aiohttp.ClientSession, url: str, body: bytes, stats: Stats) -> None:
-    headers = {"content-type": "application/json"}
-    async with session.post(f"{url}/v1/chat/completions", data=body, headers=headers) as response:
-        if response.status != 200:
-            raise BenchmarkError(f"{url} answered {response.status}: {await response.text()}")
-        last: float | None = None
-        async for line in response.content:
-            now = time.monotonic()
-            if line.startswith(b"data: [DONE]"):
-                stats.requests += stats.inside(now)
-                return
-            if b'"delta":{"content"' not in line:
-                continue  # the role chunk, the usage chunk, the blank line between events
-            if stats.inside(now):
-                stats.tokens += 1
-                if last is not None:
-                    stats.gaps.append(now - last)
-            last = now
-    raise BenchmarkError(f"a stream from {url} ended without [DONE]")
-
-
-async def _worker(
-    session: aiohttp.ClientSession,
-    urls: Sequence[str],
-    index: int,
-    settings: Settings,
-    stats: Stats,
-) -> None:
-    url, number = urls[index % len(urls)], index
-    await asyncio.sleep(_stagger(index, settings))
-    while time.monotonic() < stats.window[1]:
-        await _stream(session, url, _body(number, settings), stats)
-        number += settings.concurrency
-
-
 def _stagger(index: int, settings: Settings) -> float:
-    """When worker `index` starts, spread over half the warm-up.
+    """When stream `index` starts, spread over half the warm-up (the HTTP run's workers are
+    spread alike by `_load.closed_loop`'s `ramp_s`).
 
     Streams that start together end together and send their next prompts in one step, where
     they share one prefill overhead; a few milliseconds of HTTP between them would then split
@@ -228,6 +200,28 @@ def _stagger(index: int, settings: Settings) -> float:
     both runs free of such waves.
     """
     return settings.warmup_s / 2 * (index % settings.concurrency) / settings.concurrency
+
+
+def _streams(
+    session: aiohttp.ClientSession, urls: Sequence[str], settings: Settings, stats: Stats
+) -> Callable[[int], Awaitable[bool]]:
+    """Worker i's next request, until the window ends: its pod's next numbered prompt."""
+    numbers = list(range(settings.concurrency))
+
+    async def send_next(worker: int) -> bool:
+        if time.perf_counter() >= stats.window[1]:
+            return False
+        url = urls[worker % len(urls)]
+        answer = _load.Streamed(time.perf_counter())
+        body = _body(numbers[worker], settings)
+        await _load.stream(session, f"{url}/v1/chat/completions", body, answer)
+        if answer.error or answer.done is None:
+            raise BenchmarkError(f"a stream from {url} failed: {answer.error}")
+        stats.count(answer.token_times, answer.done)
+        numbers[worker] += settings.concurrency
+        return True
+
+    return send_next
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,21 +232,23 @@ class Result:
 
 
 async def _measure(settings: Settings, sim_pid: int, urls: Sequence[str]) -> Result:
-    connector = aiohttp.TCPConnector(limit=settings.concurrency, limit_per_host=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with _load.new_session(settings.concurrency, timeout) as session:
         await _wait_ready(session, urls)
-        start = time.monotonic() + settings.warmup_s
+        start = time.perf_counter() + settings.warmup_s
         stats = Stats(window=(start, start + settings.duration_s))
-        workers = [
-            asyncio.create_task(_worker(session, urls, i, settings, stats))
-            for i in range(settings.concurrency)
-        ]
-        await asyncio.sleep(max(0.0, start - time.monotonic()))
-        sim_before, client_before = _load.cpu_seconds(sim_pid), _load.cpu_seconds(os.getpid())
-        await asyncio.sleep(max(0.0, stats.window[1] - time.monotonic()))
-        sim_after, client_after = _load.cpu_seconds(sim_pid), _load.cpu_seconds(os.getpid())
-        await asyncio.gather(*workers)
+        load = asyncio.create_task(
+            _load.closed_loop(
+                settings.concurrency,
+                _streams(session, urls, settings, stats),
+                ramp_s=settings.warmup_s / 2,
+            )
+        )
+        await asyncio.sleep(max(0.0, start - time.perf_counter()))
+        sim_before, client_before = _cpu.cpu_seconds(sim_pid), _cpu.cpu_seconds(os.getpid())
+        await asyncio.sleep(max(0.0, stats.window[1] - time.perf_counter()))
+        sim_after, client_after = _cpu.cpu_seconds(sim_pid), _cpu.cpu_seconds(os.getpid())
+        await load
     return Result(stats, sim_after - sim_before, client_after - client_before)
 
 
@@ -261,24 +257,17 @@ async def _reference(settings: Settings) -> Stats:
     config = EngineConfig.from_preset(settings.preset, time_scale=settings.time_scale)
     engine = Engine(config)
     streams = max(1, round(settings.concurrency / settings.pods))
-    start = time.monotonic() + settings.warmup_s
+    start = time.perf_counter() + settings.warmup_s
     stats = Stats(window=(start, start + settings.reference_s))
 
     async def stream(index: int) -> None:
         number = index
         await asyncio.sleep(_stagger(index * settings.pods, settings))
-        while time.monotonic() < stats.window[1]:
+        while time.perf_counter() < stats.window[1]:
             prompt = tokenizer.encode_chat(_messages(number, settings))
             handle = engine.submit(GenerationRequest(f"ref-{number}", prompt, settings.max_tokens))
-            last: float | None = None
-            async for _ in handle:
-                now = time.monotonic()
-                if stats.inside(now):
-                    stats.tokens += 1
-                    if last is not None:
-                        stats.gaps.append(now - last)
-                last = now
-            stats.requests += stats.inside(time.monotonic())
+            token_times = [time.perf_counter() async for _ in handle]
+            stats.count(token_times, time.perf_counter())
             number += streams
 
     await engine.start()

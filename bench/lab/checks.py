@@ -122,13 +122,14 @@ def findings(rows: Sequence[dict[str, Any]], workloads: Sequence[str], top: int)
             (
                 f"- **{workload}**: at the top step the omniscient router's p90 TTFT is "
                 f"{mine['ttft_p90']:,.0f} ms, `{best['router']}`'s {theirs['ttft_p90']:,.0f} ms. "
-                f"Prefix-cache hit rate {report._pct(mine['hit_rate'])} vs "
-                f"{report._pct(theirs['hit_rate'])}; group affinity "
-                f"{report._pct(mine['affinity'])} vs {report._pct(theirs['affinity'])}; requests "
-                f"sent away from a pod that had served their group: "
+                f"Prefix-cache hit rate {report.as_pct(mine['hit_rate'])} vs "
+                f"{report.as_pct(theirs['hit_rate'])}; group affinity "
+                f"{report.as_pct(mine['affinity'])} vs {report.as_pct(theirs['affinity'])}; "
+                f"requests sent away from a pod that had served their group: "
                 f"{moved_off_home(rows, workload, 'omniscient', top)} vs "
                 f"{moved_off_home(rows, workload, best['router'], top)} of {mine['sent']}; "
-                f"TTFT p50 {report._ms(mine['ttft_p50'])} vs {report._ms(theirs['ttft_p50'])} ms."
+                f"TTFT p50 {report.as_ms(mine['ttft_p50'])} vs "
+                f"{report.as_ms(theirs['ttft_p50'])} ms."
             )
         ]
     if lines:

@@ -30,214 +30,32 @@ stack failed to start (after 3 tries) or its processes failed during a run, 130 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import datetime
-import json
 import os
-import platform
-import random
-import shlex
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import uvloop
 
-from bench._load import CpuSnapshot
-from bench.lab import checks, cost, report
-from bench.lab.loadgen import Outcome, poisson_arrivals, run_rung
-from bench.lab.routers import ROUTERS, Router, Stack
-from bench.lab.settings import PRESET, REPO, Settings, parse_args
-from bench.lab.workloads import MODEL, WORKLOADS, LabRequest, Workload
+from bench._paths import REPO, command_line, repo_relative
+from bench.lab import cost
+from bench.lab.plan import make_plan, sim_yaml
+from bench.lab.results import write_report
+from bench.lab.routers import ROUTERS, Stack
+from bench.lab.rungs import run_router
+from bench.lab.settings import Settings, parse_args
+from bench.lab.workloads import WORKLOADS, Workload
 
-__all__ = ["main", "make_plan", "parse_args", "run_lab"]
+__all__ = ["main", "run_lab"]
 
+METHOD = (__doc__ or "").partition("\n\n")[2].strip()
+"""The method part of this docstring, repeated in every report."""
 
-def sim_yaml(workload: Workload, settings: Settings) -> str:
-    """The fleet's `igw-sim --config`: one entry per pod, every port picked by the OS."""
-    lines = [
-        "# igw-sim --config written by bench.lab for one (workload, router) run",
-        "host: 127.0.0.1",
-        "port: 0",
-        f"preset: {PRESET}",
-        f"model: {MODEL}",
-        f"time-scale: {settings.time_scale}",
-        "log-format: console",
-        "v: 1",
-        "pods:",
-    ]
-    for i, extra in enumerate(workload.pods(settings.pods)):
-        options: dict[str, object] = {"pod-name": f"pod-{i}"}
-        for key, value in extra.items():
-            if key == "speed":
-                options["time-scale"] = settings.time_scale * float(str(value))
-            else:
-                options[key] = value
-        lines.append(f"  - {json.dumps(options)}")
-    return "\n".join(lines) + "\n"
-
-
-@dataclass(slots=True)
-class Plan:
-    """One workload's requests and arrivals, shared by every router."""
-
-    workload: Workload
-    rates: list[float]
-    requests: list[LabRequest]
-    arrivals: list[list[float]]
-    """Per rung, offsets from the rung's start."""
-    slices: list[tuple[int, int]]
-    """Per rung, the [start, end) indexes into `requests`."""
-
-
-def make_plan(workload: Workload, settings: Settings) -> Plan:
-    capacity = workload.capacity_rps_per_pod * settings.pods * settings.time_scale
-    rates = [capacity * f for f in settings.factors]
-    counts = [max(1, round(rate * settings.duration)) for rate in rates]
-    rng = random.Random(f"{settings.seed}:{workload.name}:requests")  # noqa: S311 - seeded
-    requests = workload.make(rng, sum(counts), settings.pods)
-    arrivals, slices, start = [], [], 0
-    for i, (rate, count) in enumerate(zip(rates, counts, strict=True)):
-        timing = random.Random(f"{settings.seed}:{workload.name}:arrivals:{i}")  # noqa: S311
-        arrivals.append(poisson_arrivals(timing.expovariate, rate, count))
-        slices.append((start, start + count))
-        start += count
-    return Plan(workload, rates, requests, arrivals, slices)
-
-
-async def _get_state(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
-    async with session.get(url) as answer:
-        body = await answer.json()
-    pods: list[dict[str, Any]] = body["pods"]
-    return pods
-
-
-async def run_router(
-    plan: Plan, router: Router, stack: Stack, settings: Settings, label: str
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every rung of `plan` through `stack`; the rows of the report and the pods' timeline."""
-    rows: list[dict[str, Any]] = []
-    samples: list[dict[str, Any]] = []
-    boundaries: list[float] = []
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-    pids = {**stack.pids(), "client": os.getpid()}
-    async with (
-        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-        aiohttp.ClientSession() as control,
-    ):
-        run_start = time.perf_counter()
-
-        async def poll() -> None:
-            while True:
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    pods = await _get_state(control, stack.state_url)
-                    samples.append({"t": time.perf_counter() - run_start, "pods": pods})
-                await asyncio.sleep(0.5)
-
-        poller = asyncio.create_task(poll())
-        try:
-            for rung, (rate, (lo, hi)) in enumerate(zip(plan.rates, plan.slices, strict=True)):
-                before_counters = await _get_state(control, stack.state_url)
-                before_cpu = CpuSnapshot.take(pids)
-                rung_start = time.perf_counter() - run_start
-                boundaries.append(rung_start)
-                factor = settings.factors[rung]
-                print(
-                    f"  {label} step {rung + 1}/{len(plan.rates)}: load {factor:.2f} = "
-                    f"{rate:.1f} req/s, {hi - lo} requests",
-                    flush=True,
-                )
-
-                def progress(
-                    outcomes: list[Outcome],
-                    rung_start: float = rung_start,
-                    before_cpu: CpuSnapshot = before_cpu,
-                ) -> None:
-                    done = sum(1 for o in outcomes if o.ok or o.error)
-                    failed = sum(1 for o in outcomes if o.error)
-                    now = CpuSnapshot.take({})
-                    busy = (now.machine_busy - before_cpu.machine_busy) / (
-                        (now.at - before_cpu.at) * (os.cpu_count() or 1)
-                    )
-                    elapsed = time.perf_counter() - run_start - rung_start
-                    print(
-                        f"    t={elapsed:5.1f}s sent {len(outcomes)} done {done} "
-                        f"failed {failed} in flight {len(outcomes) - done} "
-                        f"machine CPU {busy * 100:.0f} %",
-                        flush=True,
-                    )
-
-                indexed = list(enumerate(plan.requests[lo:hi], start=lo))
-                outcomes = await run_rung(
-                    session,
-                    stack.url,
-                    indexed,
-                    plan.arrivals[rung],
-                    rung=rung,
-                    run_start=run_start,
-                    drain_s=settings.drain,
-                    on_progress=progress,
-                )
-                after_cpu = CpuSnapshot.take(pids)
-                after_counters = await _get_state(control, stack.state_url)
-                figures = report.rung_figures(outcomes, before_counters, after_counters, rung_start)
-                wall = after_cpu.at - before_cpu.at
-                cpu = {
-                    "machine": (after_cpu.machine_busy - before_cpu.machine_busy)
-                    / (wall * (os.cpu_count() or 1)),
-                    "steal": (after_cpu.steal - before_cpu.steal) / wall,
-                    "wall": wall,
-                    **{
-                        name: (after_cpu.processes[name] - before_cpu.processes[name]) / wall
-                        for name in pids
-                    },
-                }
-                rows.append(
-                    {
-                        "workload": plan.workload.name,
-                        "router": router.name,
-                        "rung": rung,
-                        "factor": factor,
-                        "offered_rps": rate,
-                        "figures": figures,
-                        "cpu": cpu,
-                        "outcomes": [_outcome_row(o) for o in outcomes],
-                    }
-                )
-                f = figures
-                print(
-                    f"    -> TTFT p90 {report._ms(f['ttft_p90'])} ms, ITL p50 "
-                    f"{report._ms(f['itl_p50'])} ms, hit rate {report._pct(f['hit_rate'])}, "
-                    f"failed {f['failed']}/{f['sent']}, machine CPU {cpu['machine'] * 100:.0f} %",
-                    flush=True,
-                )
-        finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
-    return rows, {"samples": samples, "rungs": boundaries}
-
-
-def _outcome_row(o: Outcome) -> dict[str, Any]:
-    """What results.json keeps per request (ITL gaps summarised)."""
-    return {
-        "i": o.index,
-        "group": o.group,
-        "pod": o.pod,
-        "sent": round(o.sent, 4),
-        "status": o.status,
-        "ttft": o.ttft,
-        "e2e": o.e2e,
-        "tokens": o.tokens,
-        "error": o.error,
-    }
+Rows = list[dict[str, Any]]
+Timelines = dict[str, dict[str, Any]]
 
 
 def estimate_seconds(settings: Settings) -> float:
@@ -245,6 +63,32 @@ def estimate_seconds(settings: Settings) -> float:
     per_router = len(settings.factors) * (settings.duration + 5) + 5
     runs = sum(len(settings.routers_for(WORKLOADS[w])) for w in settings.workloads)
     return runs * per_router + (cost.estimate_seconds(settings.quick) if settings.cost else 0)
+
+
+async def _run_workload(
+    workload: Workload, settings: Settings, tmp: Path
+) -> tuple[Rows, dict[str, Any]] | None:
+    """Every router's run of the workload, each on a fresh stack; None if one failed."""
+    plan = make_plan(workload, settings)
+    rows: Rows = []
+    timelines: dict[str, Any] = {}
+    print(f"\n== {workload.name}: {workload.title}", flush=True)
+    for router_name in settings.routers_for(workload):
+        router = ROUTERS[router_name]
+        label = f"[{workload.name} | {router_name}]"
+        workdir = tmp / workload.name / router_name
+        try:
+            begin = time.monotonic()
+            with Stack.started(router, sim_yaml(workload, settings), workdir) as stack:
+                print(f"  {label} started in {time.monotonic() - begin:.1f} s", flush=True)
+                router_rows, timelines[router_name] = await run_router(
+                    plan, router, stack, settings, label
+                )
+        except (RuntimeError, OSError) as e:
+            print(f"{label} failed: {e}", file=sys.stderr)
+            return None
+        rows += router_rows
+    return rows, timelines
 
 
 async def run_lab(settings: Settings, command: str) -> int:
@@ -256,124 +100,29 @@ async def run_lab(settings: Settings, command: str) -> int:
         f"{settings.seed}; about {estimate_seconds(settings) / 60:.0f} min",
         flush=True,
     )
-    all_rows: list[dict[str, Any]] = []
-    timelines: dict[str, dict[str, Any]] = {}
+    rows: Rows = []
+    timelines: Timelines = {}
     with tempfile.TemporaryDirectory(prefix="igw-lab-") as tmp:
-        for workload_name in settings.workloads:
-            workload = WORKLOADS[workload_name]
-            plan = make_plan(workload, settings)
-            timelines[workload_name] = {}
-            print(f"\n== {workload_name}: {workload.title}", flush=True)
-            for router_name in settings.routers_for(workload):
-                router = ROUTERS[router_name]
-                label = f"[{workload_name} | {router_name}]"
-                workdir = Path(tmp) / workload_name / router_name
-                try:
-                    begin = time.monotonic()
-                    with Stack.started(router, sim_yaml(workload, settings), workdir) as stack:
-                        print(f"  {label} started in {time.monotonic() - begin:.1f} s", flush=True)
-                        rows, timeline = await run_router(plan, router, stack, settings, label)
-                except (RuntimeError, OSError) as e:
-                    print(f"{label} failed: {e}", file=sys.stderr)
-                    return 1
-                all_rows += rows
-                timelines[workload_name][router_name] = timeline
+        for name in settings.workloads:
+            if (done := await _run_workload(WORKLOADS[name], settings, Path(tmp))) is None:
+                return 1
+            rows += done[0]
+            timelines[name] = done[1]
+            elapsed = time.monotonic() - started
             write_report(
-                settings,
-                command,
-                all_rows,
-                timelines,
-                elapsed=time.monotonic() - started,
-                cost_md=None,
+                settings, command, rows, timelines, elapsed=elapsed, cost_md=None, method=METHOD
             )
         cost_md = None
         if settings.cost:
             print("\n== cost benchmarks", flush=True)
             cost_md = cost.run(settings.out, quick=settings.quick)
     elapsed = time.monotonic() - started
-    write_report(settings, command, all_rows, timelines, elapsed=elapsed, cost_md=cost_md)
-    print(f"\nbench.lab: done in {elapsed / 60:.1f} min; report: {settings.out / 'report.md'}")
-    return 0
-
-
-def write_report(
-    settings: Settings,
-    command: str,
-    rows: list[dict[str, Any]],
-    timelines: dict[str, dict[str, Any]],
-    *,
-    elapsed: float,
-    cost_md: str | None,
-) -> None:
-    out = settings.out
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    lines = [
-        "# Benchmark lab: igw vs the alternatives, on a simulated fleet",
-        "",
-        f"- command: `{command}`",
-        f"- seed: {settings.seed}",
-        f"- date: {now}; wall time {elapsed / 60:.1f} min",
-        (
-            f"- machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-        ),
-        (
-            f"- fleet: {settings.pods} `igw-sim` pods, preset `{PRESET}`, time scale "
-            f"{settings.time_scale} (latencies are wall clock; multiply by "
-            f"{settings.time_scale} for the real GPU's)"
-        ),
-        (
-            f"- load steps: {', '.join(f'{f:.2f}' for f in settings.factors)} x each workload's "
-            f"nominal capacity, {settings.duration:.0f} s of Poisson arrivals each, up to "
-            f"{settings.drain:.0f} s drain; the same requests and arrival times for every router"
-        ),
-        "- routers: " + "; ".join(f"`{r.name}`: {r.description}" for r in ROUTERS.values()),
-        "",
-        "## Targets (DESIGN.md §6) and checks",
-        "",
-        *checks.verdicts(rows, settings.workloads, top=len(settings.factors) - 1),
-        "",
-        (
-            "The CPU column is the whole machine's use during the step (all cores); near 100 % the "
-            "box, not the router, limits the figures."
-        ),
-        "",
-        "## Findings",
-        "",
-        *checks.findings(rows, settings.workloads, top=len(settings.factors) - 1),
-        "",
-    ]
-    for workload in settings.workloads:
-        wrows = [r for r in rows if r["workload"] == workload]
-        if not wrows:
-            continue
-        w = WORKLOADS[workload]
-        lines += [f"## {workload}: {w.title}", "", *report.workload_table(wrows), ""]
-        report.plot_ttft(workload, wrows, out / f"{workload}-ttft.png")
-        if timelines.get(workload):
-            report.plot_pods(workload, timelines[workload], out / f"{workload}-pods.png")
-        lines += [
-            f"![TTFT p90 vs load]({workload}-ttft.png)",
-            f"![per-pod load]({workload}-pods.png)",
-            "",
-        ]
-    if cost_md:
-        lines += ["## Cost", "", cost_md, ""]
-    lines += ["## Method", "", __doc__.split("\n\n", 1)[1].strip(), "", report.__doc__ or "", ""]
-    (out / "report.md").write_text("\n".join(lines))
-    (out / "results.json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "seed": settings.seed,
-                "settings": {
-                    k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()
-                },
-                "rows": rows,
-            },
-            indent=1,
-        )
+    write_report(
+        settings, command, rows, timelines, elapsed=elapsed, cost_md=cost_md, method=METHOD
     )
+    report_md = repo_relative(settings.out / "report.md")
+    print(f"\nbench.lab: done in {elapsed / 60:.1f} min; report: {report_md}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -385,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
     )
-    command = shlex.join(["python", "-m", "bench.lab", *args])
+    command = command_line(["python", "-m", "bench.lab", *args])
     try:
         return uvloop.run(run_lab(settings, command))
     except KeyboardInterrupt:

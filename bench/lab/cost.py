@@ -2,11 +2,12 @@
 
 Sub-steps (each its own process, run with this Python from the repository root):
 
-* `bench/epp_cost.py --only sched --only cpu --only latency` (`--quick` in a quick run):
+* `python -m bench.epp_cost --only sched --only cpu --only latency` (`--quick` in a quick run):
   scheduling time at 10 / 100 / 1,000 endpoints, the EPP's CPU per request against a trivial
   ext_proc, the latency Envoy -> BBR -> EPP adds over Envoy direct;
-* `bench/bbr_cpu.py` (fewer requests than its own default): the BBR's CPU per request;
-* `bench/epp_streaming.py --quick`: the EPP's CPU per streamed response, lean vs compatible;
+* `python -m bench.bbr_cpu` (fewer requests than its own default): the BBR's CPU per request;
+* `python -m bench.epp_streaming --quick`: the EPP's CPU per streamed response, lean vs
+  compatible;
 * new, in this process: the memory of the EPP's approximate prefix index (`PrefixIndex`, the
   per-endpoint LRUs of block hashes and the reverse map) at N entries spread over 8 endpoints,
   from `tracemalloc` (Python's own allocations, the figure that grows with the index).
@@ -25,9 +26,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from bench._errors import BenchmarkError
+from bench._paths import REPO, repo_relative
 from igw.epp.scheduling.plugins._prefix_index import PrefixIndex
 
-REPO = Path(__file__).resolve().parents[2]
 INDEX_SIZES = (10_000, 100_000, 500_000)
 INDEX_ENDPOINTS = 8
 
@@ -53,7 +55,7 @@ def prefix_index_memory(sizes: tuple[int, ...] = INDEX_SIZES) -> list[tuple[int,
         used = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()
         if len(index) != per_endpoint * INDEX_ENDPOINTS:
-            raise RuntimeError(f"index holds {len(index)} entries, expected {size}")
+            raise BenchmarkError(f"index holds {len(index)} entries, expected {size}")
         out.append((len(index), used / len(index)))
         del index
     return out
@@ -77,45 +79,38 @@ def _section_table(markdown: str, heading: str) -> str:
     return _summary_table(rest) if found else ""
 
 
-def _step(name: str, argv: list[str], out: Path) -> tuple[str, int, float]:
+def _step(name: str, module: str, args: list[str], out: Path) -> tuple[str, int, float]:
+    """Runs `python -m module args` from the repository root, its output into `<name>.log`."""
     log = out / f"{name}.log"
-    print(f"  {name}: {' '.join(argv[1:])} (log: {log})", flush=True)
+    print(f"  {name}: -m {module} {' '.join(args)} (log: {repo_relative(log)})", flush=True)
     start = time.monotonic()
     with log.open("wb") as sink:
         status = subprocess.run(
-            argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, check=False
+            [sys.executable, "-m", module, *args],
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            check=False,
         ).returncode
     seconds = time.monotonic() - start
     print(f"    exit {status} after {seconds:.0f} s", flush=True)
     return log.read_text(errors="replace"), status, seconds
 
 
-def run(out: Path, *, quick: bool) -> str:
-    """Every sub-step; the Markdown section for the lab's report."""
-    python = sys.executable
-    parts: list[str] = []
-    epp_md = out / "epp_cost.md"
-    argv = [
-        python,
-        "bench/epp_cost.py",
-        "--only",
-        "sched",
-        "--only",
-        "cpu",
-        "--only",
-        "latency",
-        "--output",
-        str(epp_md),
-    ]
-    _log, status, seconds = _step("epp_cost", [*argv, "--quick"] if quick else argv, out)
-    text = epp_md.read_text() if epp_md.exists() and status == 0 else ""
+def _epp_cost(out: Path, *, quick: bool) -> list[str]:
+    md = out / "epp_cost.md"
+    args = ["--only", "sched", "--only", "cpu", "--only", "latency", "--output", repo_relative(md)]
+    _log, status, seconds = _step(
+        "epp_cost", "bench.epp_cost", [*args, "--quick"] if quick else args, out
+    )
+    text = md.read_text() if md.exists() and status == 0 else ""
     table = _summary_table(text)
     sched = _section_table(text, "Scheduling time")
     if sched:
         table += "\n\nScheduling time against the number of endpoints:\n\n" + sched
-    parts += [
+    return [
         (
-            f"### EPP (`bench/epp_cost.py`, exit {status}, {seconds:.0f} s; details in "
+            f"### EPP (`python -m bench.epp_cost`, exit {status}, {seconds:.0f} s; details in "
             f"[epp_cost.md](epp_cost.md))"
         ),
         "",
@@ -123,23 +118,16 @@ def run(out: Path, *, quick: bool) -> str:
         "",
     ]
 
-    bbr_md = out / "bbr_cpu.md"
+
+def _bbr_cpu(out: Path, *, quick: bool) -> list[str]:
+    md = out / "bbr_cpu.md"
     requests, rounds = ("1000", "2") if quick else ("4000", "4")
-    argv = [
-        python,
-        "bench/bbr_cpu.py",
-        "--requests",
-        requests,
-        "--rounds",
-        rounds,
-        "--output",
-        str(bbr_md),
-    ]
-    _log, status, seconds = _step("bbr_cpu", argv, out)
-    table = _summary_table(bbr_md.read_text()) if bbr_md.exists() and status == 0 else ""
-    parts += [
+    args = ["--requests", requests, "--rounds", rounds, "--output", repo_relative(md)]
+    _log, status, seconds = _step("bbr_cpu", "bench.bbr_cpu", args, out)
+    table = _summary_table(md.read_text()) if md.exists() and status == 0 else ""
+    return [
         (
-            f"### BBR (`bench/bbr_cpu.py`, exit {status}, {seconds:.0f} s; details in "
+            f"### BBR (`python -m bench.bbr_cpu`, exit {status}, {seconds:.0f} s; details in "
             f"[bbr_cpu.md](bbr_cpu.md))"
         ),
         "",
@@ -147,13 +135,13 @@ def run(out: Path, *, quick: bool) -> str:
         "",
     ]
 
-    log, status, seconds = _step(
-        "epp_streaming", [python, "bench/epp_streaming.py", "--quick"], out
-    )
+
+def _epp_streaming(out: Path) -> list[str]:
+    log, status, seconds = _step("epp_streaming", "bench.epp_streaming", ["--quick"], out)
     table = _summary_table(log) if status == 0 else ""
-    parts += [
+    return [
         (
-            f"### Streaming responses (`bench/epp_streaming.py --quick`, exit {status}, "
+            f"### Streaming responses (`python -m bench.epp_streaming --quick`, exit {status}, "
             f"{seconds:.0f} s; output in epp_streaming.log)"
         ),
         "",
@@ -161,9 +149,11 @@ def run(out: Path, *, quick: bool) -> str:
         "",
     ]
 
+
+def _prefix_index() -> list[str]:
     print("  prefix index memory (in process)", flush=True)
     rows = prefix_index_memory()
-    parts += [
+    return [
         f"### Prefix index memory (`PrefixIndex`, {INDEX_ENDPOINTS} endpoints, tracemalloc)",
         "",
         "| entries | MiB | bytes per entry |",
@@ -176,5 +166,15 @@ def run(out: Path, *, quick: bool) -> str:
             "250,000 entries for 8 endpoints."
         ),
         "",
+    ]
+
+
+def run(out: Path, *, quick: bool) -> str:
+    """Every sub-step; the Markdown section for the lab's report."""
+    parts = [
+        *_epp_cost(out, quick=quick),
+        *_bbr_cpu(out, quick=quick),
+        *_epp_streaming(out),
+        *_prefix_index(),
     ]
     return "\n".join(parts)

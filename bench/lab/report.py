@@ -24,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.lab.loadgen import Outcome
+from bench.lab.outcome import Outcome
 
 TTFT_RATIO_VS_RR = 5.0
 """DESIGN.md §6: igw's p90 TTFT at least 5x lower than round-robin (shared prefix, high load)."""
@@ -44,8 +44,8 @@ def pct(values: Sequence[float], q: float) -> float | None:
 def affinity(outcomes: Sequence[Outcome]) -> float | None:
     by_group: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for o in outcomes:
-        if o.ok and o.group:
-            by_group[o.group][o.pod] += 1
+        if o.answer.ok and o.group:
+            by_group[o.group][o.answer.pod] += 1
     total = sum(sum(c.values()) for c in by_group.values() if sum(c.values()) > 1)
     if not total:
         return None
@@ -59,11 +59,12 @@ def rung_figures(
     counters_after: Sequence[Mapping[str, Any]],
     rung_start: float,
 ) -> dict[str, Any]:
-    ok = [o for o in outcomes if o.ok]
-    ttft = [o.ttft * 1000 for o in ok if o.ttft is not None]
-    itl = [gap * 1000 for o in ok for gap in o.itl]
-    e2e = [o.e2e * 1000 for o in ok if o.e2e is not None]
-    ends = [o.sent + o.e2e for o in ok if o.e2e is not None]
+    ok = [o for o in outcomes if o.answer.ok]
+    answers = [o.answer for o in ok]
+    ttft = [a.ttft * 1000 for a in answers if a.ttft is not None]
+    itl = [gap * 1000 for a in answers for gap in a.itl]
+    e2e = [a.e2e * 1000 for a in answers if a.e2e is not None]
+    ends = [o.sent + o.answer.e2e for o in ok if o.answer.e2e is not None]
     span = max(ends) - rung_start if ends else 0.0
     queries = sum(
         a["prefix_queries"] - b["prefix_queries"]
@@ -73,8 +74,8 @@ def rung_figures(
         a["prefix_hits"] - b["prefix_hits"]
         for a, b in zip(counters_after, counters_before, strict=True)
     )
-    per_pod = collections.Counter(o.pod for o in ok)
-    errors = collections.Counter(o.error for o in outcomes if not o.ok)
+    per_pod = collections.Counter(a.pod for a in answers)
+    errors = collections.Counter(o.answer.error for o in outcomes if not o.answer.ok)
     return {
         "sent": len(outcomes),
         "ok": len(ok),
@@ -88,18 +89,18 @@ def rung_figures(
         "e2e_p50": pct(e2e, 50),
         "e2e_p90": pct(e2e, 90),
         "throughput_rps": len(ok) / span if span > 0 else 0.0,
-        "output_tps": sum(o.tokens for o in ok) / span if span > 0 else 0.0,
+        "output_tps": sum(a.tokens for a in answers) / span if span > 0 else 0.0,
         "hit_rate": hits / queries if queries else None,
         "affinity": affinity(outcomes),
         "per_pod": dict(sorted(per_pod.items())),
     }
 
 
-def _ms(value: float | None) -> str:
+def as_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
-def _pct(value: float | None) -> str:
+def as_pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f} %"
 
 
@@ -116,10 +117,11 @@ def workload_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         mine, omniscient = f["ttft_p90"], best.get(r["rung"])
         ratio = f"{mine / omniscient:.2f}x" if mine and omniscient else "-"
         lines.append(
-            f"| {r['router']} | {r['factor']:.2f} | {r['offered_rps']:.1f} | {_ms(f['ttft_p50'])} "
-            f"| {_ms(f['ttft_p90'])} | {_ms(f['ttft_p99'])} | {_ms(f['itl_p50'])} "
-            f"| {_ms(f['itl_p90'])} | {f['throughput_rps']:.2f} | {f['output_tps']:.0f} "
-            f"| {_pct(f['hit_rate'])} | {_pct(f['affinity'])} | {f['failed']}/{f['sent']} "
+            f"| {r['router']} | {r['factor']:.2f} | {r['offered_rps']:.1f} "
+            f"| {as_ms(f['ttft_p50'])} | {as_ms(f['ttft_p90'])} | {as_ms(f['ttft_p99'])} "
+            f"| {as_ms(f['itl_p50'])} "
+            f"| {as_ms(f['itl_p90'])} | {f['throughput_rps']:.2f} | {f['output_tps']:.0f} "
+            f"| {as_pct(f['hit_rate'])} | {as_pct(f['affinity'])} | {f['failed']}/{f['sent']} "
             f"| {r['cpu']['machine'] * 100:.0f} % | {_gateway_cpu(r)} | {ratio} |"
         )
     return lines

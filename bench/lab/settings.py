@@ -7,15 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench._paths import RESULTS
 from bench.lab.routers import ROUTERS
 from bench.lab.workloads import WORKLOADS, Workload
 
-__all__ = ["PRESET", "REPO", "Settings", "parse_args"]
+__all__ = ["PRESET", "Settings", "parse_args"]
 
 DESCRIPTION = "The benchmark lab: igw against other routers on a simulated fleet, and its cost."
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_OUT = REPO / "bench" / "results" / "lab"
-QUICK_OUT = REPO / "bench" / "results" / "lab-quick"
+DEFAULT_OUT = RESULTS / "lab"
+QUICK_OUT = RESULTS / "lab-quick"
 PRESET = "llama-3.1-8b-h100"
 ALL_ROUTERS = tuple(ROUTERS)
 CORE_ROUTERS = ("round-robin", "least-request", "igw", "omniscient")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.lab.cli import make_plan, parse_args
+from bench._paths import REPO
+from bench.lab.plan import make_plan
+from bench.lab.settings import parse_args
 from bench.lab.workloads import WORKLOADS
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.envoy

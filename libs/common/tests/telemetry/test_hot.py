@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import types
+from collections.abc import Callable
 
 import prometheus_client
 import pytest
@@ -19,14 +21,15 @@ def _exposition(registry: CollectorRegistry) -> list[str]:
     return [line for line in text.splitlines() if "_created" not in line]
 
 
-def _record(module: object, registry: CollectorRegistry) -> None:
-    counter = module.Counter("requests", "Requests.", ["model", "code"], registry=registry)  # type: ignore[attr-defined]
-    gauge = module.Gauge("running", "Running.", ["model"], registry=registry)  # type: ignore[attr-defined]
-    histogram = module.Histogram(  # type: ignore[attr-defined]
+def _record(module: types.ModuleType, registry: CollectorRegistry) -> None:
+    """The same calls through `hot` or through prometheus_client itself (`module`)."""
+    counter = module.Counter("requests", "Requests.", ["model", "code"], registry=registry)
+    gauge = module.Gauge("running", "Running.", ["model"], registry=registry)
+    histogram = module.Histogram(
         "latency_seconds", "Latency.", ["model"], buckets=BUCKETS, registry=registry
     )
-    plain = module.Histogram("plain", "No labels.", buckets=BUCKETS, registry=registry)  # type: ignore[attr-defined]
-    total = module.Counter("total", "No labels.", registry=registry)  # type: ignore[attr-defined]
+    plain = module.Histogram("plain", "No labels.", buckets=BUCKETS, registry=registry)
+    total = module.Counter("total", "No labels.", registry=registry)
     for value in VALUES:
         histogram.labels("a").observe(value)
         plain.observe(value)
@@ -76,9 +79,11 @@ def test_exposition_matches_prometheus_client_line_for_line() -> None:
         ),
     ],
 )  # fmt: skip
-def test_misuse_is_refused_with_a_message(make: object, message: str) -> None:
+def test_misuse_is_refused_with_a_message(
+    make: Callable[[CollectorRegistry], object], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
-        make(CollectorRegistry())  # type: ignore[operator]
+        make(CollectorRegistry())
 
 
 def test_a_duplicate_name_is_refused_by_the_registry() -> None:

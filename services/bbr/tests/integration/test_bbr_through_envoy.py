@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from igw.common.testing import (
     StaticCluster,
     gateway_bootstrap,
 )
-from igw.common.testing.otlp import OtlpReceiver, OtlpSpanKind
+from igw.common.testing.otlp import OtlpReceiver, OtlpSpanKind, ReceivedSpan
 from igw.common.testing.pytest_plugin import EnvoyFactory
 
 pytestmark = pytest.mark.envoy
@@ -53,7 +53,9 @@ class Gateway:
     envoy: EnvoyProcess
     session: aiohttp.ClientSession
 
-    async def post(self, body: bytes | Any, **headers: str) -> tuple[int, dict[str, Any] | str]:
+    async def post(
+        self, body: bytes | io.BytesIO | AsyncIterator[bytes], **headers: str
+    ) -> tuple[int, dict[str, Any] | str]:
         async with self.session.post(
             f"{self.url}/v1/chat/completions", data=body, headers=headers
         ) as response:
@@ -70,7 +72,7 @@ class Gateway:
 async def _start(
     tmp_path: Path,
     envoy_factory: EnvoyFactory,
-    free_port: Any,
+    free_port: Callable[[], int],
     *,
     streaming: bool,
     otlp: OtlpReceiver | None = None,
@@ -95,7 +97,6 @@ async def _start(
     for backend in backends.values():
         await backend.start()
     await bbr.start()
-    mode = "FULL_DUPLEX_STREAMED" if streaming else "BUFFERED"
     config = gateway_bootstrap(
         listen_port=free_port(),
         admin_port=free_port(),
@@ -103,7 +104,7 @@ async def _start(
             ExtProcFilter(
                 name="bbr",
                 port=bbr.server.grpc_port,
-                request_body_mode=mode,
+                request_body_mode="FULL_DUPLEX_STREAMED" if streaming else "BUFFERED",
                 request_trailer_mode="SEND" if streaming else "SKIP",
             )
         ],
@@ -132,7 +133,7 @@ async def gateway(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     envoy_factory: EnvoyFactory,
-    free_port_factory: Any,
+    free_port_factory: Callable[[], int],
 ) -> AsyncIterator[Gateway]:
     async for gw in _start(tmp_path, envoy_factory, free_port_factory, streaming=request.param):
         yield gw
@@ -140,7 +141,7 @@ async def gateway(
 
 @pytest.fixture
 async def duplex(
-    tmp_path: Path, envoy_factory: EnvoyFactory, free_port_factory: Any
+    tmp_path: Path, envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
 ) -> AsyncIterator[Gateway]:
     async for gw in _start(tmp_path, envoy_factory, free_port_factory, streaming=True):
         yield gw
@@ -312,7 +313,7 @@ async def test_request_with_trailers_does_not_hang(duplex: Gateway) -> None:
 
 
 async def test_bbr_spans_join_the_trace_envoy_started(
-    tmp_path: Path, envoy_factory: EnvoyFactory, free_port_factory: Any
+    tmp_path: Path, envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
 ) -> None:
     async with OtlpReceiver() as otlp:
         async for gw in _start(
@@ -321,7 +322,7 @@ async def test_bbr_spans_join_the_trace_envoy_started(
             status, _ = await gw.post(_chat("a"))
             assert status == 200
 
-        def joined(spans: list[Any]) -> bool:
+        def joined(spans: Sequence[ReceivedSpan]) -> bool:
             by_id = {s.span_id: s for s in spans}
             return any(
                 s.service_name == "bbr"

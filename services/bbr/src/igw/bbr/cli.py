@@ -16,7 +16,7 @@ import structlog
 
 from igw.bbr.registry import DEFAULT_PLUGINS, parse_plugin_flag
 from igw.bbr.server import BbrOptions, BbrService
-from igw.common.cli import go_bool, go_style_argv, port, serve
+from igw.common.cli import bool_flag, go_style_argv, port, serve
 from igw.common.telemetry import configure_logging
 
 __all__ = ["main", "parse_args"]
@@ -25,29 +25,39 @@ _log = structlog.get_logger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="igw-bbr", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="igw-bbr", description=__doc__.split("\n")[0])
+    _serving_flags(parser)
+    _plugin_flags(parser)
+    _logging_flags(parser)
+    _compatibility_flags(parser)
+    return parser
+
+
+def _serving_flags(p: argparse.ArgumentParser) -> None:
+    """Where and how the ext_proc, health and metrics servers listen."""
     flag = p.add_argument
     flag("--grpc-port", type=port, default=9004, help="ext_proc gRPC port (default 9004)")
     flag("--grpc-health-port", type=port, default=9005, help="gRPC health port (default 9005)")
     flag("--metrics-port", type=port, default=9090, help="Prometheus /metrics port (default 9090)")
     flag("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
-    flag(
+    bool_flag(
+        p,
         "--streaming",
-        type=go_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="full-duplex streamed bodies (Envoy FULL_DUPLEX_STREAMED); else buffered",
+        False,
+        "full-duplex streamed bodies (Envoy FULL_DUPLEX_STREAMED); else buffered",
     )
-    flag(
+    bool_flag(
+        p,
         "--secure-serving",
-        type=go_bool,
-        nargs="?",
-        const=True,
-        default=True,
-        help="serve ext_proc over TLS (default true; self-signed unless --cert-path)",
+        True,
+        "serve ext_proc over TLS (default true; self-signed unless --cert-path)",
     )
     flag("--cert-path", type=Path, default=None, help="directory with tls.crt and tls.key")
+
+
+def _plugin_flags(p: argparse.ArgumentParser) -> None:
+    """The request plugins and the LoRA adapter mappings they read."""
+    flag = p.add_argument
     flag(
         "--plugin",
         action="append",
@@ -68,15 +78,17 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="watch bbr-managed ConfigMaps: auto = when a cluster configuration is found",
     )
-    flag(
+
+
+def _logging_flags(p: argparse.ArgumentParser) -> None:
+    """Traces and logs."""
+    bool_flag(
+        p,
         "--tracing",
-        type=go_bool,
-        nargs="?",
-        const=True,
-        default=True,
-        help="OpenTelemetry tracing, configured by the OTEL_* variables (default true)",
+        True,
+        "OpenTelemetry tracing, configured by the OTEL_* variables (default true)",
     )
-    flag(
+    p.add_argument(
         "-v",
         "--v",
         dest="verbosity",
@@ -84,24 +96,20 @@ def _parser() -> argparse.ArgumentParser:
         default=2,
         help="log verbosity: 2 default, 3 verbose (a line per request), 4 debug",
     )
-    flag("--zap-encoder", choices=("json", "console"), default="json", help="log format")
-    flag(
+    p.add_argument("--zap-encoder", choices=("json", "console"), default="json", help="log format")
+
+
+def _compatibility_flags(p: argparse.ArgumentParser) -> None:
+    """Upstream flags for Go-only features, accepted so that manifests keep working."""
+    bool_flag(
+        p,
         "--metrics-endpoint-auth",
-        type=go_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="not supported: igw serves /metrics without authentication",
+        False,
+        "not supported: igw serves /metrics without authentication",
     )
-    flag(
-        "--enable-pprof",
-        type=go_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="accepted for compatibility; pprof is Go-only and has no effect",
+    bool_flag(
+        p, "--enable-pprof", False, "accepted for compatibility; pprof is Go-only and has no effect"
     )
-    return p
 
 
 def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:

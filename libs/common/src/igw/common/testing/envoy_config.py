@@ -11,15 +11,14 @@ What the layout encodes (feasibility §1, each learned by running Envoy 1.40):
   processors serve a self-signed certificate as upstream's do;
 * the ext_proc filter accepts dynamic metadata only from allow-listed namespaces (`envoy.lb`, which
   ORIGINAL_DST routing reads);
-* HTTP/1.1 request trailers reach the processors only with `enable_trailers` on the HCM.
-* the served-endpoint report (`served_endpoint_metadata=True`, upstream-gie.md §1.6): GIE wants
-  the gateway to tell the EPP, in the response messages' filter metadata, which endpoint served
-  (`envoy.lb/x-gateway-destination-endpoint-served`), and plain Envoy has no such feature. The
-  router stamps the upstream address it really connected to (`%UPSTREAM_REMOTE_ADDRESS%`, so a
-  retry to a fallback endpoint shows the fallback) on the response as an internal header; a Lua
-  filter just in front of the router moves it into that dynamic metadata and drops the header,
-  before any ext_proc filter sees the response. The EPP's filter then forwards `envoy.lb`
-  (`forwarding_namespaces`).
+* HTTP/1.1 request trailers reach the processors only with `enable_trailers` on the HCM;
+* the served-endpoint report (`served_endpoint_metadata=True`, upstream-gie.md §1.6): the router
+  stamps the upstream it connected to on the response and a Lua filter moves the stamp into the
+  `envoy.lb` dynamic metadata GIE's EPP reads (`_envoy_lua` explains how).
+
+The typed pieces live in private modules that take plain values, so the public dataclasses stay
+here: clusters in `_envoy_clusters`, Lua filters in `_envoy_lua`, access log and tracing in
+`_envoy_telemetry`.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ with warnings.catch_warnings():
         message="Using `@model_validator` with mode='after' on a classmethod",
         category=DeprecationWarning,
     )
-    from envoy_data_plane.envoy.config.accesslog.v3 import AccessLog
     from envoy_data_plane.envoy.config.bootstrap.v3 import (
         Admin,
         Bootstrap,
@@ -51,11 +49,7 @@ with warnings.catch_warnings():
         DataSource,
         GrpcService,
         GrpcServiceEnvoyGrpc,
-        HeaderValue,
-        HeaderValueOption,
-        HeaderValueOptionHeaderAppendAction,
         Http1ProtocolOptions,
-        SubstitutionFormatString,
     )
     from envoy_data_plane.envoy.config.listener.v3 import Filter, FilterChain, Listener
     from envoy_data_plane.envoy.config.overload.v3 import OverloadManager, ResourceMonitor
@@ -68,8 +62,6 @@ with warnings.catch_warnings():
         RouteMatch,
         VirtualHost,
     )
-    from envoy_data_plane.envoy.config.trace.v3 import OpenTelemetryConfig, TracingHttp
-    from envoy_data_plane.envoy.extensions.access_loggers.file.v3 import FileAccessLog
     from envoy_data_plane.envoy.extensions.filters.http.ext_proc.v3 import (
         ExternalProcessor,
         MetadataOptions,
@@ -78,48 +70,41 @@ with warnings.catch_warnings():
         ProcessingModeBodySendMode,
         ProcessingModeHeaderSendMode,
     )
-    from envoy_data_plane.envoy.extensions.filters.http.lua.v3 import Lua
     from envoy_data_plane.envoy.extensions.filters.http.router.v3 import Router
     from envoy_data_plane.envoy.extensions.filters.network.http_connection_manager.v3 import (
         HttpConnectionManager,
-        HttpConnectionManagerTracing,
         HttpFilter,
     )
     from envoy_data_plane.envoy.extensions.resource_monitors.downstream_connections.v3 import (
         DownstreamConnectionsConfig,
     )
     from envoy_data_plane.envoy.type.matcher.v3 import StringMatcher
-    from envoy_data_plane.envoy.type.v3 import HttpStatus, Percent, StatusCode
+    from envoy_data_plane.envoy.type.v3 import HttpStatus, StatusCode
 
-    from igw.common.testing import _envoy_clusters
+    from igw.common.testing import _envoy_clusters, _envoy_lua, _envoy_telemetry
+    from igw.common.testing._envoy_lua import SERVED_ENDPOINT_HEADER, SERVED_ENDPOINT_LUA
+    from igw.common.testing._envoy_telemetry import ACCESS_LOG_FORMAT
+
+__all__ = [
+    "ACCESS_LOG_FORMAT",
+    "NO_ROUTE_BODY",
+    "SERVED_ENDPOINT_HEADER",
+    "SERVED_ENDPOINT_LUA",
+    "BodyMode",
+    "ExtProcFilter",
+    "HeaderMode",
+    "HeaderRoute",
+    "LuaFilter",
+    "OriginalDstCluster",
+    "OtelTracing",
+    "StaticCluster",
+    "gateway_bootstrap",
+]
 
 BodyMode = Literal["FULL_DUPLEX_STREAMED", "BUFFERED", "STREAMED", "NONE"]
 HeaderMode = Literal["SEND", "SKIP"]
 
-ACCESS_LOG_FORMAT = (
-    '[%START_TIME%] "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% '
-    "%RESPONSE_CODE_DETAILS% upstream=%UPSTREAM_HOST% model=%REQ(x-gateway-model-name)% "
-    "dest=%REQ(x-gateway-destination-endpoint)% bytes_in=%BYTES_RECEIVED% dur=%DURATION%ms\n"
-)
 NO_ROUTE_BODY = "no route matched the request's model (x-gateway-model-name)\n"
-
-SERVED_ENDPOINT_HEADER = "x-igw-served-endpoint"
-"""Internal: the upstream address the router stamps on a response for the Lua filter below."""
-SERVED_ENDPOINT_LUA = f"""
-function envoy_on_response(handle)
-  local headers = handle:headers()
-  local served = headers:get("{SERVED_ENDPOINT_HEADER}")
-  if served ~= nil then
-    headers:remove("{SERVED_ENDPOINT_HEADER}")
-    if string.find(served, ":", 1, true) then
-      handle:streamInfo():dynamicMetadata():set(
-        "envoy.lb", "x-gateway-destination-endpoint-served", served)
-    end
-  end
-end
-"""
-"""Moves the router's served-endpoint stamp into `envoy.lb` dynamic metadata (module docstring);
-a direct response (no upstream) has no address and reports nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,30 +197,22 @@ def gateway_bootstrap(
     is not defined or two clusters share a name.
     """
     upstreams = [_upstream_cluster(c) for c in clusters]
-    internal = [
-        _envoy_clusters.grpc_cluster(f.cluster_name, f.host, f.port, tls=f.tls)
-        for f in ext_procs
-        if isinstance(f, ExtProcFilter)
-    ]
-    if tracing:
-        internal.append(
-            _envoy_clusters.grpc_cluster(tracing.cluster_name, "127.0.0.1", tracing.port, tls=False)
-        )
+    internal = _internal_clusters(ext_procs, tracing)
     _check_cluster_names([*upstreams, *internal], routes, default_cluster)
-    filters = [_http_filter(f) for f in ext_procs]
-    if served_endpoint_metadata:
-        # Last before the router: first on the response path, ahead of every ext_proc filter.
-        filters.append(_http_filter(LuaFilter("served-endpoint", SERVED_ENDPOINT_LUA)))
-    route_config = _route_config(routes, default_cluster, route_timeout_s)
-    if served_endpoint_metadata:
-        route_config.virtual_hosts[0].response_headers_to_add = [_served_endpoint_stamp()]
+    route_config = _route_config(
+        routes, default_cluster, route_timeout_s, served_endpoint=served_endpoint_metadata
+    )
     hcm = HttpConnectionManager(
         stat_prefix="gateway",
         http_protocol_options=Http1ProtocolOptions(enable_trailers=True),
         route_config=route_config,
-        http_filters=[*filters, _router_filter()],
-        access_log=[_stdout_access_log()] if access_log else [],
-        tracing=_tracing(tracing) if tracing else None,
+        http_filters=_http_filters(ext_procs, served_endpoint=served_endpoint_metadata),
+        access_log=[_envoy_telemetry.stdout_access_log()] if access_log else [],
+        tracing=(
+            _envoy_telemetry.tracing(tracing.service_name, tracing.cluster_name)
+            if tracing
+            else None
+        ),
     )
     bootstrap = Bootstrap(
         overload_manager=_overload_manager(),
@@ -246,19 +223,30 @@ def gateway_bootstrap(
     )
     config: dict[str, Any] = bootstrap.to_dict(casing=betterproto2.Casing.SNAKE)
     if tracing:
-        # Envoy's OpenTelemetry tracer exports every 5 s or every 5 spans by default; a local
-        # gateway and its tests want each request's spans at once. (A Struct-valued runtime
-        # layer is simpler to state as JSON than through the typed classes.)
-        config["layered_runtime"] = {
-            "layers": [{"name": "static", "static_layer": _TRACING_FLUSH_RUNTIME}]
-        }
+        config["layered_runtime"] = _envoy_telemetry.flush_spans_at_once()
     return config
 
 
-_TRACING_FLUSH_RUNTIME = {
-    "tracing.opentelemetry.flush_interval_ms": 200,
-    "tracing.opentelemetry.min_flush_spans": 1,
-}
+def _upstream_cluster(spec: StaticCluster | OriginalDstCluster) -> Cluster:
+    if isinstance(spec, StaticCluster):
+        return _envoy_clusters.static_cluster(spec.name, spec.endpoints)
+    return _envoy_clusters.original_dst_cluster(spec.name, spec.header)
+
+
+def _internal_clusters(
+    ext_procs: Sequence[ExtProcFilter | LuaFilter], tracing: OtelTracing | None
+) -> list[Cluster]:
+    """The gateway's own gRPC peers: each ext_proc processor and the OTLP collector."""
+    internal = [
+        _envoy_clusters.grpc_cluster(f.cluster_name, f.host, f.port, tls=f.tls)
+        for f in ext_procs
+        if isinstance(f, ExtProcFilter)
+    ]
+    if tracing:
+        internal.append(
+            _envoy_clusters.grpc_cluster(tracing.cluster_name, "127.0.0.1", tracing.port, tls=False)
+        )
+    return internal
 
 
 def _check_cluster_names(
@@ -285,7 +273,11 @@ def _listener(port: int, hcm: HttpConnectionManager) -> Listener:
 
 
 def _route_config(
-    routes: Sequence[HeaderRoute], default_cluster: str | None, timeout_s: float
+    routes: Sequence[HeaderRoute],
+    default_cluster: str | None,
+    timeout_s: float,
+    *,
+    served_endpoint: bool,
 ) -> RouteConfiguration:
     timeout = datetime.timedelta(seconds=timeout_s)
     by_header = [
@@ -298,34 +290,44 @@ def _route_config(
         )
         for r in routes
     ]
+    host = VirtualHost(
+        name="all",
+        domains=["*"],
+        routes=[*by_header, _fallback_route(default_cluster, timeout)],
+        response_headers_to_add=[_envoy_lua.served_endpoint_stamp()] if served_endpoint else [],
+    )
+    return RouteConfiguration(name="gateway", virtual_hosts=[host])
+
+
+def _fallback_route(default_cluster: str | None, timeout: datetime.timedelta) -> Route:
+    """Where a request no header route matched goes: `default_cluster`, or a 404 without one."""
     if default_cluster is None:
-        fallback = Route(
+        return Route(
             match=RouteMatch(prefix="/"),
             direct_response=DirectResponseAction(
                 status=404, body=DataSource(inline_string=NO_ROUTE_BODY)
             ),
         )
-    else:
-        fallback = Route(
-            match=RouteMatch(prefix="/"),
-            route=RouteAction(cluster=default_cluster, timeout=timeout),
-        )
-    host = VirtualHost(name="all", domains=["*"], routes=[*by_header, fallback])
-    return RouteConfiguration(name="gateway", virtual_hosts=[host])
-
-
-def _served_endpoint_stamp() -> HeaderValueOption:
-    return HeaderValueOption(
-        header=HeaderValue(key=SERVED_ENDPOINT_HEADER, value="%UPSTREAM_REMOTE_ADDRESS%"),
-        append_action=HeaderValueOptionHeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
+    return Route(
+        match=RouteMatch(prefix="/"),
+        route=RouteAction(cluster=default_cluster, timeout=timeout),
     )
 
 
-def _http_filter(spec: ExtProcFilter | LuaFilter) -> HttpFilter:
-    if isinstance(spec, LuaFilter):
-        lua = Lua(default_source_code=DataSource(inline_string=spec.source))
-        return HttpFilter(name=f"lua.{spec.name}", typed_config=_envoy_clusters.pack(lua))
-    return _ext_proc_filter(spec)
+def _http_filters(
+    specs: Sequence[ExtProcFilter | LuaFilter], *, served_endpoint: bool
+) -> list[HttpFilter]:
+    """The HCM's filter chain: `specs` in order, the served-endpoint report, the router."""
+    filters = [
+        _envoy_lua.lua_filter(s.name, s.source) if isinstance(s, LuaFilter) else _ext_proc_filter(s)
+        for s in specs
+    ]
+    if served_endpoint:
+        filters.append(_envoy_lua.served_endpoint_filter())
+    router = HttpFilter(
+        name="envoy.filters.http.router", typed_config=_envoy_clusters.pack(Router())
+    )
+    return [*filters, router]
 
 
 def _ext_proc_filter(spec: ExtProcFilter) -> HttpFilter:
@@ -360,39 +362,6 @@ def _ext_proc_filter(spec: ExtProcFilter) -> HttpFilter:
         ),
     )
     return HttpFilter(name=f"ext_proc.{spec.name}", typed_config=_envoy_clusters.pack(processor))
-
-
-def _router_filter() -> HttpFilter:
-    return HttpFilter(name="envoy.filters.http.router", typed_config=_envoy_clusters.pack(Router()))
-
-
-def _stdout_access_log() -> AccessLog:
-    log = FileAccessLog(
-        path="/dev/stdout",
-        log_format=SubstitutionFormatString(
-            text_format_source=DataSource(inline_string=ACCESS_LOG_FORMAT)
-        ),
-    )
-    return AccessLog(name="envoy.access_loggers.file", typed_config=_envoy_clusters.pack(log))
-
-
-def _tracing(spec: OtelTracing) -> HttpConnectionManagerTracing:
-    exporter = OpenTelemetryConfig(
-        grpc_service=GrpcService(envoy_grpc=GrpcServiceEnvoyGrpc(cluster_name=spec.cluster_name)),
-        service_name=spec.service_name,
-    )
-    return HttpConnectionManagerTracing(
-        random_sampling=Percent(value=100.0),
-        provider=TracingHttp(
-            name="envoy.tracers.opentelemetry", typed_config=_envoy_clusters.pack(exporter)
-        ),
-    )
-
-
-def _upstream_cluster(spec: StaticCluster | OriginalDstCluster) -> Cluster:
-    if isinstance(spec, StaticCluster):
-        return _envoy_clusters.static_cluster(spec.name, spec.endpoints)
-    return _envoy_clusters.original_dst_cluster(spec.name, spec.header)
 
 
 def _overload_manager() -> OverloadManager:
