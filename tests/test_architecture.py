@@ -15,6 +15,7 @@ in the design. The rules:
 from __future__ import annotations
 
 import ast
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +111,7 @@ def _imports() -> list[Import]:
                 names = [s for s in subs if s in modules] or [module]
             else:
                 continue
-            found.extend(
-                Import(importer, name, path, node.lineno, owner, in_src) for name in names
-            )
+            found.extend(Import(importer, name, path, node.lineno, owner, in_src) for name in names)
     return found
 
 
@@ -183,7 +182,7 @@ def test_the_epp_packages_form_a_dag() -> None:
     cycle = _cycle(edges)
     start = cycle.index(cycle[-1]) if cycle else 0
     loop = cycle[start:]
-    where = [_where(edges[a][b]) for a, b in zip(loop, loop[1:], strict=False)]
+    where = [_where(edges[a][b]) for a, b in itertools.pairwise(loop)]
     assert loop == [], "\n".join(where)
 
 
@@ -228,6 +227,6 @@ def test_the_cycle_finder_finds_cycles(source: str, expected: list[str]) -> None
     hops = source.split(".")
     dummy = IMPORTS[0]
     edges: dict[str, dict[str, Import]] = {}
-    for a, b in zip(hops, hops[1:], strict=False):
+    for a, b in itertools.pairwise(hops):
         edges.setdefault(a, {})[b] = dummy
     assert _cycle(edges) == expected

@@ -1,4 +1,4 @@
-"""The EPP's response plugins behind a real Envoy, with simulated vLLM pods (`igw.sim`).
+"""The EPP's response plugins behind a real Envoy, with `GeneratingModelServer` pods.
 
 * `destination-endpoint-served-verifier`: the gateway reports the endpoint that served each
   response (`gateway_bootstrap(served_endpoint_metadata=True)`: the router's upstream address,
@@ -16,22 +16,18 @@ reporter alone makes the EPP read the body).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import pytest
 
-from igw.common.testing import ExtProcFilter, LuaFilter, OriginalDstCluster, gateway_bootstrap
-from igw.common.testing.envoy_config import SERVED_ENDPOINT_HEADER, BodyMode, HeaderMode
+from igw.common.testing import LuaFilter
+from igw.common.testing.envoy_config import SERVED_ENDPOINT_HEADER
 from igw.common.testing.pytest_plugin import EnvoyFactory
-from igw.epp.server import EppOptions, EppService
-from igw.epp.testing.builders import endpoint
-from igw.epp.testing.requestpath import StaticEndpoints
-from igw.sim.server import SimPod
-from igw.sim.testing import FakeEngine, serve_pod, wait_until
+from igw.epp.server import EppOptions
+from igw.epp.testing.gateway import RESPONSE_MODES, GatewaySettings, ResponseMode, open_gateway
+from igw.epp.testing.generating_server import GeneratingModelServer
+from igw.epp.testing.started_gateway import Gateway, endpoint_for
 
 pytestmark = pytest.mark.envoy
 
@@ -58,89 +54,49 @@ function envoy_on_response(handle)
   end
 end
 """
-MODES: dict[str, tuple[BodyMode, HeaderMode]] = {
-    "compatible": ("FULL_DUPLEX_STREAMED", "SEND"),
-    "lean": ("STREAMED", "SKIP"),
-}
 
 
-@dataclass
-class Gateway:
-    url: str
-    epp: EppService
-    source: StaticEndpoints
-    pods: tuple[SimPod, SimPod]
-    session: aiohttp.ClientSession
-
-    def route_to(self, pod: SimPod) -> None:
-        """The pool is this one pod (fresh metrics), so the EPP can only pick it."""
-        self.source.states = (
-            endpoint(f"pod-{pod.port}-rank-0", address="127.0.0.1", port=pod.port,
-                     updated_at=time.monotonic()),
-        )  # fmt: skip
-
-    async def chat(self, **extra: Any) -> tuple[dict[str, str], bytes]:
-        body = {"model": "m", "messages": [{"role": "user", "content": "count to ten"}],
-                "max_tokens": 12, **extra}  # fmt: skip
-        async with self.session.post(self.url + "/v1/chat/completions", json=body) as response:
-            data = await response.read()
-            assert response.status == 200, data
-            return dict(response.headers), data
-
-    async def settled(self) -> None:
-        await wait_until(
-            lambda: (
-                self.epp.registry.get_sample_value(
-                    "inference_objective_running_requests", {"model_name": "m"}
-                )
-                == 0
-            )
-        )
+@pytest.fixture(params=list(RESPONSE_MODES))
+def mode(request: pytest.FixtureRequest) -> ResponseMode:
+    mode: ResponseMode = request.param
+    return mode
 
 
-@pytest.fixture(params=list(MODES))
+@pytest.fixture
+async def pods() -> AsyncIterator[tuple[GeneratingModelServer, GeneratingModelServer]]:
+    async with GeneratingModelServer("pod-a") as a, GeneratingModelServer("pod-b") as b:
+        yield a, b
+
+
+@pytest.fixture
 async def gateway(
-    request: pytest.FixtureRequest,
-    envoy_factory: EnvoyFactory,
-    free_port_factory: Callable[[], int],
+    mode: ResponseMode, envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
 ) -> AsyncIterator[Gateway]:
-    body_mode, trailer_mode = MODES[request.param]
-    engine_a, engine_b = FakeEngine(model="m"), FakeEngine(model="m")
-    async with serve_pod(engine_a, model="m") as pod_a, serve_pod(engine_b, model="m") as pod_b:
-        source = StaticEndpoints()
-        options = EppOptions(
-            grpc_port=0, grpc_health_port=0, metrics_port=0, host="127.0.0.1",
-            secure_serving=False, tracing=False, grace_s=0.5, config_text=CONFIG,
-            response_sample_rate=0.0,
-        )  # fmt: skip
-        epp = EppService(options, endpoint_source=source)
-        await epp.start()
-        epp_filter = ExtProcFilter(
-            name="epp", port=epp.server.grpc_port, tls=False, response_header_mode="SEND",
-            response_body_mode=body_mode, response_trailer_mode=trailer_mode,
-            forwarding_namespaces=("envoy.lb",),
-        )  # fmt: skip
-        config = gateway_bootstrap(
-            listen_port=free_port_factory(), admin_port=free_port_factory(),
-            ext_procs=[LuaFilter("reveal-cost", REVEAL_COST_LUA), epp_filter], routes=[],
-            clusters=[OriginalDstCluster("pool")], default_cluster="pool",
-            served_endpoint_metadata=True,
-        )  # fmt: skip
-        envoy = await envoy_factory.start_async(config)
-        try:
-            async with aiohttp.ClientSession() as session:
-                yield Gateway(envoy.url, epp, source, (pod_a, pod_b), session)
-        finally:
-            await envoy.stop_async()
-            await epp.stop()
+    settings = GatewaySettings(
+        epp=EppOptions(config_text=CONFIG, response_sample_rate=0.0),
+        response_mode=mode,
+        lua_filters=(LuaFilter("reveal-cost", REVEAL_COST_LUA),),
+        served_endpoint_metadata=True,
+    )
+    async with open_gateway(envoy_factory, free_port_factory, settings) as gateway:
+        yield gateway
+
+
+async def chat(gateway: Gateway, **extra: Any) -> tuple[dict[str, str], bytes]:
+    body = {"model": "m", "messages": [{"role": "user", "content": "count to ten"}],
+            "max_tokens": 12, **extra}  # fmt: skip
+    async with gateway.session.post(gateway.url + "/v1/chat/completions", json=body) as response:
+        data = await response.read()
+        assert response.status == 200, data
+        return dict(response.headers), data
 
 
 async def test_client_sees_the_endpoint_that_served_as_the_gateway_reported_it(
-    gateway: Gateway,
+    gateway: Gateway, pods: tuple[GeneratingModelServer, GeneratingModelServer]
 ) -> None:
-    for pod in (*gateway.pods, gateway.pods[0]):
-        gateway.route_to(pod)
-        headers, _ = await gateway.chat()
+    for pod in (*pods, pods[0]):
+        gateway.route_to(endpoint_for(pod))
+        headers, _ = await chat(gateway)
         assert headers["x-inference-port"] == str(pod.port)
         assert headers["x-conformance-test-served-endpoint"] == f"127.0.0.1:{pod.port}"
         # The gateway's internal stamp never reaches the client.
@@ -158,14 +114,14 @@ def _usage(body: bytes, *, stream: bool) -> dict[str, int]:
 
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
 async def test_reported_cost_reaches_envoy_from_the_pods_real_usage(
-    gateway: Gateway, stream: bool
+    gateway: Gateway, pods: tuple[GeneratingModelServer, GeneratingModelServer], stream: bool
 ) -> None:
-    gateway.route_to(gateway.pods[1])
+    gateway.route_to(endpoint_for(pods[1]))
     extra: dict[str, Any] = (
         {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
     )
 
-    headers, body = await gateway.chat(**extra)
+    headers, body = await chat(gateway, **extra)
 
     usage = _usage(body, stream=stream)
     assert usage["completion_tokens"] == 12
@@ -173,10 +129,12 @@ async def test_reported_cost_reaches_envoy_from_the_pods_real_usage(
     await gateway.settled()
 
 
-async def test_no_usage_reported_means_no_cost(gateway: Gateway) -> None:
-    gateway.route_to(gateway.pods[0])
+async def test_no_usage_reported_means_no_cost(
+    gateway: Gateway, pods: tuple[GeneratingModelServer, GeneratingModelServer]
+) -> None:
+    gateway.route_to(endpoint_for(pods[0]))
 
-    headers, body = await gateway.chat(stream=True)  # no include_usage: the pod reports none
+    headers, body = await chat(gateway, stream=True)  # no include_usage: the pod reports none
 
     assert body.endswith(b"data: [DONE]\n\n")
     assert b'"usage"' not in body

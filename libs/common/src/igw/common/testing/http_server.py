@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 
 from aiohttp import web
 
@@ -21,6 +21,8 @@ class LoopbackServer:
 
     kind = "server"
     """How errors name it (`echo backend`, `model server`)."""
+    handler_cancellation: ClassVar[bool] = False
+    """aiohttp's handler cancellation: a handler is cancelled when its client goes away."""
 
     def __init__(self, name: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.name = name
@@ -49,7 +51,9 @@ class LoopbackServer:
         # No request size limit: bodies of several MiB are the point of some tests.
         app = web.Application(client_max_size=0)
         app.router.add_route("*", "/{path:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=self.handler_cancellation
+        )
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
         return self

@@ -20,9 +20,13 @@ from igw.common.openai import is_empty, raw_as_text
 __all__ = ["BodyFieldToHeader", "BodyFieldToHeaderParams"]
 
 
-class BodyFieldToHeaderParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    fieldName: str  # noqa: N815 - the upstream parameter name
-    headerName: str  # noqa: N815 - the upstream parameter name
+class BodyFieldToHeaderParams(
+    msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, rename="camel"
+):
+    """Upstream's `fieldName` and `headerName`."""
+
+    field_name: str
+    header_name: str
 
 
 class BodyFieldToHeader:
@@ -43,7 +47,7 @@ class BodyFieldToHeader:
         cls, name: str, params: Mapping[str, Any], handle: PluginHandle
     ) -> BodyFieldToHeader:
         p = msgspec.convert(params, BodyFieldToHeaderParams)
-        return cls(name, p.fieldName, p.headerName, handle.metrics)
+        return cls(name, p.field_name, p.header_name, handle.metrics)
 
     def process_request(
         self,

@@ -2,9 +2,9 @@
 
 Why our own: the scraper fetches 100 pages every 50 ms, and a general client is built for every
 other job too (request and header objects, cookie jars, connection pools, per-request timers and
-tasks). Measured with `bench/epp_cost.py --only scrape` (100 endpoints, 33 KB vLLM pages, 50 ms):
-the scraper cost 43-47 % of a core on aiohttp, 19-21 % on this client. Here each endpoint gets one
-`HttpClient` holding one keep-alive connection (`_http_connection.Connection`, an
+tasks). Measured with `python -m bench.epp_cost --only scrape` (100 endpoints, 33 KB vLLM pages,
+50 ms): the scraper cost 43-47 % of a core on aiohttp, 19-21 % on this client. Here each endpoint
+gets one `HttpClient` holding one keep-alive connection (`_http_connection.Connection`, an
 `asyncio.Protocol` that also holds the parsing rules) and a request pre-built as bytes, so a poll
 is one `write`, one future and a few `find`s over the answer. No `Accept-Encoding` is sent.
 

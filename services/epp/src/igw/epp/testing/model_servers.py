@@ -15,6 +15,10 @@ as separate body frames and the ext_proc filter sees several body messages. Serv
 loopback address (`127.0.0.2`, `127.0.0.3` ...: on Linux all of 127/8 is local), so tests can give
 pods distinct IPs, which the subset hint and the testing filter match on.
 
+A test that needs a server that takes time (SSE at a set token pace, requests held open, a
+client's disconnect noticed, an injected error status) uses `GeneratingModelServer`
+(`igw.epp.testing.generating_server`), which shares `Received`.
+
 Runs on the caller's event loop; `stop()` (or leaving the `async with`) closes it.
 """
 
@@ -40,6 +44,16 @@ class Received:
     path: str
     headers: Mapping[str, str]
     body: bytes
+
+    @classmethod
+    async def read(cls, request: web.Request) -> Received:
+        """The request as it arrived, its body read whole."""
+        return cls(
+            method=request.method,
+            path=request.path_qs,
+            headers={key.lower(): value for key, value in request.headers.items()},
+            body=await request.read(),
+        )
 
     @property
     def model(self) -> str | None:
@@ -107,12 +121,7 @@ class ScriptedModelServer(LoopbackServer):
         return f"{self.host}:{self.port}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        received = Received(
-            method=request.method,
-            path=request.path_qs,
-            headers={key.lower(): value for key, value in request.headers.items()},
-            body=await request.read(),
-        )
+        received = await Received.read(request)
         self.received.append(received)
         answer = self.answer(received)
         response = web.StreamResponse(status=answer.status, headers=dict(answer.headers))
