@@ -18,10 +18,9 @@ when Envoy made the answer itself (a 503 for a pod that refuses connections). A 
 leaves, or a model server that dies after a 200, is no error there: upstream's stream ends with
 `Canceled` and records nothing but the running gauge going down. Such a request is still in
 `inference_objective_request_total` (it was scheduled) and is missing from the latency and
-response-size histograms, which record only responses whose end was seen. A request refused
-after it was scheduled (a body the EPP cannot rewrite: 500) is never counted as scheduled, and
-its PreRequest in-flight count is taken back when its stream ends, as upstream runs the
-completion hooks for every picked pod whose response never completed.
+response-size histograms, which record only responses whose end was seen. A request whose
+body the EPP cannot rewrite (500) is refused before it is scheduled, so it is never counted as
+scheduled nor in flight (upstream finds this after the pick and has to take the count back).
 
 Model servers: `GeneratingModelServer`s (real SSE, a settable token interval, a gate that freezes
 generation, `x-return-error` failure injection) and `ScriptedModelServer`s (byte-exact records of

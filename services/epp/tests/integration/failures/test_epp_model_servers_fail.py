@@ -166,8 +166,8 @@ async def test_a_body_that_cannot_be_rewritten_is_refused_and_leaves_nothing(
     gateway: Gateway,
 ) -> None:
     # The model also appears nested, so the EPP cannot splice the rewritten name in and must
-    # re-encode the body, which fails on a number beyond float range: found only after the
-    # request was scheduled (and counted in flight by PreRequest).
+    # re-encode the body, which fails on a number beyond float range: found before the request
+    # is scheduled, so no pod is picked and nothing is counted in flight.
     body = b'{"model": "m", "prompt": "p", "meta": {"model": "m"}, "n": 1e400}'
     async with ScriptedModelServer("pod-0") as pod:
         gateway.route_to(endpoint_for(pod))
