@@ -20,7 +20,7 @@ def options(tmp_path: Path, **overrides: object) -> EppOptions:
         "grpc_port": 0, "grpc_health_port": 0, "metrics_port": 0, "host": "127.0.0.1",
         "secure_serving": False, "tracing": False, "endpoints_file": path, "grace_s": 0.1,
     }  # fmt: skip
-    return EppOptions(**{**base, **overrides})  # type: ignore[arg-type]
+    return EppOptions(**{**base, **overrides})  # type: ignore[arg-type]  # keyword pass-through
 
 
 async def test_serving_once_endpoints_are_loaded(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from igw.epp.config import ConfigError, load_config, load_config_file
 from igw.epp.datalayer import CoreMetricsExtractor
-from igw.epp.framework import PluginHandle
+from igw.epp.framework import PluginHandle, kinds
 from igw.epp.parsers import OpenAIParser
 from igw.epp.scheduling.plugins import (
     ApproxPrefixCacheProducer,
@@ -370,3 +370,16 @@ def test_reporter_needs_an_attribute() -> None:
     with pytest.raises(ConfigError, match="at least one") as info:
         load_config(text)
     assert info.value.path == "plugins[0].parameters.attributes"
+
+
+def test_plugins_of_a_kind_come_typed_as_that_kind() -> None:
+    config = load_config()
+    scorers = config.plugins_of(kinds.SCORER)
+    assert [s.type_name for s in scorers] == [
+        "queue-scorer", "kv-cache-utilization-scorer", "prefix-cache-scorer",
+    ]  # fmt: skip
+    assert all(s.category in ("distribution", "affinity") for s in scorers)
+    assert [p.name for p in config.plugins_of(kinds.PARSER)] == ["openai-parser"]
+    # The saturation detector the defaults add is a filter too, though no profile uses it.
+    assert [p.type_name for p in config.plugins_of(kinds.FILTER)] == ["utilization-detector"]
+    assert config.scheduler.profiles["default"].filters == ()

@@ -24,10 +24,10 @@ IDLE = [endpoint()]
 def test_admit(priority: int, candidates: list[object], shed: bool) -> None:
     detector = UtilizationDetector(clock=FakeClock())
     if not shed:
-        admit(request(priority=priority), candidates, detector)  # type: ignore[arg-type]
+        admit(request(priority=priority), candidates, detector)  # type: ignore[arg-type]  # lists of endpoint states, typed loosely by the table
         return
     with pytest.raises(ResourceExhaustedError) as info:
-        admit(request(priority=priority), candidates, detector)  # type: ignore[arg-type]
+        admit(request(priority=priority), candidates, detector)  # type: ignore[arg-type]  # lists of endpoint states, typed loosely by the table
     assert info.value.status == 429
     assert info.value.body() == (
         "inference error: ResourceExhausted - system saturated, sheddable request dropped"

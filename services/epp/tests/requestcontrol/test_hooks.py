@@ -11,20 +11,19 @@ from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
 from igw.epp.framework import CycleState, Response, SchedulerMetrics
 from igw.epp.requestcontrol import RequestControl
 from igw.epp.testing.builders import endpoints, request
+from igw.epp.testing.fakes import FakePlugin
 
 
-class Failing:
+class Failing(FakePlugin):
     type_name: ClassVar[str] = "failing-producer"
-    name = "failing"
 
     def prepare_data(self, request: InferenceRequest, state: CycleState, eps: Any) -> None:
         del eps, request, state  # unused: part of the protocol
         raise RuntimeError("boom")
 
 
-class Denying:
+class Denying(FakePlugin):
     type_name: ClassVar[str] = "denying-admitter"
-    name = "deny"
 
     def admit_request(
         self,
@@ -38,7 +37,7 @@ class Denying:
 
 def test_a_failing_producer_is_logged_and_skipped() -> None:
     metrics = SchedulerMetrics()
-    control = RequestControl(metrics, producers=[Failing()])  # type: ignore[list-item]
+    control = RequestControl(metrics, producers=[Failing("failing")])
     control.prepare_data(request(), CycleState(), endpoints(1))
     labels = {"extension_point": "PrepareData", "plugin_type": "failing-producer",
               "plugin_name": "failing"}  # fmt: skip
@@ -47,19 +46,19 @@ def test_a_failing_producer_is_logged_and_skipped() -> None:
 
 
 def test_admitter_denial_is_upstreams_500() -> None:
-    control = RequestControl(SchedulerMetrics(), admitters=[Denying()])  # type: ignore[list-item]
+    control = RequestControl(SchedulerMetrics(), admitters=[Denying("deny")])
     control.run_admitters(request(), CycleState(), endpoints(1))
     with pytest.raises(InternalError, match=r"^request cannot be admitted$"):
         control.run_admitters(request(priority=-1), CycleState(), endpoints(1))
 
 
-class Stamping:
+class Stamping(FakePlugin):
     """A response plugin that marks what it saw, or raises when told to."""
 
     type_name: ClassVar[str] = "stamping"
 
     def __init__(self, name: str, *, fail: bool = False) -> None:
-        self.name = name
+        super().__init__(name)
         self.fail = fail
 
     def _stamp(self, response: Response) -> None:
@@ -90,7 +89,11 @@ def test_response_plugins_run_in_order_timed_and_a_failure_is_skipped(
 ) -> None:
     metrics = SchedulerMetrics()
     plugins = [Stamping("first"), Stamping("broken", fail=True), Stamping("last")]
-    control = RequestControl(metrics, **{hook: plugins})  # type: ignore[arg-type]
+    control = (
+        RequestControl(metrics, response_header=plugins)
+        if hook == "response_header"
+        else RequestControl(metrics, response_body=plugins)
+    )
     response = Response("r1", {":status": "200"})
 
     getattr(control, hook)(request(), response, None)

@@ -10,11 +10,12 @@ from igw.common.envoy import NO_CHANGES, BodyMode, HeaderChanges
 from igw.common.extproc import Stream, StreamInfo
 from igw.common.testing import messages
 from igw.epp.endpoints import Endpoint, InferenceRequest
-from igw.epp.framework import SchedulerMetrics
+from igw.epp.framework import Response, SchedulerMetrics
 from igw.epp.requestcontrol import RequestControl
 from igw.epp.requestpath import Director, EppExchange, ModelBackRewrite
 from igw.epp.requestpath.exchange import header_changes
 from igw.epp.testing.builders import endpoint
+from igw.epp.testing.fakes import FakePlugin
 from igw.epp.testing.requestpath import build_director, build_exchanges
 
 DUPLEX = BodyMode.FULL_DUPLEX_STREAMED
@@ -29,13 +30,13 @@ SSE = (
 JSON = b'{"model": "t","usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}'
 
 
-class Completions:
+class Completions(FakePlugin):
     """A ResponseComplete plugin that records its calls."""
 
     type_name = "recording-complete"
-    name = "recording"
 
     def __init__(self) -> None:
+        super().__init__("recording")
         self.calls: list[tuple[str, str]] = []
 
     def response_complete(self, request: InferenceRequest, served: Endpoint) -> None:
@@ -124,7 +125,7 @@ def test_back_rewrite_both_spacings() -> None:
 @pytest.mark.parametrize("completed", [True, False], ids=["completed", "client-disconnected"])
 async def test_completion_hooks_run_exactly_once(completed: bool) -> None:
     recorder = Completions()
-    control = RequestControl(SchedulerMetrics(), response_complete=[recorder])  # type: ignore[list-item]
+    control = RequestControl(SchedulerMetrics(), response_complete=[recorder])
     director = build_director([IDLE], request_control=control)
     s, exchange = await open_stream(director)
     if completed:
@@ -149,7 +150,7 @@ schedulingProfiles:
 
 async def test_served_fallback_endpoint_gets_the_completion() -> None:
     recorder = Completions()
-    control = RequestControl(SchedulerMetrics(), response_complete=[recorder])  # type: ignore[list-item]
+    control = RequestControl(SchedulerMetrics(), response_complete=[recorder])
     director = build_director([IDLE, OTHER], config=TWO_PICKS, request_control=control)
     s, exchange = await open_stream(director)
     served = {"envoy.lb": {"x-gateway-destination-endpoint-served": "10.0.0.3:8000"}}
@@ -173,7 +174,7 @@ SSE_HEADERS = {":status": "200", "content-type": "text/event-stream"}
 
 async def test_lean_skips_the_body_and_finishes_the_request_at_response_start() -> None:
     recorder = Completions()
-    control = RequestControl(SchedulerMetrics(), response_complete=[recorder])  # type: ignore[list-item]
+    control = RequestControl(SchedulerMetrics(), response_complete=[recorder])
     director = build_director([IDLE], request_control=control)
     s, exchange = await open_stream(director, stream=True, response_mode=LEAN, sample_rate=0.0)
 
@@ -253,16 +254,18 @@ SERVED_AT = {"envoy.lb": {"x-gateway-destination-endpoint-served": "10.0.0.2:800
 COST = {"envoy.lb": {"x-gateway-inference-request-cost": 9}}  # 5 + 2 x 2 from `SSE`
 
 
-class BodyRecorder:
+class BodyRecorder(FakePlugin):
     """A ResponseBody plugin that records each call's flags and usage."""
 
     type_name = "recording-body"
-    name = "recording"
 
     def __init__(self) -> None:
+        super().__init__("recording")
         self.calls: list[tuple[bool, bool, int | None]] = []
 
-    def response_body(self, request: InferenceRequest, response: Any, served: Any) -> None:
+    def response_body(
+        self, request: InferenceRequest, response: Response, served: Endpoint | None
+    ) -> None:
         del request, served  # unused: part of the protocol
         usage = response.usage.total_tokens if response.usage is not None else None
         self.calls.append((response.start_of_stream, response.end_of_stream, usage))
@@ -317,7 +320,7 @@ async def test_body_plugin_metadata_rides_on_the_last_body_reply(response_mode: 
 
 async def test_body_plugins_see_each_chunk_then_one_end_with_usage() -> None:
     recorder = BodyRecorder()
-    control = RequestControl(SchedulerMetrics(), response_body=[recorder])  # type: ignore[list-item]
+    control = RequestControl(SchedulerMetrics(), response_body=[recorder])
     director = build_director([IDLE], request_control=control)
     s, exchange = await open_stream(director, stream=True)
     cut = SSE.index(b"\n\n") + 2
@@ -330,7 +333,7 @@ async def test_body_plugins_see_each_chunk_then_one_end_with_usage() -> None:
 
 async def test_body_plugins_get_their_end_when_the_client_goes_away() -> None:
     recorder = BodyRecorder()
-    control = RequestControl(SchedulerMetrics(), response_body=[recorder])  # type: ignore[list-item]
+    control = RequestControl(SchedulerMetrics(), response_body=[recorder])
     director = build_director([IDLE], request_control=control)
     s, exchange = await open_stream(director, stream=True)
     await s.handle(messages.response_headers(SSE_HEADERS))

@@ -54,7 +54,7 @@ def serve(p: ApproxPrefixCacheProducer, prompt: str, target: str, **metrics: int
     """One request through PrepareData and PreRequest, sent to `target`."""
     state = CycleState()
     req = request(prompt=prompt)
-    eps = [endpoint(target, **metrics)]  # type: ignore[arg-type]
+    eps = [endpoint(target, **metrics)]  # type: ignore[arg-type]  # keyword pass-through
     p.prepare_data(req, state, eps)
     p.pre_request(req, state, SchedulingResult({"d": ProfileResult((eps[0],))}, "d"))
     return state

@@ -30,7 +30,7 @@ def test_score(metrics: dict[str, object], expected: float) -> None:
     scores = LoraAffinityScorer().score(
         request(ADAPTER),
         CycleState(),
-        [endpoint(**metrics)],  # type: ignore[arg-type]
+        [endpoint(**metrics)],  # type: ignore[arg-type]  # table of keyword values
     )
     assert scores == [expected]
 

@@ -1,16 +1,18 @@
 """`max-score-picker`: highest totals, random tie-break, top N."""
 
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 
+from igw.epp.endpoints import EndpointState
 from igw.epp.framework import CycleState
 from igw.epp.scheduling.plugins import MaxScorePicker
 from igw.epp.testing.builders import endpoints, request, seeded
 
 
-def names(picked: object) -> list[str]:
-    return [e.endpoint.name for e in picked]  # type: ignore[attr-defined]
+def names(picked: Sequence[EndpointState]) -> list[str]:
+    return [e.endpoint.name for e in picked]
 
 
 def test_picks_the_highest_score() -> None:

@@ -8,7 +8,7 @@ from igw.epp.testing.builders import NOW, FakeClock, endpoint, request
 
 
 def detector(**kw: float) -> UtilizationDetector:
-    return UtilizationDetector(clock=FakeClock(), **kw)  # type: ignore[arg-type]
+    return UtilizationDetector(clock=FakeClock(), **kw)  # type: ignore[arg-type]  # thresholds of mixed int/float types
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ def detector(**kw: float) -> UtilizationDetector:
     ],
 )
 def test_saturation(metrics: list[dict[str, float]], expected: float) -> None:
-    eps = [endpoint(f"e{i}", **m) for i, m in enumerate(metrics)]  # type: ignore[arg-type]
+    eps = [endpoint(f"e{i}", **m) for i, m in enumerate(metrics)]  # type: ignore[arg-type]  # table of keyword values
     assert detector().saturation(eps) == pytest.approx(expected)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from igw.epp.config import _profiles, _sections
 from igw.epp.config._build import Build
@@ -26,13 +27,15 @@ from igw.epp.config.builtin import builtin_registry
 from igw.epp.config.errors import ConfigError
 from igw.epp.datalayer import DataLayerConfig
 from igw.epp.flowcontrol import FlowControlConfig
-from igw.epp.framework import Plugin, PluginHandle, PluginRegistry, kinds
+from igw.epp.framework import Kind, Plugin, PluginHandle, PluginRegistry, kinds
 from igw.epp.framework.parsing import Parser
 from igw.epp.framework.requestcontrol import SaturationDetector
 from igw.epp.requestcontrol import LegacyAdmission, RequestControl
 from igw.epp.scheduling import Scheduler
 
 __all__ = ["DEFAULT_CONFIG", "EppConfig", "load_config", "load_config_file"]
+
+P = TypeVar("P")
 
 DEFAULT_CONFIG = """\
 apiVersion: inference.networking.x-k8s.io/v1alpha1
@@ -67,6 +70,11 @@ class EppConfig:
     feature_gates: frozenset[str]
     plugins: Mapping[str, Plugin]
     """Every instance by name, configured and auto-created, in creation order."""
+
+    def plugins_of(self, kind: Kind[P]) -> list[P]:
+        """The instances of one kind, typed as it (`plugins_of(kinds.FILTER)` is a
+        `list[Filter]`), in creation order."""
+        return [p for p in self.plugins.values() if kind.accepts(p)]
 
 
 def load_config(

@@ -125,9 +125,10 @@ class SchedulerProfile:
         started = perf_counter()
         picked = self._pick(request, state, candidates, totals)
         self._pick_observe(perf_counter() - started)
-        return _ended(
-            recorder, candidates, totals, ProfileResult(tuple(picked)) if picked else None
-        )
+        if recorder is None and picked:  # the hot path: no explanation, a pick
+            return ProfileRun(ProfileResult(tuple(picked)))
+        result = ProfileResult(tuple(picked)) if picked else None
+        return _ended(recorder, candidates, totals, result)
 
 
 def _ended(
