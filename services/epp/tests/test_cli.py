@@ -5,6 +5,12 @@ from pathlib import Path
 import pytest
 
 from igw.epp.cli import parse_args
+from igw.epp.discovery import (
+    DEFAULT_POOL_GROUP,
+    LEGACY_POOL_GROUP,
+    PoolOptions,
+    PoolSpec,
+)
 
 FILE = ["--endpoints-file", "eps.yaml"]
 
@@ -52,11 +58,22 @@ def test_deprecated_metrics_flags_become_source_params() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        pytest.param(["--pool-name", "p", *FILE], "Kubernetes discovery is not implemented yet",
-                     id="pool-name"),
+        pytest.param(["--pool-name", "p", *FILE], "exactly one of --pool-name",
+                     id="pool-and-file"),
+        pytest.param(["--pool-name", "p", "--endpoint-selector", "app=x",
+                      "--endpoint-target-ports", "8000"], "exactly one of", id="pool-and-selector"),
+        pytest.param(["--endpoint-selector", "app=x"], "from 1 to 8 ports", id="selector-no-ports"),
+        pytest.param(["--endpoint-selector", "app=x", "--endpoint-target-ports",
+                      "1,2,3,4,5,6,7,8,9"], "from 1 to 8 ports", id="nine-ports"),
+        pytest.param(["--endpoint-selector", "app", "--endpoint-target-ports", "8000"],
+                     "KEY=VALUE", id="selector-without-value"),
+        pytest.param(["--endpoint-selector", "a=b", "--endpoint-target-ports", "70000"],
+                     "invalid port number", id="port-out-of-range"),
+        pytest.param(["--pool-name", "p", "--objective", "a=1"], "use InferenceObjectives",
+                     id="objective-flag-on-kubernetes"),
         pytest.param(["--total-queued-requests-metric", "x", *FILE], "was removed upstream",
                      id="removed-metric-flag"),
-        pytest.param([], "--endpoints-file is required", id="no-endpoints"),
+        pytest.param([], "exactly one of --pool-name", id="no-endpoints"),
         pytest.param(["--config-file", "a", "--config-text", "b", *FILE], "not allowed with",
                      id="config-exclusive"),
         pytest.param(["--grpc-port", "9003", *FILE], "ports must differ", id="same-ports"),
@@ -72,3 +89,42 @@ def test_refused(argv: list[str], message: str, capsys: pytest.CaptureFixture[st
         parse_args(argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_pool_flags_as_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAMESPACE", "from-env")
+    options, _ = parse_args(["--pool-name", "llama", "--model-server-metrics-port", "9100"])
+    assert options.pool == PoolOptions("llama", "from-env", DEFAULT_POOL_GROUP, metrics_port=9100)
+    options, _ = parse_args(
+        ["--pool-name", "llama", "--pool-namespace", "serving", "--pool-group", LEGACY_POOL_GROUP]
+    )
+    assert options.pool == PoolOptions("llama", "serving", LEGACY_POOL_GROUP)
+    monkeypatch.delenv("NAMESPACE")
+    options, _ = parse_args(["--pool-name", "llama"])
+    assert options.pool is not None
+    assert options.pool.namespace == "default"
+    assert options.endpoints_file is None
+
+
+def test_standalone_mode_names_the_pool_after_the_deployment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POD_NAME", "llama-epp-7d9f8b6c4d-x2k9p")
+    options, _ = parse_args(
+        ["--endpoint-selector", "app=vllm, tier=gpu", "--endpoint-target-ports", "8000,8001",
+         "--endpoint-target-ports", "8001", "--pool-namespace", "ns"]
+    )  # fmt: skip
+    assert options.pool is not None
+    assert options.pool.name == "llama-epp"
+    assert options.pool.standalone == PoolSpec(
+        "llama-epp", "ns", {"app": "vllm", "tier": "gpu"}, (8000, 8001)
+    )
+
+
+def test_standalone_mode_needs_the_pod_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("POD_NAME", raising=False)
+    with pytest.raises(SystemExit):
+        parse_args(["--endpoint-selector", "app=vllm", "--endpoint-target-ports", "8000"])
+    assert "POD_NAME" in capsys.readouterr().err

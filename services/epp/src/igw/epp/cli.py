@@ -1,10 +1,12 @@
 """`igw-epp`: the Endpoint Picker's command line, with upstream GIE's flags and defaults (§9.1).
 
-Booleans are Go-style (`--secure-serving`, `--secure-serving=false`). igw adds
-`--endpoints-file` (static discovery, required until Kubernetes discovery exists) and
-`--objective NAME=PRIORITY` (stands in for InferenceObjective resources). Flags upstream removed
-(the metric-name flags) and Kubernetes flags (`--pool-name` ...) are refused with a message saying
-what to use instead; Go-only flags (pprof, zap) are accepted so manifests keep working.
+Booleans are Go-style (`--secure-serving`, `--secure-serving=false`). Where the endpoints come
+from is exactly one of: `--pool-name` (an InferencePool, `--pool-namespace`, `--pool-group`),
+`--endpoint-selector` with `--endpoint-target-ports` (standalone mode, no InferencePool; the pool
+is named after the EPP's Deployment, from `POD_NAME`), or igw's `--endpoints-file` (a static file,
+no cluster needed), with `--objective NAME=PRIORITY` standing in for InferenceObjectives there.
+Flags upstream removed (the metric-name flags) are refused with a message saying what to use
+instead; Go-only flags (pprof, zap) are accepted so manifests keep working.
 
 `--response-sample-rate` (igw's own, default 0.0) matters only in the lean response mode, where
 Envoy's EPP filter has `response_body_mode: STREAMED`: the share of responses whose body the EPP
@@ -16,6 +18,7 @@ and their trade-offs are described in `igw.epp.server` and the README.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +29,14 @@ from igw.common.cli import bool_flag, go_bool, go_style_argv, port, serve
 from igw.common.telemetry import configure_logging
 from igw.epp.admin import ADMIN_COMMANDS, admin_main
 from igw.epp.config import ConfigError
-from igw.epp.discovery import StaticDiscoveryError
+from igw.epp.discovery import (
+    DEFAULT_POOL_GROUP,
+    LEGACY_POOL_GROUP,
+    MAX_TARGET_PORTS,
+    PoolOptions,
+    StaticDiscoveryError,
+    deployment_name,
+)
 from igw.epp.server import EppOptions, EppService
 from igw.epp.units import parse_duration
 
@@ -38,7 +48,6 @@ _REMOVED_METRIC_FLAGS = (
     "total-queued-requests-metric", "total-running-requests-metric",
     "kv-cache-usage-percentage-metric", "lora-info-metric", "cache-info-metric",
 )  # fmt: skip
-_KUBERNETES_FLAGS = ("pool-name", "pool-namespace", "pool-group", "endpoint-selector")
 _GO_ONLY = ("zap-devel", "zap-log-level", "zap-stacktrace-level", "zap-time-encoding")
 
 
@@ -69,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     config = p.add_mutually_exclusive_group()
     config.add_argument("--config-file", type=Path, help="EndpointPickerConfig YAML file")
     config.add_argument("--config-text", help="EndpointPickerConfig YAML text")
-    flag("--endpoints-file", type=Path, help="YAML file listing the model-server endpoints")
+    _discovery_flags(p)
     flag(
         "--objective",
         action="append",
@@ -115,9 +124,69 @@ def _parser() -> argparse.ArgumentParser:
     bool_flag(p, "--ha-enable-leader-election", False, "not supported yet")
     flag("-v", "--v", dest="verbosity", type=int, default=2, help="log verbosity (default 2)")
     flag("--zap-encoder", choices=("json", "console"), default="json", help="log format")
-    for name in (*_REMOVED_METRIC_FLAGS, *_KUBERNETES_FLAGS, "endpoint-target-ports", *_GO_ONLY):
+    for name in (*_REMOVED_METRIC_FLAGS, *_GO_ONLY):
         flag(f"--{name}", default=None, help=argparse.SUPPRESS)
     return p
+
+
+def _discovery_flags(p: argparse.ArgumentParser) -> None:
+    flag = p.add_argument
+    flag("--pool-name", default="", help="the InferencePool whose pods this EPP serves")
+    flag(
+        "--pool-namespace",
+        default="",
+        help="the pool's namespace (default: $NAMESPACE, else default)",
+    )
+    flag(
+        "--pool-group",
+        default=DEFAULT_POOL_GROUP,
+        help=f"the InferencePool's API group ({LEGACY_POOL_GROUP} for v1alpha2 pools)",
+    )
+    flag(
+        "--endpoint-selector",
+        type=_selector,
+        default=None,
+        metavar="K=V[,K=V]",
+        help="standalone mode: the labels of the model-server pods (no InferencePool)",
+    )
+    flag(
+        "--endpoint-target-ports",
+        type=_ports,
+        action="append",
+        default=[],
+        metavar="PORT[,PORT]",
+        help="standalone mode: 1 to 8 serving ports of each pod",
+    )
+    flag(
+        "--model-server-metrics-port",
+        type=int,
+        default=0,
+        help="deprecated: the metrics port of single-port pools (default: the serving port)",
+    )
+    flag("--endpoints-file", type=Path, help="without Kubernetes: a YAML file of endpoints")
+
+
+def _selector(text: str) -> dict[str, str]:
+    """`k=v,k2=v2` (equality only, as upstream's ConvertSelectorToLabelsMap)."""
+    selector: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip().removeprefix("=").strip()
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE[,KEY=VALUE], got {text!r}")
+        selector[key] = value
+    return selector
+
+
+def _ports(text: str) -> list[int]:
+    try:
+        ports = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected port numbers, got {text!r}") from None
+    for number in ports:
+        if not 0 < number <= 65535:
+            raise argparse.ArgumentTypeError(f"invalid port number {number}")
+    return ports
 
 
 def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -127,17 +196,21 @@ def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                 f"--{name} was removed upstream; map metrics with the core-metrics-extractor "
                 "plugin's engineConfigs in the EndpointPickerConfig instead"
             )
-    for name in (*_KUBERNETES_FLAGS, "endpoint-target-ports"):
-        if getattr(args, name.replace("-", "_")) is not None:
-            parser.error(
-                f"--{name}: Kubernetes discovery is not implemented yet; use --endpoints-file"
-            )
     if args.metrics_endpoint_auth:
         parser.error("--metrics-endpoint-auth=true is not supported: restrict /metrics by network")
     if args.ha_enable_leader_election:
         parser.error("--ha-enable-leader-election is not supported yet: run one replica")
-    if args.endpoints_file is None:
-        parser.error("--endpoints-file is required (Kubernetes discovery is not implemented yet)")
+    sources = [args.pool_name, args.endpoint_selector, args.endpoints_file]
+    if sum(1 for source in sources if source) != 1:
+        parser.error(
+            "exactly one of --pool-name, --endpoint-selector (standalone mode) and "
+            "--endpoints-file (no Kubernetes) must be set"
+        )
+    ports = list(dict.fromkeys(p for group in args.endpoint_target_ports for p in group))
+    if args.endpoint_selector and not 1 <= len(ports) <= MAX_TARGET_PORTS:
+        parser.error(f"--endpoint-target-ports should have from 1 to {MAX_TARGET_PORTS} ports")
+    if args.objective and not args.endpoints_file:
+        parser.error("--objective is for --endpoints-file; on Kubernetes use InferenceObjectives")
 
 
 def _objectives(parser: argparse.ArgumentParser, items: Sequence[str]) -> dict[str, int]:
@@ -160,6 +233,25 @@ def _metrics_source_flags(args: argparse.Namespace) -> dict[str, object]:
     return {name: value for name, value in given.items() if value is not None}
 
 
+def _pool_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> PoolOptions | None:
+    """Where a Kubernetes EPP finds its pool; None in file mode."""
+    if args.endpoints_file:
+        return None
+    namespace = args.pool_namespace or os.environ.get("NAMESPACE") or "default"
+    metrics_port = args.model_server_metrics_port or None
+    if args.pool_name:
+        return PoolOptions(args.pool_name, namespace, args.pool_group, metrics_port=metrics_port)
+    try:
+        name = deployment_name(os.environ.get("POD_NAME", ""))
+    except ValueError as e:
+        parser.error(f"--endpoint-selector: {e}")
+    ports = tuple(dict.fromkeys(p for group in args.endpoint_target_ports for p in group))
+    return PoolOptions(
+        name, namespace, args.pool_group, selector=args.endpoint_selector, target_ports=ports,
+        metrics_port=metrics_port,
+    )  # fmt: skip
+
+
 def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
     """Options from command-line arguments; exits with a usage message on a bad flag."""
     args_in = go_style_argv(argv)
@@ -179,6 +271,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
         metrics_staleness_threshold_s=args.metrics_staleness_threshold,
         config_file=args.config_file, config_text=args.config_text,
         endpoints_file=args.endpoints_file, objectives=_objectives(parser, args.objective),
+        pool=_pool_options(parser, args),
         tracing=args.tracing, response_sample_rate=args.response_sample_rate,
         metrics_source_flags=_metrics_source_flags(args),
     )  # fmt: skip

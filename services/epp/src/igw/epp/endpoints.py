@@ -38,6 +38,8 @@ class Endpoint:
     labels: Mapping[str, str] = field(default_factory=dict)
     metrics_port: int | None = None
     """Where `/metrics` is served; None means the serving port."""
+    namespace: str = ""
+    """The pod's namespace ("" without Kubernetes)."""
 
     @property
     def hostport(self) -> str:

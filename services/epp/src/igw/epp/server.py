@@ -2,9 +2,11 @@
 
 Ownership and shutdown (STYLE §14): `EppService` owns the ext_proc server (and its health
 server), the Prometheus endpoint, the datastore (one metrics collector task per endpoint) and the
-static discovery watch. `start()` loads the endpoints file first (a broken file fails start-up),
-then serves; `stop()` goes in reverse: health NOT_SERVING and a graceful gRPC stop, then the
-discovery watch, the datastore's collectors, the metrics endpoint and the tracer's last export.
+discovery: the static file's watch, or the Kubernetes watches (pool, pods, objectives, rewrites).
+`start()` loads the endpoints file first (a broken file fails start-up) or starts the watches
+(ready once the pool and its pods are listed), then serves; `stop()` goes in reverse: health
+NOT_SERVING and a graceful gRPC stop, then the discovery watches, the datastore's collectors, the
+metrics endpoint and the tracer's last export.
 
 Response modes (DESIGN §6.1, reference/streaming-cost.md). The EPP serves both; which one a
 request gets is Envoy's `processing_mode` for the filter, announced on every stream
@@ -28,8 +30,8 @@ request gets is Envoy's `processing_mode` for the filter, announced on every str
   the core never skips a full-duplex body (chunks already sent would be lost).
 
 Health (§9.2): SERVING for any service name once the endpoints are known (the static file was
-loaded, or a source was injected) and the parser supports the pool's protocol (both built-in
-parsers speak `http`, the only protocol without Kubernetes).
+loaded, a source was injected, or the pool and its pods were listed) and the parser supports the
+pool's `appProtocol` (both built-in parsers speak `http`); a deleted pool turns it NOT_SERVING.
 """
 
 from __future__ import annotations
@@ -53,10 +55,18 @@ from igw.common.telemetry import MetricsServer, configure_tracing, shutdown_trac
 from igw.epp.admin import AdminService
 from igw.epp.config import EppConfig, load_config, load_config_file
 from igw.epp.datalayer import Datastore, PoolMetricsCollector, datastore_from_config
-from igw.epp.discovery import StaticDiscovery
+from igw.epp.discovery import KubernetesDiscovery, ObjectStore, PoolOptions, StaticDiscovery
 from igw.epp.endpoints import EndpointSource
 from igw.epp.framework import PluginHandle, SchedulerMetrics
-from igw.epp.requestpath import Director, Exchanges, RequestMetrics, StaticObjectives
+from igw.epp.requestpath import (
+    Director,
+    Exchanges,
+    ModelRewriteStore,
+    Objectives,
+    ObjectiveStore,
+    RequestMetrics,
+    StaticObjectives,
+)
 
 __all__ = ["EppOptions", "EppService"]
 
@@ -82,7 +92,10 @@ class EppOptions:
     config_file: Path | None = None
     config_text: str | None = None
     endpoints_file: Path | None = None
+    pool: PoolOptions | None = None
+    """Kubernetes discovery: the InferencePool (or standalone selector) to serve."""
     pool_name: str = "igw"
+    """The pool's name in metrics in file mode (`pool.name` on Kubernetes)."""
     objectives: Mapping[str, int] = field(default_factory=dict)
     """Objective name -> priority (stands in for InferenceObjective resources)."""
     tracing: bool = True
@@ -105,6 +118,21 @@ def _build_info() -> tuple[str, str]:
     except metadata.PackageNotFoundError:
         version = "dev"
     return os.environ.get("IGW_COMMIT", "unknown"), version
+
+
+def _objective_stores(
+    options: EppOptions, handle: PluginHandle
+) -> tuple[Objectives, ModelRewriteStore | None]:
+    """InferenceObjective and InferenceModelRewrite stores for a pool on Kubernetes; the static
+    `--objective` table (and no rewrites) without one, or in standalone mode (no CRDs)."""
+    pool = options.pool
+    if pool is None or pool.selector is not None:
+        return StaticObjectives(options.objectives), None
+    ref = {"pool_group": pool.group, "pool_namespace": pool.namespace}
+    return (
+        ObjectiveStore(pool.name, **ref),
+        ModelRewriteStore(pool.name, rng=handle.rng, **ref),
+    )
 
 
 class EppService:
@@ -130,11 +158,13 @@ class EppService:
             _log.warning("flow control is not implemented yet; legacy admission is used")
         self.datastore: Datastore | None = None
         self.discovery: StaticDiscovery | None = None
+        self.kubernetes: KubernetesDiscovery | None = None
         self._synced = endpoint_source is not None
+        self.objectives, self.rewrites = _objective_stores(options, handle)
         source = endpoint_source if endpoint_source is not None else self._make_datastore()
         self.registry.register(
             PoolMetricsCollector(
-                options.pool_name,
+                options.pool.name if options.pool is not None else options.pool_name,
                 source,
                 staleness_threshold_s=options.metrics_staleness_threshold_s,
             )
@@ -152,7 +182,8 @@ class EppService:
             request_control=config.request_control,
             parser=config.parser,
             metrics=self.metrics,
-            objectives=StaticObjectives(options.objectives),
+            objectives=self.objectives,
+            rewrites=self.rewrites,
             subset_filter=not options.disable_endpoint_subset_filter,
             tracer=tracer(self._provider, ORCHESTRATION_TRACER) if traced else None,
             rng=handle.rng,
@@ -181,6 +212,13 @@ class EppService:
         )
         if self.options.endpoints_file is not None:
             self.discovery = StaticDiscovery(self.options.endpoints_file, self.datastore)
+        elif self.options.pool is not None:
+            stores: dict[str, ObjectStore] = {}
+            if isinstance(self.objectives, ObjectiveStore):
+                stores["inferenceobjectives"] = self.objectives.reconcile
+            if isinstance(self.rewrites, ModelRewriteStore):
+                stores["inferencemodelrewrites"] = self.rewrites.reconcile
+            self.kubernetes = KubernetesDiscovery(self.options.pool, self.datastore, stores=stores)
         return self.datastore
 
     def _make_server(self, traced: bool) -> ExtProcServer:
@@ -208,6 +246,8 @@ class EppService:
         )
 
     def _ready(self) -> bool:
+        if self.kubernetes is not None:
+            return self.kubernetes.ready
         return self._synced
 
     async def start(self) -> None:
@@ -221,6 +261,8 @@ class EppService:
                 await self.datastore.start()
             if self.discovery is not None:
                 self.discovery.start()
+            if self.kubernetes is not None:
+                await self.kubernetes.start()
             await self.server.start()
         except BaseException:
             await self.stop()
@@ -230,6 +272,8 @@ class EppService:
         await self.server.stop()
         if self.discovery is not None:
             await self.discovery.stop()
+        if self.kubernetes is not None:
+            await self.kubernetes.stop()
         if self.datastore is not None:
             await self.datastore.close()
         self.metrics_server.stop()

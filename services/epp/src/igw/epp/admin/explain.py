@@ -78,7 +78,7 @@ class Explainer:
             if not body:
                 names = _names(director.candidates({}))
                 return dataclasses.replace(partial, candidates=names, note=HEADER_ONLY_NOTE)
-            facts = director.read(control, path, lowered, body)
+            facts = director.read(control, path, lowered, body, dry_run=True)
             partial = dataclasses.replace(
                 partial, model=facts.incoming_model, target_model=facts.target_model,
                 priority=facts.priority,

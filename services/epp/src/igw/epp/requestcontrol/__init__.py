@@ -7,6 +7,13 @@ pick, and on the response ResponseReceived, ResponseStreaming and ResponseComple
 """
 
 from igw.epp.requestcontrol.admission import SHED_MESSAGE, Admission, LegacyAdmission, admit
-from igw.epp.requestcontrol.hooks import RequestControl
+from igw.epp.requestcontrol.hooks import NO_CANDIDATES, RequestControl
 
-__all__ = ["SHED_MESSAGE", "Admission", "LegacyAdmission", "RequestControl", "admit"]
+__all__ = [
+    "NO_CANDIDATES",
+    "SHED_MESSAGE",
+    "Admission",
+    "LegacyAdmission",
+    "RequestControl",
+    "admit",
+]

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from igw.common.errors import InternalError
+from igw.common.errors import InternalError, ServiceUnavailableError
 from igw.epp.endpoints import Endpoint, EndpointState, InferenceRequest
 from igw.epp.framework.cycle_state import CycleState
 from igw.epp.framework.metrics import SchedulerMetrics
@@ -38,7 +38,9 @@ from igw.epp.framework.response import Response
 from igw.epp.framework.results import SchedulingResult
 from igw.epp.requestcontrol.admission import Admission
 
-__all__ = ["RequestControl"]
+__all__ = ["NO_CANDIDATES", "RequestControl"]
+
+NO_CANDIDATES = "failed to find endpoint candidates for serving the request"
 
 _log = structlog.get_logger(__name__)
 
@@ -97,9 +99,16 @@ class RequestControl:
     async def admit(
         self, request: InferenceRequest, state: CycleState, candidates: Sequence[EndpointState]
     ) -> None:
-        """The one admission step; raises the `InferenceError` a request is refused with."""
+        """The one admission step; raises the `InferenceError` a request is refused with.
+
+        As upstream's director: the pool's admission first (so a sheddable request finding no
+        candidates is shed, 429, as a saturated pool would shed it), then a request without
+        candidates is refused (503), then the producers and the Admit plugins.
+        """
         if self.admission is not None:
             await self.admission.admit(request, candidates)
+        if not candidates:
+            raise ServiceUnavailableError(NO_CANDIDATES)
         self.prepare_data(request, state, candidates)
         self.run_admitters(request, state, candidates)
 

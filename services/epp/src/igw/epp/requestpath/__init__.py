@@ -2,7 +2,8 @@
 
 `Exchanges` is the `ExchangeFactory` the ext_proc servicer calls once per stream; each
 `EppExchange` asks the `Director` for a decision, keeps the request's `RequestLifecycle` and
-handles the response side.
+handles the response side. `ObjectiveStore` and `ModelRewriteStore` hold the pool's
+InferenceObjective and InferenceModelRewrite objects for the Director, fed by reconcilers.
 """
 
 from igw.epp.requestpath.director import (
@@ -15,7 +16,8 @@ from igw.epp.requestpath.director import (
 from igw.epp.requestpath.exchange import EppExchange, Exchanges, ModelBackRewrite
 from igw.epp.requestpath.lifecycle import RequestLifecycle
 from igw.epp.requestpath.metrics import RequestMetrics
-from igw.epp.requestpath.objectives import Objectives, StaticObjectives
+from igw.epp.requestpath.objectives import Objectives, ObjectiveStore, OwnPool, StaticObjectives
+from igw.epp.requestpath.rewrites import ModelRewrites, ModelRewriteStore, RewriteChoice
 
 __all__ = [
     "NO_CANDIDATES",
@@ -25,9 +27,14 @@ __all__ = [
     "EppExchange",
     "Exchanges",
     "ModelBackRewrite",
+    "ModelRewriteStore",
+    "ModelRewrites",
+    "ObjectiveStore",
     "Objectives",
+    "OwnPool",
     "RequestFacts",
     "RequestLifecycle",
     "RequestMetrics",
+    "RewriteChoice",
     "StaticObjectives",
 ]

@@ -2,8 +2,8 @@
 
     control headers -> parse body -> target model -> priority      `read`
     -> the body with the target model (a body that cannot take it: 500)
-    -> candidates (subset hint; none: 503)                          `candidates`
-    -> admission (sheddable: 429 when saturated) -> PrepareData
+    -> candidates (subset hint)                                      `candidates`
+    -> admission (sheddable: 429 when saturated or no candidates; then none: 503) -> PrepareData
        -> Admit -> schedule (none: 429) -> PreRequest               `schedule`
     -> destination header + `envoy.lb` metadata, body untouched unless the model is rewritten
 
@@ -12,6 +12,14 @@ verdict for Envoy. `Explain` runs the same steps (`read`, `candidates`, `schedul
 so a request is explained exactly as it would be routed, minus the PreRequest hooks. A
 header-only request (a GET) skips it all and goes to a uniformly random endpoint of the pool
 (quirk #11, kept); with no endpoints at all it gets 500 `no pods available in datastore`.
+
+The target model, in upstream's order (`pkg/epp/requestcontrol/director.go` v1.5.0,
+`mutateModel` then `applyWeightedModelRewrite`): the `x-gateway-model-name-rewrite` header, else
+the body's model; then an InferenceModelRewrite rule (`rewrites`) matching the body's model, not
+the header's, replaces it, so **a rule beats the header**. Rules apply only with a parser that
+reads models (upstream: only to a JSON-map body). Each rule decision counts once in
+`inference_extension_model_rewrite_decisions_total`, also for a request refused later, but not
+for `read(dry_run=True)` (Explain).
 
 Every `InferenceError` raised by `decide` is counted in `inference_objective_request_error_total`
 and answered by the serving core with its status and upstream's body. The Director is shared by
@@ -29,13 +37,13 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, Tracer
 
-from igw.common.errors import InferenceError, InternalError, ServiceUnavailableError
+from igw.common.errors import InferenceError, InternalError
 from igw.common.extproc import HttpRequest, RequestVerdict
 from igw.common.telemetry.tracing import inject_headers
 from igw.epp.endpoints import Endpoint, EndpointSource, EndpointState, InferenceRequest
 from igw.epp.framework import CycleState, SchedulingError, SchedulingResult
 from igw.epp.framework.parsing import ParsedRequest, Parser
-from igw.epp.requestcontrol import RequestControl
+from igw.epp.requestcontrol import NO_CANDIDATES, RequestControl
 from igw.epp.requestpath.candidates import subset_candidates
 from igw.epp.requestpath.headers import (
     ControlHeaders,
@@ -45,13 +53,13 @@ from igw.epp.requestpath.headers import (
 )
 from igw.epp.requestpath.metrics import RequestMetrics
 from igw.epp.requestpath.objectives import Objectives, StaticObjectives
+from igw.epp.requestpath.rewrites import ModelRewrites
 from igw.epp.scheduling import Scheduler
 from igw.epp.scheduling.profile import NO_ENDPOINTS
 
 __all__ = ["NO_CANDIDATES", "NO_PODS", "Decision", "Director", "RequestFacts"]
 
 NO_PODS = "no pods available in datastore"
-NO_CANDIDATES = "failed to find endpoint candidates for serving the request"
 
 
 # RequestFacts and Decision are made once per request: plain slotted dataclasses, read-only by
@@ -95,6 +103,7 @@ class Director:
         parser: Parser,
         metrics: RequestMetrics,
         objectives: Objectives | None = None,
+        rewrites: ModelRewrites | None = None,
         subset_filter: bool = True,
         tracer: Tracer | None = None,
         rng: random.Random | None = None,
@@ -105,6 +114,7 @@ class Director:
         self.parser = parser
         self.metrics = metrics
         self.objectives = objectives if objectives is not None else StaticObjectives()
+        self.rewrites = rewrites
         self.subset_filter = subset_filter
         self.tracer = tracer
         self.rng = rng if rng is not None else random.Random()  # noqa: S311 - load spreading
@@ -130,11 +140,26 @@ class Director:
         return self._routed(facts, rewritten, result, span)
 
     def read(
-        self, control: ControlHeaders, path: str, headers: Mapping[str, str], body: bytes
+        self,
+        control: ControlHeaders,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        dry_run: bool = False,
     ) -> RequestFacts:
-        """Parses the body and resolves model and priority; raises `BadRequestError` (400)."""
+        """Parses the body and resolves model and priority; raises `BadRequestError` (400).
+
+        `dry_run` (Explain) still picks a rule's target but counts no rewrite decision."""
         parsed = self.parser.parse(path, body)
         target = control.model_rewrite or parsed.model
+        if self.rewrites is not None and self.parser.reads_models:
+            choice = self.rewrites.choose(parsed.model)
+            if choice is not None:
+                target = choice.target
+                if not dry_run:
+                    decisions = self.metrics.rewrite_decisions
+                    decisions.labels(choice.rewrite, parsed.model, target).inc()
         priority = self.objectives.priority(control.objective)
         inference = InferenceRequest(
             request_id=control.request_id, target_model=target, headers=headers,
@@ -144,12 +169,11 @@ class Director:
         return RequestFacts(control, parsed, parsed.model, target, priority, inference)
 
     def candidates(self, metadata: Mapping[str, Any]) -> Sequence[EndpointState]:
-        """The pool's endpoints narrowed by the proxy's subset hint; none -> 503."""
+        """The pool's endpoints narrowed by the proxy's subset hint; may be empty (admission
+        decides what an empty list means: 429 for a sheddable request, else 503)."""
         endpoints = self.source.endpoints()
         if self.subset_filter:
             endpoints = subset_candidates(endpoints, metadata)
-        if not endpoints:
-            raise ServiceUnavailableError(NO_CANDIDATES)
         return endpoints
 
     async def schedule(
@@ -181,9 +205,11 @@ class Director:
             raise SchedulingError(NO_ENDPOINTS, result.explanations)
         if attempts is not None:
             primary = result.targets[0].endpoint
+            # Upstream's labels: the pod's name (not the rank's), its namespace, the port.
             attempts.labels(
-                "success", request.target_model, primary.name, "", str(primary.port)
-            ).inc()
+                "success", request.target_model, primary.pod or primary.name, primary.namespace,
+                str(primary.port),
+            ).inc()  # fmt: skip
             control.pre_request(request, state, result)
         return result
 

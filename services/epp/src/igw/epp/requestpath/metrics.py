@@ -76,6 +76,13 @@ class RequestMetrics:
             "attempts.", ["status", "target_model_name", "pod_name", "namespace", "port"],
             registry=r,
         )  # fmt: skip
+        # One per request an InferenceModelRewrite rule decided; its label is `target_model`,
+        # not `target_model_name`, as upstream (pkg/epp/metrics/metrics.go, v1.5.0).
+        self.rewrite_decisions = hot.Counter(
+            "inference_extension_model_rewrite_decisions", "[ALPHA] Total number of inference "
+            "model rewrite decisions.", ["model_rewrite_name", "model_name", "target_model"],
+            registry=r,
+        )  # fmt: skip
 
     def _histogram(self, suffix: str, what: str, buckets: tuple[float, ...]) -> hot.Histogram:
         return hot.Histogram(

@@ -18,7 +18,14 @@ from igw.epp.endpoints import EndpointSource, EndpointState
 from igw.epp.framework import PluginHandle
 from igw.epp.framework.parsing import Parser
 from igw.epp.requestcontrol import RequestControl
-from igw.epp.requestpath import Director, Exchanges, RequestMetrics, StaticObjectives
+from igw.epp.requestpath import (
+    Director,
+    Exchanges,
+    ModelRewrites,
+    Objectives,
+    RequestMetrics,
+    StaticObjectives,
+)
 from igw.epp.testing.builders import FakeClock, seeded
 
 __all__ = [
@@ -67,14 +74,15 @@ def build_director(
     *,
     config: str | None = None,
     parser: Parser | None = None,
-    objectives: Mapping[str, int] | None = None,
+    objectives: Mapping[str, int] | Objectives | None = None,
+    rewrites: ModelRewrites | None = None,
     subset_filter: bool = True,
     request_control: RequestControl | None = None,
 ) -> Director:
     handle = PluginHandle(rng=seeded(), clock=FakeClock())
     loaded = load_config(config, handle=handle)
     return director_for(
-        loaded, StaticEndpoints(states), parser=parser, objectives=objectives,
+        loaded, StaticEndpoints(states), parser=parser, objectives=objectives, rewrites=rewrites,
         subset_filter=subset_filter, request_control=request_control,
         metrics=RequestMetrics(handle.metrics.registry),
     )  # fmt: skip
@@ -85,7 +93,8 @@ def director_for(
     source: EndpointSource,
     *,
     parser: Parser | None = None,
-    objectives: Mapping[str, int] | None = None,
+    objectives: Mapping[str, int] | Objectives | None = None,
+    rewrites: ModelRewrites | None = None,
     subset_filter: bool = True,
     request_control: RequestControl | None = None,
     metrics: RequestMetrics | None = None,
@@ -97,7 +106,10 @@ def director_for(
         request_control=request_control or config.request_control,
         parser=parser or config.parser,
         metrics=metrics or RequestMetrics(),
-        objectives=StaticObjectives(objectives),
+        objectives=(
+            StaticObjectives(objectives) if isinstance(objectives, Mapping | None) else objectives
+        ),
+        rewrites=rewrites,
         subset_filter=subset_filter,
         rng=seeded(1),
     )
