@@ -50,6 +50,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from igw.common.envoy import BodyMode
 from igw.common.extproc import EXT_PROC_SERVICE, ExtProcServicer
 from igw.common.health import HealthService
+from igw.common.kube import Timings
 from igw.common.serving import ExtProcServer, ServerOptions
 from igw.common.telemetry import MetricsServer, configure_tracing, shutdown_tracing, tracer
 from igw.epp.admin import AdminService
@@ -94,6 +95,8 @@ class EppOptions:
     endpoints_file: Path | None = None
     pool: PoolOptions | None = None
     """Kubernetes discovery: the InferencePool (or standalone selector) to serve."""
+    watch_timings: Timings | None = None
+    """Kubernetes watch timeouts and retry backoff (None: `Timings()`'s defaults)."""
     pool_name: str = "igw"
     """The pool's name in metrics in file mode (`pool.name` on Kubernetes)."""
     objectives: Mapping[str, int] = field(default_factory=dict)
@@ -218,7 +221,9 @@ class EppService:
                 stores["inferenceobjectives"] = self.objectives.reconcile
             if isinstance(self.rewrites, ModelRewriteStore):
                 stores["inferencemodelrewrites"] = self.rewrites.reconcile
-            self.kubernetes = KubernetesDiscovery(self.options.pool, self.datastore, stores=stores)
+            self.kubernetes = KubernetesDiscovery(
+                self.options.pool, self.datastore, stores=stores, timings=self.options.watch_timings
+            )
         return self.datastore
 
     def _make_server(self, traced: bool) -> ExtProcServer:
