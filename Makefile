@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
 LOCKED := $(wildcard uv.lock)
 
-.PHONY: help run load test unit lint typecheck fmt bench bench-quick bench-bbr bench-epp clean proto
+.PHONY: help run load test unit lint typecheck fmt bench bench-quick bench-bbr bench-epp bench-failover clean proto
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench-bbr: $(STAMP) ## BBR CPU per request against a trivial echo ext_proc, thro
 
 bench-epp: $(STAMP) ## EPP cost: CPU per request, added latency, scheduling, scraping, TTFT
 	$(PY) -m bench.epp_cost
+
+bench-failover: $(STAMP) ## EPP leader election: seconds from the leader's end to the standby ready
+	$(PY) -m bench.epp_failover
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) $(TOOLS_DIR) .mypy_cache .ruff_cache .pytest_cache

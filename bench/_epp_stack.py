@@ -159,7 +159,7 @@ class Stack:
             str(_BIN / "igw-bbr"), "--grpc-port", str(self.grpc["bbr"]),
             "--grpc-health-port", str(free_port()), "--metrics-port", str(free_port()),
             "--host", "127.0.0.1", "--streaming", "--kubernetes=off",
-            "--secure-serving=false", "-v", "1",
+            "--secure-serving=false", "--metrics-endpoint-auth=false", "-v", "1",
         ]  # fmt: skip
 
     def _epp_argv(self, endpoints_file: Path) -> list[str]:
@@ -167,7 +167,8 @@ class Stack:
             str(_BIN / "igw-epp"), "--grpc-port", str(self.grpc["epp"]),
             "--grpc-health-port", str(free_port()), "--metrics-port", str(self.epp_metrics_port),
             "--host", "127.0.0.1", "--endpoints-file", str(endpoints_file),
-            "--secure-serving=false", "--tracing=false", "-v", "1",
+            "--secure-serving=false", "--tracing=false", "--metrics-endpoint-auth=false",
+            "-v", "1",
         ]  # fmt: skip
 
     def __enter__(self) -> Self:

@@ -105,6 +105,7 @@ class Gateway:
             "--metrics-port", str(self.bbr_metrics_port),
             "--host", "127.0.0.1",
             "--streaming", "--kubernetes=off", "--secure-serving=false", "-v", "1",
+            "--metrics-endpoint-auth=false",
         ]  # fmt: skip
 
     def __enter__(self) -> Self:

@@ -106,7 +106,7 @@ class StreamingGateway:
             "--grpc-port", str(self.epp_ports[mode]), "--grpc-health-port", str(free_port()),
             "--metrics-port", str(self.metrics_ports[mode]), "--host", "127.0.0.1",
             "--endpoints-file", str(endpoints), "--secure-serving=false", "--tracing=false",
-            "-v", "1",
+            "--metrics-endpoint-auth=false", "-v", "1",
         ]  # fmt: skip
 
     def __enter__(self) -> Self:

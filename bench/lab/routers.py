@@ -225,6 +225,7 @@ class Stack:
             str(endpoints),
             "--secure-serving=false",
             "--tracing=false",
+            "--metrics-endpoint-auth=false",
             "-v",
             "1",
             "--zap-encoder=console",

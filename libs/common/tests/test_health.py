@@ -1,4 +1,5 @@
-"""igw.common.health over real gRPC: Check for any name, List, Watch left unimplemented."""
+"""igw.common.health over real gRPC: Check for any name, or by probe with leader election, List,
+Watch left unimplemented."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from igw.common.extproc import EXT_PROC_SERVICE
-from igw.common.health import HealthService
+from igw.common.health import LIVENESS, READINESS, HealthService
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 WAIT_S = 5.0
 # The typeshed stubs predate the List method.
 _list_pb2 = cast(Any, health_pb2)
@@ -116,3 +118,66 @@ async def test_watch_is_unimplemented() -> None:
             [reply async for reply in watch(health_pb2.HealthCheckRequest(), timeout=WAIT_S)]
 
     assert failed.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+GATED = [
+    pytest.param(READINESS, id="readiness"),
+    pytest.param("", id="overall"),
+    pytest.param(EXT_PROC_SERVICE, id="ext-proc"),
+]
+
+
+@pytest.mark.parametrize("service", GATED)
+@pytest.mark.parametrize(
+    ("ready", "leader", "expected"),
+    [
+        pytest.param(True, True, SERVING, id="ready-leader"),
+        pytest.param(True, False, NOT_SERVING, id="ready-standby"),
+        pytest.param(False, True, NOT_SERVING, id="unsynced-leader"),
+        pytest.param(False, False, NOT_SERVING, id="unsynced-standby"),
+    ],
+)
+async def test_with_leader_election_only_a_ready_leader_is_ready(
+    service: str, ready: bool, leader: bool, expected: int
+) -> None:
+    async with health_channel(HealthService(lambda: ready, leader=lambda: leader)) as channel:
+        assert await check(channel, service) == expected
+
+
+@pytest.mark.parametrize(
+    ("ready", "leader"),
+    [pytest.param(False, False, id="unsynced-standby"), pytest.param(True, True, id="leader")],
+)
+async def test_with_leader_election_liveness_is_always_serving(ready: bool, leader: bool) -> None:
+    """A standby must not be restarted for being a standby (upstream's comment says as much)."""
+    async with health_channel(HealthService(lambda: ready, leader=lambda: leader)) as channel:
+        assert await check(channel, LIVENESS) == SERVING
+
+
+async def test_with_leader_election_an_unknown_name_is_service_unknown() -> None:
+    """As upstream's health.go: a SERVICE_UNKNOWN status in an OK answer, not a NOT_FOUND error."""
+    async with health_channel(HealthService(lambda: True, leader=lambda: True)) as channel:
+        assert await check(channel, "inference-extension") == UNKNOWN
+
+
+async def test_with_leader_election_shutdown_stops_every_answer() -> None:
+    health = HealthService(lambda: True, leader=lambda: True)
+    async with health_channel(health) as channel:
+        health.shutdown()
+        answers = [await check(channel, name) for name in (LIVENESS, READINESS, "")]
+
+    assert answers == [NOT_SERVING] * 3
+
+
+async def test_with_leader_election_list_adds_the_probes() -> None:
+    state = {"leader": False}
+    health = HealthService(
+        lambda: True, services=[EXT_PROC_SERVICE], leader=lambda: state["leader"]
+    )
+    async with health_channel(health) as channel:
+        standby = await list_statuses(channel)
+        state["leader"] = True
+        leader = await list_statuses(channel)
+
+    assert standby == {EXT_PROC_SERVICE: NOT_SERVING, LIVENESS: SERVING, READINESS: NOT_SERVING}
+    assert leader == {EXT_PROC_SERVICE: SERVING, LIVENESS: SERVING, READINESS: SERVING}

@@ -41,6 +41,7 @@ def test_defaults_are_upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
         kubernetes="auto",
         namespace=None,
         tracing=True,
+        metrics_endpoint_auth=True,
     )
     assert args.verbosity == 2
     assert args.zap_encoder == "json"
@@ -59,6 +60,10 @@ def test_defaults_are_upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param(["--secure-serving=false"], "secure_serving", False, id="insecure"),
         pytest.param(["--secure-serving"], "secure_serving", True, id="secure-bare"),
         pytest.param(["--tracing=false"], "tracing", False, id="no-tracing"),
+        pytest.param(
+            ["--metrics-endpoint-auth=false"], "metrics_endpoint_auth", False, id="metrics-auth-off"
+        ),
+        pytest.param(["--metrics-endpoint-auth"], "metrics_endpoint_auth", True, id="metrics-auth"),
         pytest.param(["--streaming", "--streaming=f"], "streaming", False, id="last-wins"),
     ],
 )
@@ -144,14 +149,6 @@ def test_every_option_reaches_bbr_options(monkeypatch: pytest.MonkeyPatch) -> No
             "parameters must be a JSON object",
             id="plugin-json-not-object",
         ),
-        pytest.param(
-            ["--metrics-endpoint-auth=true"],
-            "--metrics-endpoint-auth=true is not supported: restrict /metrics by network",
-            id="metrics-auth-true",
-        ),
-        pytest.param(
-            ["--metrics-endpoint-auth"], "--metrics-endpoint-auth=true is not supported", id="bare"
-        ),
         pytest.param(["--kubernetes=maybe"], "invalid choice: 'maybe'", id="kubernetes-mode"),
     ],
 )
@@ -166,7 +163,6 @@ def test_bad_flags_exit_with_a_clear_usage_error(
 @pytest.mark.parametrize(
     "argv",
     [
-        pytest.param(["--metrics-endpoint-auth=false"], id="metrics-auth-off"),
         pytest.param(["--enable-pprof"], id="pprof-on"),
         pytest.param(["--enable-pprof=false"], id="pprof-off"),
         pytest.param(["--zap-encoder=console"], id="console-logs"),

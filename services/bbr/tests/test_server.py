@@ -1,9 +1,10 @@
-"""igw.bbr.server: a whole BBR on real ports: ext_proc, gRPC health, /metrics, adapter file."""
+"""igw.bbr.server: a whole BBR on real ports: ext_proc, gRPC health, guarded /metrics, adapters."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import http.client
 import socket
 import time
 import urllib.request
@@ -19,9 +20,11 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_gr
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from igw.bbr.cli import parse_args
 from igw.bbr.registry import PluginSpec
 from igw.bbr.server import BbrOptions, BbrService
 from igw.common.testing import free_port
+from igw.common.testing.kube_api import FakeKubeApi
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
 MODEL = "x-gateway-model-name"
@@ -51,6 +54,7 @@ def bbr_options(adapters_file: Path | None = None) -> BbrOptions:
         tracing=False,
         secure_serving=False,
         adapters_file=adapters_file,
+        metrics_endpoint_auth=False,  # no cluster here; the auth tests turn it on with a fake one
     )
 
 
@@ -238,4 +242,60 @@ def test_a_broken_adapter_file_fails_construction(tmp_path: Path) -> None:
 def test_unknown_plugin_type_fails_construction() -> None:
     options = dataclasses.replace(bbr_options(), plugins=(PluginSpec("nope-header", "x"),))
     with pytest.raises(ValueError, match="unknown BBR plugin type 'nope-header'"):
+        BbrService(options)
+
+
+def metrics_status(port: int, token: str | None = None) -> int:
+    """The status of a real `GET /metrics`, with `Authorization: Bearer token` if given."""
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/metrics", headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+async def test_metrics_need_a_permitted_token_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prometheus = "system:serviceaccount:monitoring:prometheus"
+    async with FakeKubeApi() as api:
+        api.tokens = {"prometheus-token": prometheus, "other-token": "someone"}
+        api.allowed = {(prometheus, "get", "/metrics")}
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path / "kubeconfig")))
+        base = bbr_options()
+        options, _ = parse_args(
+            [
+                f"--grpc-port={base.grpc_port}",
+                f"--grpc-health-port={base.grpc_health_port}",
+                f"--metrics-port={base.metrics_port}",
+                "--host=127.0.0.1",
+                "--kubernetes=off",
+                "--secure-serving=false",
+                "--tracing=false",
+            ]
+        )
+        assert options.metrics_endpoint_auth  # upstream's default
+        bbr = BbrService(options)
+        await bbr.start()
+        try:
+            port = options.metrics_port
+            assert await asyncio.to_thread(metrics_status, port) == 401
+            assert await asyncio.to_thread(metrics_status, port, "stolen") == 401
+            assert await asyncio.to_thread(metrics_status, port, "other-token") == 403
+            assert await asyncio.to_thread(metrics_status, port, "prometheus-token") == 200
+        finally:
+            await bbr.stop()
+
+
+def test_metrics_auth_without_a_cluster_fails_construction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Serving the metrics unauthenticated instead would silently drop upstream's protection.
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    options = dataclasses.replace(bbr_options(), metrics_endpoint_auth=True)
+    with pytest.raises(RuntimeError, match="pass --metrics-endpoint-auth=false to serve /metrics"):
         BbrService(options)

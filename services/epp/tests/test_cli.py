@@ -28,6 +28,8 @@ def test_upstream_defaults() -> None:
     assert options.response_sample_rate == 0.0  # lean mode reads no body it does not need
     assert not options.cert_reload
     assert options.metrics_source_flags == {}
+    assert not options.leader_election
+    assert options.metrics_endpoint_auth  # upstream's default: TokenReview + SubjectAccessReview
 
 
 def test_go_style_values() -> None:
@@ -82,6 +84,8 @@ def test_deprecated_metrics_flags_become_source_params() -> None:
                      id="sample-rate-above-1"),
         pytest.param(["--response-sample-rate", "some", *FILE], "a number from 0 to 1",
                      id="sample-rate-not-a-number"),
+        pytest.param(["--ha-enable-leader-election", *FILE], "needs Kubernetes",
+                     id="leader-election-without-kubernetes"),
     ],
 )  # fmt: skip
 def test_refused(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,3 +132,26 @@ def test_standalone_mode_needs_the_pod_name(
     with pytest.raises(SystemExit):
         parse_args(["--endpoint-selector", "app=vllm", "--endpoint-target-ports", "8000"])
     assert "POD_NAME" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--pool-name", "llama"], id="pool"),
+        pytest.param(["--endpoint-selector", "app=vllm", "--endpoint-target-ports", "8000"],
+                     id="standalone"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        pytest.param("--ha-enable-leader-election", True, id="on"),
+        pytest.param("--ha-enable-leader-election=false", False, id="off"),
+    ],
+)
+def test_leader_election_is_accepted_on_kubernetes(
+    argv: list[str], flag: str, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POD_NAME", "llama-epp-7d9f8b6c4d-x2k9p")
+    options, _ = parse_args([*argv, flag])
+    assert options.leader_election is expected

@@ -19,6 +19,7 @@ def options(tmp_path: Path, **overrides: object) -> EppOptions:
     base: dict[str, object] = {
         "grpc_port": 0, "grpc_health_port": 0, "metrics_port": 0, "host": "127.0.0.1",
         "secure_serving": False, "tracing": False, "endpoints_file": path, "grace_s": 0.1,
+        "metrics_endpoint_auth": False,
     }  # fmt: skip
     return EppOptions(**{**base, **overrides})  # type: ignore[arg-type]  # keyword pass-through
 

@@ -170,6 +170,7 @@ class LocalGateway:
             f"--grpc-port={p.epp_grpc}", f"--grpc-health-port={p.epp_health}",
             f"--metrics-port={p.epp_metrics}", "--host=127.0.0.1",
             f"--endpoints-file={self.workdir / 'endpoints.yaml'}", "--zap-encoder=console",
+            "--metrics-endpoint-auth=false",  # no cluster to ask about scrapers' tokens
         ]  # fmt: skip
 
     def _bbr_argv(self) -> list[str]:
@@ -179,7 +180,7 @@ class LocalGateway:
             f"--grpc-port={p.bbr_grpc}", f"--grpc-health-port={p.bbr_health}",
             f"--metrics-port={p.bbr_metrics}", "--host=127.0.0.1",
             "--streaming", f"--adapters-file={self.workdir / 'adapters.yaml'}",
-            "--kubernetes=off", "--zap-encoder=console",
+            "--kubernetes=off", "--metrics-endpoint-auth=false", "--zap-encoder=console",
         ]  # fmt: skip
 
     def envoy_config(self) -> dict[str, object]:

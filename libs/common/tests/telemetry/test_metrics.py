@@ -1,15 +1,18 @@
-"""igw.common.telemetry.metrics: the /metrics endpoint over real HTTP."""
+"""igw.common.telemetry.metrics: /metrics over real HTTP, with or without an authorizer."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import urllib.request
+from http import HTTPStatus
 
 import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from igw.common.telemetry.metrics import MetricsServer
+from igw.common.telemetry.metrics_auth import AccessDecision
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -78,3 +81,73 @@ def test_a_taken_port_fails_at_start() -> None:
         )
         with pytest.raises(OSError, match="in use"):
             second.start()
+
+
+class RecordingAuthorizer:
+    """Answers `decision` (or raises it) to every request and records what it was asked."""
+
+    def __init__(self, decision: AccessDecision | Exception) -> None:
+        self.decision = decision
+        self.asked: list[tuple[str | None, str, str]] = []
+
+    def authorize(self, authorization: str | None, *, verb: str, path: str) -> AccessDecision:
+        self.asked.append((authorization, verb, path))
+        if isinstance(self.decision, Exception):
+            raise self.decision
+        return self.decision
+
+
+def get(port: int, path: str = "/metrics", **headers: str) -> tuple[int, dict[str, str], str]:
+    """Status, headers and body of a real HTTP GET, error statuses included."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_an_allowed_request_gets_the_metrics_and_the_authorizer_sees_it() -> None:
+    authorizer = RecordingAuthorizer(AccessDecision(HTTPStatus.OK))
+    with MetricsServer(counter_registry(4), host="127.0.0.1", port=0, authorizer=authorizer) as s:
+        status, _, body = get(s.port, "/metrics?x=1", Authorization="Bearer abc")
+    assert status == 200
+    assert "igw_test_requests_total 4.0" in body
+    # The method in lower case and the path without its query: the SubjectAccessReview's fields.
+    assert authorizer.asked == [("Bearer abc", "get", "/metrics")]
+
+
+@pytest.mark.parametrize(
+    ("decision", "www_authenticate"),
+    [
+        pytest.param(AccessDecision(HTTPStatus.UNAUTHORIZED, "Unauthorized"), "Bearer", id="401"),
+        pytest.param(
+            AccessDecision(HTTPStatus.FORBIDDEN, "Authorization denied for user u"), None, id="403"
+        ),
+        pytest.param(
+            AccessDecision(HTTPStatus.INTERNAL_SERVER_ERROR, "Authentication failed"),
+            None,
+            id="500",
+        ),
+    ],
+)
+def test_a_refused_request_gets_the_decision_and_never_the_metrics(
+    decision: AccessDecision, www_authenticate: str | None
+) -> None:
+    authorizer = RecordingAuthorizer(decision)
+    with MetricsServer(counter_registry(1), host="127.0.0.1", port=0, authorizer=authorizer) as s:
+        status, headers, body = get(s.port)
+    assert status == decision.status
+    assert body == f"{decision.message}\n"
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert headers.get("WWW-Authenticate") == www_authenticate
+    assert authorizer.asked == [(None, "get", "/metrics")]
+
+
+def test_an_authorizer_that_raises_fails_closed() -> None:
+    authorizer = RecordingAuthorizer(RuntimeError("a bug in the authorizer"))
+    with MetricsServer(counter_registry(1), host="127.0.0.1", port=0, authorizer=authorizer) as s:
+        status, _, body = get(s.port)
+    assert status == 500
+    assert "igw_test_requests" not in body

@@ -91,6 +91,7 @@ async def _start(
         grpc_port=0, grpc_health_port=0, metrics_port=0,
         host="127.0.0.1", streaming=streaming, plugins=DEFAULT_PLUGINS,
         adapters_file=adapters, kubernetes="off", tracing=otlp is not None,
+        metrics_endpoint_auth=False,
     )  # fmt: skip
     bbr = BbrService(options, tracer_provider=provider)
     backends = {name: EchoBackend(name) for name in ("a", "b", "base-a", "fallback")}

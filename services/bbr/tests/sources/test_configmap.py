@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import kmock
@@ -19,12 +18,7 @@ import kubernetes
 import pytest
 
 from igw.bbr.adapters import BBR_MANAGED_LABEL, AdapterIndex
-from igw.bbr.sources.configmap import (
-    ConfigMapSource,
-    KubeClientConfigError,
-    load_kube_client,
-    namespace_from_env,
-)
+from igw.bbr.sources.configmap import ConfigMapSource
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
 QWEN = "Qwen/Qwen3-0.6B"
@@ -112,8 +106,7 @@ async def start_source(
 
     yield start
     for source in started:
-        await asyncio.to_thread(source.stop)
-        assert not source._thread or not source._thread.is_alive()
+        assert await asyncio.to_thread(source.stop)
 
 
 async def test_the_initial_list_fills_the_index(
@@ -250,56 +243,7 @@ async def test_stop_returns_promptly_while_the_watch_is_idle(start_source: Start
     await asyncio.sleep(0.2)  # let the watch open and go idle
 
     started = time.monotonic()
-    await asyncio.to_thread(source.stop)
+    stopped = await asyncio.to_thread(source.stop)
 
     assert time.monotonic() - started < 1.5
-    assert source._thread is not None
-    assert not source._thread.is_alive()
-
-
-def test_load_kube_client_reads_a_kubeconfig(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(
-        """
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "http://127.0.0.1:6443"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: ctx, context: {cluster: c, user: u}}]
-current-context: ctx
-"""
-    )
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-
-    client = load_kube_client()
-    try:
-        assert client.configuration.host == "http://127.0.0.1:6443"
-    finally:
-        client.close()  # type: ignore[no-untyped-call]  # untyped client API
-
-
-def test_load_kube_client_without_any_configuration_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
-
-    with pytest.raises(
-        KubeClientConfigError, match=r"not running in a cluster.*no usable kubeconfig at .*missing"
-    ):
-        load_kube_client()
-
-
-@pytest.mark.parametrize(
-    ("environ", "expected"),
-    [
-        pytest.param({"NAMESPACE": "team-a"}, "team-a", id="set"),
-        pytest.param({"NAMESPACE": ""}, None, id="empty-means-all"),
-        pytest.param({}, None, id="unset-means-all"),
-    ],
-)
-def test_namespace_from_env(environ: dict[str, str], expected: str | None) -> None:
-    assert namespace_from_env(environ) == expected
+    assert stopped  # the thread has ended

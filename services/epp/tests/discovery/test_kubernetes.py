@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -178,3 +180,25 @@ async def test_objectives_of_the_pool_set_priorities(api: FakeKubeApi, epp: EppS
     await eventually(lambda: objectives.priority("critical") == 10, "objectives")
     assert objectives.priority("batch") == -1
     assert objectives.priority("theirs") == 0  # another pool's objective is ignored
+
+
+async def scrape(service: EppService, token: str | None) -> int:
+    """The status of one `/metrics` scrape, with `token` as its bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    url = f"http://127.0.0.1:{service.metrics_server.port}/metrics"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with await asyncio.to_thread(urllib.request.urlopen, request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+async def test_metrics_need_a_token_allowed_to_get_them(api: FakeKubeApi, epp: EppService) -> None:
+    """`--metrics-endpoint-auth`, upstream's default: TokenReview, then SubjectAccessReview."""
+    api.tokens.update({"scraper-token": "prometheus", "other-token": "someone"})
+    api.allowed.add(("prometheus", "get", "/metrics"))
+    assert await scrape(epp, None) == 401
+    assert await scrape(epp, "forged") == 401
+    assert await scrape(epp, "other-token") == 403
+    assert await scrape(epp, "scraper-token") == 200

@@ -1,9 +1,19 @@
-"""gRPC Health v1 for igw services, with upstream GIE's semantics.
+"""gRPC Health v1 for igw services, with upstream GIE's semantics (`cmd/epp/runner/health.go`).
 
-Upstream answers `Check` for *any* service name from one readiness condition (a pool synced, a
-parser that supports the pool's protocol ...), implements `List`, and leaves `Watch`
-unimplemented; Kubernetes probes and Envoy's gRPC health checks only use `Check`. `HealthService`
-does the same with a readiness callable, and turns NOT_SERVING for everyone at shutdown.
+Without leader election, upstream answers `Check` for *any* service name from one readiness
+condition (a pool synced, a parser that supports the pool's protocol ...). With leader election
+(`HealthService(..., leader=...)`) it tells the probes apart, so that the standby replicas stay
+alive but out of rotation:
+
+    service name                                       answer
+    "liveness"                                         SERVING (the process answers)
+    "readiness", "", ExternalProcessor's full name     SERVING iff ready and leader
+    anything else                                      SERVICE_UNKNOWN (a status, not an error)
+
+`List` names the given services (plus `liveness` and `readiness` with leader election) and
+`Watch` is left unimplemented, as upstream; Kubernetes probes and Envoy's gRPC health checks only
+use `Check`. `shutdown()` turns every answer NOT_SERVING (the first step of a graceful stop),
+liveness included: the pod is going away anyway.
 """
 
 from __future__ import annotations
@@ -14,25 +24,56 @@ from typing import Any, cast
 import grpc
 from grpc_health.v1 import health_pb2
 
-__all__ = ["HealthService"]
+from igw.common.extproc import EXT_PROC_SERVICE
 
+__all__ = ["LIVENESS", "READINESS", "HealthService"]
+
+LIVENESS = "liveness"
+READINESS = "readiness"
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+_LEADER_GATED = frozenset({READINESS, "", EXT_PROC_SERVICE})
 _HEALTH = "grpc.health.v1.Health"
 # The typeshed stubs predate the List method; its messages are reached untyped.
 _health_list = cast(Any, health_pb2)
 
 
 class HealthService:
-    """Answers `Check` from `ready()` for any service name until `shutdown()` is called."""
+    """Answers `Check` from `ready()` (and `leader()`, when given) until `shutdown()` is called.
 
-    def __init__(self, ready: Callable[[], bool], services: Iterable[str] = ()) -> None:
+    `leader` turns on upstream's leader-election answers (module docstring); both callables are
+    called on the event loop for every check, so they must be cheap and must not block.
+    """
+
+    def __init__(
+        self,
+        ready: Callable[[], bool],
+        services: Iterable[str] = (),
+        *,
+        leader: Callable[[], bool] | None = None,
+    ) -> None:
         self._ready = ready
-        self._services = tuple(services)
+        self._leader = leader
+        extra = (LIVENESS, READINESS) if leader is not None else ()
+        self._services = tuple(dict.fromkeys((*services, *extra)))
         self._shutting_down = False
 
     def serving(self) -> bool:
-        return not self._shutting_down and self._ready()
+        """What a load balancer's check (service "") is told: ready, and leader if electing."""
+        return self.status("") == _SERVING
+
+    def status(self, service: str) -> int:
+        """The answer to a `Check` of `service`."""
+        if self._shutting_down:
+            return _NOT_SERVING
+        if self._leader is None:
+            return _SERVING if self._ready() else _NOT_SERVING
+        if service == LIVENESS:
+            return _SERVING
+        if service not in _LEADER_GATED:
+            return _UNKNOWN
+        return _SERVING if self._ready() and self._leader() else _NOT_SERVING
 
     def shutdown(self) -> None:
         """From now on every check answers NOT_SERVING (the first step of a graceful stop)."""
@@ -40,18 +81,20 @@ class HealthService:
 
     async def check(
         self,
-        _request: health_pb2.HealthCheckRequest,
+        request: health_pb2.HealthCheckRequest,
         _context: grpc.aio.ServicerContext[object, object],
     ) -> health_pb2.HealthCheckResponse:
-        return health_pb2.HealthCheckResponse(status=_SERVING if self.serving() else _NOT_SERVING)
+        return health_pb2.HealthCheckResponse(status=self.status(request.service))
 
     async def list(
         self,
         _request: Any,
         _context: grpc.aio.ServicerContext[object, object],
     ) -> Any:
-        status = _SERVING if self.serving() else _NOT_SERVING
-        statuses = {name: health_pb2.HealthCheckResponse(status=status) for name in self._services}
+        statuses = {
+            name: health_pb2.HealthCheckResponse(status=self.status(name))
+            for name in self._services
+        }
         return _health_list.HealthListResponse(statuses=statuses)
 
     def rpc_handler(self) -> grpc.GenericRpcHandler:

@@ -53,6 +53,13 @@ def _serving_flags(p: argparse.ArgumentParser) -> None:
         "serve ext_proc over TLS (default true; self-signed unless --cert-path)",
     )
     flag("--cert-path", type=Path, default=None, help="directory with tls.crt and tls.key")
+    bool_flag(
+        p,
+        "--metrics-endpoint-auth",
+        True,
+        "require a Kubernetes bearer token allowed to GET /metrics (TokenReview and "
+        "SubjectAccessReview; needs a cluster or a kubeconfig; default true)",
+    )
 
 
 def _plugin_flags(p: argparse.ArgumentParser) -> None:
@@ -102,12 +109,6 @@ def _logging_flags(p: argparse.ArgumentParser) -> None:
 def _compatibility_flags(p: argparse.ArgumentParser) -> None:
     """Upstream flags for Go-only features, accepted so that manifests keep working."""
     bool_flag(
-        p,
-        "--metrics-endpoint-auth",
-        False,
-        "not supported: igw serves /metrics without authentication",
-    )
-    bool_flag(
         p, "--enable-pprof", False, "accepted for compatibility; pprof is Go-only and has no effect"
     )
 
@@ -118,8 +119,6 @@ def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:
     args_in = go_style_argv(argv)
     parser = _parser()
     args = parser.parse_args(args_in)
-    if args.metrics_endpoint_auth:
-        parser.error("--metrics-endpoint-auth=true is not supported: restrict /metrics by network")
     ports = [args.grpc_port, args.grpc_health_port, args.metrics_port]
     if len(set(ports)) != len(ports):
         parser.error(f"ports must differ, got {ports}")
@@ -139,6 +138,7 @@ def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:
         adapters_file=args.adapters_file,
         kubernetes=args.kubernetes,
         tracing=args.tracing,
+        metrics_endpoint_auth=args.metrics_endpoint_auth,
     )
     return options, args
 

@@ -1,7 +1,8 @@
 """Assembles a running BBR from its options: plugins, adapter sources, metrics, ext_proc server.
 
 Ownership and shutdown: `BbrService` owns the ext_proc server (and its health server), the
-Prometheus endpoint and the adapter sources (each a daemon thread feeding the `AdapterIndex`).
+Prometheus endpoint (and, with `metrics_endpoint_auth`, the Kubernetes client its authorizer asks)
+and the adapter sources (each a daemon thread feeding the `AdapterIndex`).
 `stop()` goes in reverse order of `start()`: health NOT_SERVING and a graceful gRPC stop first,
 then the sources and the metrics endpoint, then the tracer's last export.
 """
@@ -23,13 +24,21 @@ from igw.bbr.metrics import BbrMetrics
 from igw.bbr.plugins import BaseModelToHeader, PluginHandle
 from igw.bbr.processor import BodyRouter
 from igw.bbr.registry import DEFAULT_PLUGINS, PluginRegistry, PluginSpec
-from igw.bbr.sources.configmap import ConfigMapSource, load_kube_client
+from igw.bbr.sources.configmap import ConfigMapSource
 from igw.bbr.sources.file import AdapterFileSource
 from igw.common.envoy import BodyMode
 from igw.common.extproc import EXT_PROC_SERVICE, ExtProcServicer
 from igw.common.health import HealthService
+from igw.common.kube import load_kube_client
 from igw.common.serving import ExtProcServer, ServerOptions
-from igw.common.telemetry import MetricsServer, configure_tracing, shutdown_tracing, tracer
+from igw.common.telemetry import (
+    KubeMetricsAuthorizer,
+    MetricsServer,
+    cluster_metrics_authorizer,
+    configure_tracing,
+    shutdown_tracing,
+    tracer,
+)
 
 __all__ = ["BbrOptions", "BbrService"]
 
@@ -52,6 +61,7 @@ class BbrOptions:
     kubernetes: Literal["auto", "on", "off"] = "auto"
     namespace: str | None = field(default_factory=lambda: os.environ.get("NAMESPACE") or None)
     tracing: bool = True
+    metrics_endpoint_auth: bool = True
 
 
 class BbrService:
@@ -88,9 +98,20 @@ class BbrService:
                 cert_path=options.cert_path,
             ),
         )
+        self._metrics_kube_client: ApiClient | None = None
         self.metrics_server = MetricsServer(
-            self.metrics.registry, port=options.metrics_port, host=options.host
+            self.metrics.registry,
+            port=options.metrics_port,
+            host=options.host,
+            authorizer=self._make_metrics_authorizer(),
         )
+
+    def _make_metrics_authorizer(self) -> KubeMetricsAuthorizer | None:
+        """Upstream's default: scrapers prove who they are with a token the API server checks."""
+        if not self.options.metrics_endpoint_auth:
+            return None
+        authorizer, self._metrics_kube_client = cluster_metrics_authorizer()
+        return authorizer
 
     def _make_file_source(self) -> AdapterFileSource | None:
         if self.options.adapters_file is None:
@@ -142,5 +163,7 @@ class BbrService:
         if self._file_source is not None:
             self._file_source.stop()
         self.metrics_server.stop()
+        if self._metrics_kube_client is not None:
+            self._metrics_kube_client.close()  # type: ignore[no-untyped-call]  # kubernetes is untyped
         # The last export blocks on the network: keep it off the event loop.
         await asyncio.to_thread(shutdown_tracing, self._provider)

@@ -7,6 +7,7 @@ is named after the EPP's Deployment, from `POD_NAME`), or igw's `--endpoints-fil
 no cluster needed), with `--objective NAME=PRIORITY` standing in for InferenceObjectives there.
 Flags upstream removed (the metric-name flags) are refused with a message saying what to use
 instead; Go-only flags (pprof, zap) are accepted so manifests keep working.
+`--ha-enable-leader-election` (active-passive replicas, `igw.epp.server`) needs Kubernetes.
 
 `--response-sample-rate` (igw's own, default 0.0) matters only in the lean response mode, where
 Envoy's EPP filter has `response_body_mode: STREAMED`: the share of responses whose body the EPP
@@ -120,8 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     bool_flag(p, "--disable-endpoint-subset-filter", False, "ignore the proxy's subset hint")
     bool_flag(p, "--tracing", True, "OpenTelemetry tracing, configured by OTEL_* (default true)")
     bool_flag(p, "--enable-pprof", False, "accepted for compatibility; Go-only, no effect")
-    bool_flag(p, "--metrics-endpoint-auth", False, "not supported: /metrics is unauthenticated")
-    bool_flag(p, "--ha-enable-leader-election", False, "not supported yet")
+    bool_flag(p, "--metrics-endpoint-auth", True, "check scrapers' tokens with the Kubernetes API")
+    bool_flag(p, "--ha-enable-leader-election", False,
+              "active-passive replicas: only the holder of the pool's Lease is ready")  # fmt: skip
     flag("-v", "--v", dest="verbosity", type=int, default=2, help="log verbosity (default 2)")
     flag("--zap-encoder", choices=("json", "console"), default="json", help="log format")
     for name in (*_REMOVED_METRIC_FLAGS, *_GO_ONLY):
@@ -196,10 +198,11 @@ def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                 f"--{name} was removed upstream; map metrics with the core-metrics-extractor "
                 "plugin's engineConfigs in the EndpointPickerConfig instead"
             )
-    if args.metrics_endpoint_auth:
-        parser.error("--metrics-endpoint-auth=true is not supported: restrict /metrics by network")
-    if args.ha_enable_leader_election:
-        parser.error("--ha-enable-leader-election is not supported yet: run one replica")
+    if args.ha_enable_leader_election and args.endpoints_file:
+        parser.error(
+            "--ha-enable-leader-election needs Kubernetes (--pool-name or --endpoint-selector), "
+            "where the leader holds a Lease; with --endpoints-file run one replica"
+        )
     sources = [args.pool_name, args.endpoint_selector, args.endpoints_file]
     if sum(1 for source in sources if source) != 1:
         parser.error(
@@ -273,6 +276,8 @@ def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
         endpoints_file=args.endpoints_file, objectives=_objectives(parser, args.objective),
         pool=_pool_options(parser, args),
         tracing=args.tracing, response_sample_rate=args.response_sample_rate,
+        leader_election=args.ha_enable_leader_election,
+        metrics_endpoint_auth=args.metrics_endpoint_auth,
         metrics_source_flags=_metrics_source_flags(args),
     )  # fmt: skip
     return options, args

@@ -32,6 +32,19 @@ request gets is Envoy's `processing_mode` for the filter, announced on every str
 Health (§9.2): SERVING for any service name once the endpoints are known (the static file was
 loaded, a source was injected, or the pool and its pods were listed) and the parser supports the
 pool's `appProtocol` (both built-in parsers speak `http`); a deleted pool turns it NOT_SERVING.
+
+High availability (§9.4, `--ha-enable-leader-election`): active-passive on the Lease
+`epp-<namespace>-<pool>.gateway-api-inference-extension.sigs.k8s.io` in the pool namespace, taken
+with client-go's algorithm and controller-runtime's 15/10/2 s (`igw.common.kube.LeaderElector`,
+its own thread and API client). Every replica watches the pool and its pods, scrapes and serves
+ext_proc, so a standby's datastore is warm the moment it leads; only the leader's health answers
+SERVING for `readiness`, `""` and the ext_proc service, `liveness` is SERVING on every replica
+(`igw.common.health`). Upstream v1.5.0 differs: its reconcilers are controller-runtime controllers,
+leader-elected by default, so its standbys keep an empty datastore until they lead. The election
+starts once the servers listen (a replica that cannot bind never takes the Lease); `stop()` turns
+health NOT_SERVING, then releases the Lease while the gRPC server drains, so the standby takes
+over within a retry period rather than after the drain (upstream releases after its runnables
+have stopped). A lost Lease only turns readiness off; the replica campaigns again.
 """
 
 from __future__ import annotations
@@ -45,14 +58,21 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from kubernetes.client import ApiClient
 from opentelemetry.sdk.trace import TracerProvider
 
 from igw.common.envoy import BodyMode
 from igw.common.extproc import EXT_PROC_SERVICE, ExtProcServicer
 from igw.common.health import HealthService
-from igw.common.kube import Timings
+from igw.common.kube import LeaderElector, LeaseTimings, Timings, load_kube_client
 from igw.common.serving import ExtProcServer, ServerOptions
-from igw.common.telemetry import MetricsServer, configure_tracing, shutdown_tracing, tracer
+from igw.common.telemetry import (
+    MetricsServer,
+    cluster_metrics_authorizer,
+    configure_tracing,
+    shutdown_tracing,
+    tracer,
+)
 from igw.epp.admin import AdminService
 from igw.epp.config import EppConfig, load_config, load_config_file
 from igw.epp.datalayer import Datastore, PoolMetricsCollector, datastore_from_config
@@ -95,8 +115,15 @@ class EppOptions:
     endpoints_file: Path | None = None
     pool: PoolOptions | None = None
     """Kubernetes discovery: the InferencePool (or standalone selector) to serve."""
+    metrics_endpoint_auth: bool = True
+    """Upstream's default: `/metrics` asks the Kubernetes API who the scraper is and whether it
+    may `get /metrics` (TokenReview, SubjectAccessReview); needs a cluster."""
     watch_timings: Timings | None = None
     """Kubernetes watch timeouts and retry backoff (None: `Timings()`'s defaults)."""
+    leader_election: bool = False
+    """Active-passive replicas: only the Lease holder is ready (module docstring); needs `pool`."""
+    lease_timings: LeaseTimings = field(default_factory=LeaseTimings)
+    """The Lease's durations (controller-runtime's defaults, as upstream leaves them)."""
     pool_name: str = "igw"
     """The pool's name in metrics in file mode (`pool.name` on Kubernetes)."""
     objectives: Mapping[str, int] = field(default_factory=dict)
@@ -154,6 +181,10 @@ class EppService:
         endpoint_source: EndpointSource | None = None,
     ) -> None:
         self.options = options
+        if options.leader_election and options.pool is None:
+            raise ValueError("leader election needs a pool on Kubernetes (a Lease to take)")
+        self.elector: LeaderElector | None = None
+        self._lease_client: ApiClient | None = None
         handle = PluginHandle(metrics=SchedulerMetrics())
         self.registry = handle.metrics.registry
         self.config = _load(options, handle)
@@ -195,7 +226,11 @@ class EppService:
             self.director, config.request_control, config.parser, self.metrics,
             response_sample_rate=options.response_sample_rate, rng=handle.rng,
         )  # fmt: skip
-        self.health = HealthService(self._ready, services=(EXT_PROC_SERVICE,))
+        self.health = HealthService(
+            self._ready,
+            services=(EXT_PROC_SERVICE,),
+            leader=self._leading if options.leader_election else None,
+        )
         # "Why this pod?": ListEndpoints and Explain, served beside health on its local port.
         self.admin = AdminService.for_director(
             self.director,
@@ -203,8 +238,12 @@ class EppService:
             staleness_threshold_s=options.metrics_staleness_threshold_s,
         )
         self.server = self._make_server(traced)
+        self._metrics_kube_client: ApiClient | None = None
+        authorizer = None
+        if options.metrics_endpoint_auth:
+            authorizer, self._metrics_kube_client = cluster_metrics_authorizer()
         self.metrics_server = MetricsServer(
-            self.registry, port=options.metrics_port, host=options.host
+            self.registry, port=options.metrics_port, host=options.host, authorizer=authorizer
         )
 
     def _make_datastore(self) -> Datastore:
@@ -255,6 +294,28 @@ class EppService:
             return self.kubernetes.ready
         return self._synced
 
+    def _leading(self) -> bool:
+        return self.elector is not None and self.elector.is_leader
+
+    async def _start_election(self) -> None:
+        pool = self.options.pool
+        if pool is None:  # refused in __init__
+            return
+        self._lease_client = await asyncio.to_thread(load_kube_client)
+        name = f"epp-{pool.namespace}-{pool.name}.gateway-api-inference-extension.sigs.k8s.io"
+        self.elector = LeaderElector(
+            self._lease_client, name, pool.namespace, timings=self.options.lease_timings
+        )
+        self.elector.start()
+
+    async def _stop_election(self) -> None:
+        """Release the Lease (a no-op after `elector.stop(release=False)`); joining blocks."""
+        if self.elector is not None:
+            await asyncio.to_thread(self.elector.stop)
+        if self._lease_client is not None:
+            client, self._lease_client = self._lease_client, None
+            await asyncio.to_thread(client.close)
+
     async def start(self) -> None:
         """Starts everything; if any part fails (a port in use ...), what started is stopped."""
         try:
@@ -269,12 +330,15 @@ class EppService:
             if self.kubernetes is not None:
                 await self.kubernetes.start()
             await self.server.start()
+            if self.options.leader_election:
+                await self._start_election()
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
-        await self.server.stop()
+        self.health.shutdown()
+        await asyncio.gather(self.server.stop(), self._stop_election())
         if self.discovery is not None:
             await self.discovery.stop()
         if self.kubernetes is not None:
@@ -282,5 +346,7 @@ class EppService:
         if self.datastore is not None:
             await self.datastore.close()
         self.metrics_server.stop()
+        if self._metrics_kube_client is not None:
+            await asyncio.to_thread(self._metrics_kube_client.close)
         # The last export blocks on the network: keep it off the event loop.
         await asyncio.to_thread(shutdown_tracing, self._provider)

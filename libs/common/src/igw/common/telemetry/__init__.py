@@ -1,4 +1,4 @@
-"""Telemetry shared by the igw services: structured logging, the Prometheus endpoint, tracing."""
+"""Telemetry shared by the igw services: logging, the Prometheus endpoint and its auth, tracing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ from igw.common.telemetry.logging import (
     stdlib_level,
 )
 from igw.common.telemetry.metrics import MetricsServer
+from igw.common.telemetry.metrics_auth import (
+    AccessDecision,
+    KubeMetricsAuthorizer,
+    MetricsAuthorizer,
+    cluster_metrics_authorizer,
+)
 from igw.common.telemetry.tracing import (
     configure_tracing,
     extract_from_grpc_metadata,
@@ -26,7 +32,11 @@ __all__ = [
     "DEFAULT",
     "TRACE",
     "VERBOSE",
+    "AccessDecision",
+    "KubeMetricsAuthorizer",
+    "MetricsAuthorizer",
     "MetricsServer",
+    "cluster_metrics_authorizer",
     "configure_logging",
     "configure_tracing",
     "enabled",

@@ -1,12 +1,6 @@
 """Where the BBR's adapter -> base-model mapping comes from: cluster ConfigMaps or a local file."""
 
-from igw.bbr.sources.configmap import (
-    LABEL_SELECTOR,
-    ConfigMapSource,
-    KubeClientConfigError,
-    load_kube_client,
-    namespace_from_env,
-)
+from igw.bbr.sources.configmap import LABEL_SELECTOR, ConfigMapSource
 from igw.bbr.sources.file import AdapterFileError, AdapterFileSource, parse_adapter_file
 
 __all__ = [
@@ -14,8 +8,5 @@ __all__ = [
     "AdapterFileError",
     "AdapterFileSource",
     "ConfigMapSource",
-    "KubeClientConfigError",
-    "load_kube_client",
-    "namespace_from_env",
     "parse_adapter_file",
 ]

@@ -132,7 +132,7 @@ def _serving_options(options: EppOptions) -> EppOptions:
     """The test's options, served on loopback ports the OS picks, without TLS or tracing."""
     return dataclasses.replace(
         options, grpc_port=0, grpc_health_port=0, metrics_port=0, host="127.0.0.1",
-        secure_serving=False, tracing=False, grace_s=0.5,
+        secure_serving=False, tracing=False, grace_s=0.5, metrics_endpoint_auth=False,
     )  # fmt: skip
 
 
