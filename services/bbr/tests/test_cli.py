@@ -9,6 +9,7 @@ import pytest
 from igw.bbr.cli import parse_args
 from igw.bbr.registry import DEFAULT_PLUGINS, PluginSpec
 from igw.bbr.server import BbrOptions
+from igw.common.cli import logging_choice
 
 
 def options(*argv: str) -> BbrOptions:
@@ -44,7 +45,8 @@ def test_defaults_are_upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
         metrics_endpoint_auth=True,
     )
     assert args.verbosity == 2
-    assert args.zap_encoder == "json"
+    assert args.enable_pprof  # accepted, as upstream's default
+    assert logging_choice(args) == (2, False)  # --zap-devel (default): console logs
 
 
 @pytest.mark.parametrize(
@@ -166,7 +168,31 @@ def test_bad_flags_exit_with_a_clear_usage_error(
         pytest.param(["--enable-pprof"], id="pprof-on"),
         pytest.param(["--enable-pprof=false"], id="pprof-off"),
         pytest.param(["--zap-encoder=console"], id="console-logs"),
+        pytest.param(
+            [
+                "--zap-devel=false",
+                "--zap-log-level=debug",
+                "--zap-time-encoding=iso8601",
+                "--zap-stacktrace-level=error",
+            ],
+            id="zap-family",
+        ),
     ],
 )
 def test_upstream_compatibility_flags_are_accepted(argv: list[str]) -> None:
     assert options(*argv).grpc_port == 9004
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        pytest.param([], (2, False), id="upstream-default-console"),
+        pytest.param(["--zap-encoder=json"], (2, True), id="charts-json"),
+        pytest.param(["--zap-devel=false"], (2, True), id="production-json"),
+        pytest.param(["-v=4", "--zap-log-level=info"], (0, False), id="zap-level-wins"),
+        pytest.param(["--zap-log-level=3"], (3, False), id="numeric-level"),
+    ],
+)
+def test_logging_flags_choose_level_and_format(argv: list[str], expected: tuple[int, bool]) -> None:
+    _, args = parse_args(["--kubernetes=off", "--metrics-endpoint-auth=false", *argv])
+    assert logging_choice(args) == expected

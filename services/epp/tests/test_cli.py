@@ -155,3 +155,13 @@ def test_leader_election_is_accepted_on_kubernetes(
     monkeypatch.setenv("POD_NAME", "llama-epp-7d9f8b6c4d-x2k9p")
     options, _ = parse_args([*argv, flag])
     assert options.leader_election is expected
+
+
+def test_upstream_logging_and_pprof_flags_are_accepted() -> None:
+    _, args = parse_args(
+        [*FILE, "--zap-devel=false", "--zap-log-level=debug", "--zap-time-encoding=rfc3339",
+         "--zap-stacktrace-level=panic", "--enable-pprof=false"]
+    )  # fmt: skip
+    assert not args.enable_pprof
+    _, defaults = parse_args(FILE)
+    assert defaults.enable_pprof  # upstream's default; Go's pprof has no counterpart here

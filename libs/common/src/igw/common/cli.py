@@ -1,8 +1,13 @@
-"""Command-line pieces both services share: Go-style flag values and the serve-until-signal run.
+"""Command-line pieces both services share: Go-style flag values, upstream's logging flags, and
+the serve-until-signal run.
 
 Upstream's binaries use Go's `flag` package, so manifests pass `--streaming`, `--streaming=false`
-and `-v=3`; these parsers accept the same spellings. `serve` runs a service on uvloop until
-SIGTERM or SIGINT and stops it in order.
+and `-v=3`; these parsers accept the same spellings. `logging_flags` adds the logging flags both
+upstream binaries take (`-v` and controller-runtime's `--zap-*`, with their defaults: development
+mode on, so console logs unless `--zap-encoder json`, as upstream's charts pass) and
+`--enable-pprof`, accepted for manifests' sake: Go's pprof has no counterpart here (py-spy
+attaches from outside). `serve` runs a service on uvloop until SIGTERM or SIGINT and stops it in
+order.
 """
 
 from __future__ import annotations
@@ -15,7 +20,19 @@ import uvloop
 
 from igw.common.serving import wait_for_signal
 
-__all__ = ["Service", "bool_flag", "go_bool", "go_style_argv", "port", "serve"]
+__all__ = [
+    "Service",
+    "bool_flag",
+    "go_bool",
+    "go_style_argv",
+    "logging_choice",
+    "logging_flags",
+    "port",
+    "serve",
+]
+
+_ZAP_LEVELS = {"debug": 1, "info": 0, "error": 0}
+"""`--zap-log-level` names as logr verbosities (zap level = -v): `info` logs V(0) only."""
 
 
 def go_bool(text: str) -> bool:
@@ -42,6 +59,39 @@ def port(text: str) -> int:
 def bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, text: str) -> None:
     """A boolean flag that works bare (`--flag`) or with a value (`--flag=false`)."""
     parser.add_argument(name, type=go_bool, nargs="?", const=True, default=default, help=text)
+
+
+def _zap_level(text: str) -> int:
+    if text.lower() in _ZAP_LEVELS:
+        return _ZAP_LEVELS[text.lower()]
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected debug, info, error or a number > 0, got {text!r}")
+
+
+def logging_flags(parser: argparse.ArgumentParser) -> None:
+    """`-v`, the `--zap-*` family and `--enable-pprof`, as upstream's binaries take them."""
+    flag = parser.add_argument
+    flag("-v", "--v", dest="verbosity", type=int, default=2,
+         help="log verbosity: 2 default, 3 verbose (a line per request), 4 debug")  # fmt: skip
+    bool_flag(parser, "--zap-devel", True, "development logging: console format (default true)")
+    flag("--zap-encoder", choices=("json", "console"), default=None,
+         help="log format (default: console with --zap-devel, else json)")  # fmt: skip
+    flag("--zap-log-level", type=_zap_level, default=None,
+         help="debug, info, error or a verbosity number; overrides -v")  # fmt: skip
+    flag("--zap-stacktrace-level", choices=("info", "error", "panic"), default=None,
+         help="accepted; errors are logged with their traceback")  # fmt: skip
+    flag("--zap-time-encoding", default=None,
+         choices=("epoch", "millis", "nano", "iso8601", "rfc3339", "rfc3339nano"),
+         help="accepted; times are logged in ISO 8601")  # fmt: skip
+    bool_flag(parser, "--enable-pprof", True, "accepted; Go's pprof has no counterpart here")
+
+
+def logging_choice(args: argparse.Namespace) -> tuple[int, bool]:
+    """(verbosity, JSON format) from the flags `logging_flags` added."""
+    verbosity = args.zap_log_level if args.zap_log_level is not None else args.verbosity
+    encoder = args.zap_encoder or ("console" if args.zap_devel else "json")
+    return verbosity, encoder == "json"
 
 
 def go_style_argv(argv: Sequence[str]) -> list[str]:

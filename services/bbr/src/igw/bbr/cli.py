@@ -16,7 +16,7 @@ import structlog
 
 from igw.bbr.registry import DEFAULT_PLUGINS, parse_plugin_flag
 from igw.bbr.server import BbrOptions, BbrService
-from igw.common.cli import bool_flag, go_style_argv, port, serve
+from igw.common.cli import bool_flag, go_style_argv, logging_choice, logging_flags, port, serve
 from igw.common.telemetry import configure_logging
 
 __all__ = ["main", "parse_args"]
@@ -29,7 +29,6 @@ def _parser() -> argparse.ArgumentParser:
     _serving_flags(parser)
     _plugin_flags(parser)
     _logging_flags(parser)
-    _compatibility_flags(parser)
     return parser
 
 
@@ -88,29 +87,14 @@ def _plugin_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _logging_flags(p: argparse.ArgumentParser) -> None:
-    """Traces and logs."""
+    """Traces and logs, and upstream's Go-only `--enable-pprof` (accepted)."""
     bool_flag(
         p,
         "--tracing",
         True,
         "OpenTelemetry tracing, configured by the OTEL_* variables (default true)",
     )
-    p.add_argument(
-        "-v",
-        "--v",
-        dest="verbosity",
-        type=int,
-        default=2,
-        help="log verbosity: 2 default, 3 verbose (a line per request), 4 debug",
-    )
-    p.add_argument("--zap-encoder", choices=("json", "console"), default="json", help="log format")
-
-
-def _compatibility_flags(p: argparse.ArgumentParser) -> None:
-    """Upstream flags for Go-only features, accepted so that manifests keep working."""
-    bool_flag(
-        p, "--enable-pprof", False, "accepted for compatibility; pprof is Go-only and has no effect"
-    )
+    logging_flags(p)
 
 
 def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:
@@ -145,7 +129,8 @@ def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options, args = parse_args(sys.argv[1:] if argv is None else argv)
-    configure_logging(args.verbosity, json_format=args.zap_encoder == "json")
+    verbosity, json_format = logging_choice(args)
+    configure_logging(verbosity, json_format=json_format)
     try:
         serve(BbrService(options))
     except (ValueError, OSError, RuntimeError) as e:

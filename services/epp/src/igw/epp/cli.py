@@ -26,7 +26,15 @@ from pathlib import Path
 
 import structlog
 
-from igw.common.cli import bool_flag, go_bool, go_style_argv, port, serve
+from igw.common.cli import (
+    bool_flag,
+    go_bool,
+    go_style_argv,
+    logging_choice,
+    logging_flags,
+    port,
+    serve,
+)
 from igw.common.telemetry import configure_logging
 from igw.epp.admin import ADMIN_COMMANDS, admin_main
 from igw.epp.config import ConfigError
@@ -49,7 +57,6 @@ _REMOVED_METRIC_FLAGS = (
     "total-queued-requests-metric", "total-running-requests-metric",
     "kv-cache-usage-percentage-metric", "lora-info-metric", "cache-info-metric",
 )  # fmt: skip
-_GO_ONLY = ("zap-devel", "zap-log-level", "zap-stacktrace-level", "zap-time-encoding")
 
 
 def _duration(text: str) -> float:
@@ -120,13 +127,11 @@ def _parser() -> argparse.ArgumentParser:
     bool_flag(p, "--health-checking", False, "also serve gRPC health on the ext_proc port")
     bool_flag(p, "--disable-endpoint-subset-filter", False, "ignore the proxy's subset hint")
     bool_flag(p, "--tracing", True, "OpenTelemetry tracing, configured by OTEL_* (default true)")
-    bool_flag(p, "--enable-pprof", False, "accepted for compatibility; Go-only, no effect")
     bool_flag(p, "--metrics-endpoint-auth", True, "check scrapers' tokens with the Kubernetes API")
     bool_flag(p, "--ha-enable-leader-election", False,
               "active-passive replicas: only the holder of the pool's Lease is ready")  # fmt: skip
-    flag("-v", "--v", dest="verbosity", type=int, default=2, help="log verbosity (default 2)")
-    flag("--zap-encoder", choices=("json", "console"), default="json", help="log format")
-    for name in (*_REMOVED_METRIC_FLAGS, *_GO_ONLY):
+    logging_flags(p)
+    for name in _REMOVED_METRIC_FLAGS:
         flag(f"--{name}", default=None, help=argparse.SUPPRESS)
     return p
 
@@ -288,7 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in ADMIN_COMMANDS:
         return admin_main(argv)
     options, args = parse_args(argv)
-    configure_logging(args.verbosity, json_format=args.zap_encoder == "json")
+    verbosity, json_format = logging_choice(args)
+    configure_logging(verbosity, json_format=json_format)
     try:
         serve(EppService(options))
     except (ConfigError, StaticDiscoveryError) as e:
