@@ -9,7 +9,9 @@ Each benchmark is a module run from the repository root:
 * `python -m bench.bbr_cpu` (`make bench-bbr`): the BBR's CPU per request against a trivial
   echo ext_proc;
 * `python -m bench.epp_streaming`: the EPP's CPU per streamed response, lean vs compatible;
-* `python -m bench.sim_capacity`: the simulator's CPU per request with 8 pods and 200 streams.
+* `python -m bench.sim_capacity`: the simulator's CPU per request with 8 pods and 200 streams;
+* `python -m bench.epp_failover` (`make bench-failover`): how long two EPP replicas with leader
+  election take to have the standby ready after the leader dies or stops.
 
 What they share: `_load`, the one load generator (closed and open loop, whole and streamed
 answers); `_cpu`, per-process CPU accounting; `_errors`, the one exception tree; `_paths`, the

@@ -162,7 +162,8 @@ class BbrService:
             self._kube_client.close()  # type: ignore[no-untyped-call]  # kubernetes is untyped
         if self._file_source is not None:
             self._file_source.stop()
-        self.metrics_server.stop()
+        # Its shutdown polls every 0.5 s: off the loop.
+        await asyncio.to_thread(self.metrics_server.stop)
         if self._metrics_kube_client is not None:
             self._metrics_kube_client.close()  # type: ignore[no-untyped-call]  # kubernetes is untyped
         # The last export blocks on the network: keep it off the event loop.

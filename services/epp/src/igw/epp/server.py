@@ -345,7 +345,8 @@ class EppService:
             await self.kubernetes.stop()
         if self.datastore is not None:
             await self.datastore.close()
-        self.metrics_server.stop()
+        # Its shutdown polls every 0.5 s: off the loop, which still serves the drain.
+        await asyncio.to_thread(self.metrics_server.stop)
         if self._metrics_kube_client is not None:
             await asyncio.to_thread(self._metrics_kube_client.close)
         # The last export blocks on the network: keep it off the event loop.
