@@ -128,11 +128,11 @@ def test_every_option_reaches_bbr_options(monkeypatch: pytest.MonkeyPatch) -> No
         pytest.param(
             ["--metrics-port=9004"], "ports must differ, got [9004, 9005, 9004]", id="grpc=metrics"
         ),
-        pytest.param(["--metrics-port=0"], "port must be 1-65535, got 0", id="port-zero"),
-        pytest.param(["--grpc-port=65536"], "port must be 1-65535, got 65536", id="port-too-big"),
+        pytest.param(["--metrics-port=-1"], "port must be 0-65535, got -1", id="port-negative"),
+        pytest.param(["--grpc-port=65536"], "port must be 0-65535, got 65536", id="port-too-big"),
         pytest.param(
             ["--grpc-port=http"],
-            "port must be a number 1-65535, got 'http'",
+            "port must be a number 0-65535, got 'http'",
             id="port-not-a-number",
         ),
         pytest.param(["--streaming=yes"], "expected true or false, got 'yes'", id="bad-bool"),

@@ -23,6 +23,7 @@ from igw.common.serving import wait_for_signal
 __all__ = [
     "Service",
     "bool_flag",
+    "distinct_ports",
     "go_bool",
     "go_style_argv",
     "logging_choice",
@@ -46,14 +47,20 @@ def go_bool(text: str) -> bool:
 
 
 def port(text: str) -> int:
-    """A TCP port, 1-65535."""
+    """A TCP port, 0-65535; 0 lets the system pick a free one (the service logs which)."""
     try:
         number = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number 1-65535, got {text!r}") from None
-    if not 1 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {number}")
+        raise argparse.ArgumentTypeError(f"port must be a number 0-65535, got {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {number}")
     return number
+
+
+def distinct_ports(ports: Sequence[int]) -> bool:
+    """Whether the ports asked for can all be bound: no number twice, but for 0 (any free one)."""
+    fixed = [number for number in ports if number != 0]
+    return len(set(fixed)) == len(fixed)
 
 
 def bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, text: str) -> None:

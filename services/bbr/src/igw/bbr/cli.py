@@ -16,7 +16,15 @@ import structlog
 
 from igw.bbr.registry import DEFAULT_PLUGINS, parse_plugin_flag
 from igw.bbr.server import BbrOptions, BbrService
-from igw.common.cli import bool_flag, go_style_argv, logging_choice, logging_flags, port, serve
+from igw.common.cli import (
+    bool_flag,
+    distinct_ports,
+    go_style_argv,
+    logging_choice,
+    logging_flags,
+    port,
+    serve,
+)
 from igw.common.telemetry import configure_logging
 
 __all__ = ["main", "parse_args"]
@@ -104,7 +112,7 @@ def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:
     parser = _parser()
     args = parser.parse_args(args_in)
     ports = [args.grpc_port, args.grpc_health_port, args.metrics_port]
-    if len(set(ports)) != len(ports):
+    if not distinct_ports(ports):
         parser.error(f"ports must differ, got {ports}")
     try:
         plugins = tuple(parse_plugin_flag(text) for text in args.plugin) or DEFAULT_PLUGINS

@@ -28,6 +28,7 @@ import structlog
 
 from igw.common.cli import (
     bool_flag,
+    distinct_ports,
     go_bool,
     go_style_argv,
     logging_choice,
@@ -267,7 +268,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
     args = parser.parse_args(args_in)
     _refuse(parser, args)
     ports = [args.grpc_port, args.grpc_health_port, args.metrics_port]
-    if len(set(ports)) != len(ports):
+    if not distinct_ports(ports):
         parser.error(f"ports must differ, got {ports}")
     options = EppOptions(
         grpc_port=args.grpc_port, grpc_health_port=args.grpc_health_port,

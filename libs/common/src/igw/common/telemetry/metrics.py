@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Self
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import prometheus_client
+import structlog
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from igw.common.telemetry.metrics_auth import AccessDecision, MetricsAuthorizer
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["MetricsServer"]
+
+_log = structlog.get_logger(__name__)
 
 
 class MetricsServer:
@@ -75,6 +78,7 @@ class MetricsServer:
         )
         self._thread.start()
         self._port = self._server.server_port
+        _log.info("metrics_serving", port=self._port, auth=self._authorizer is not None)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving, release the port and join the thread; a no-op if not started."""
