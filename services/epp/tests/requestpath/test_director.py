@@ -1,24 +1,24 @@
 """The Director through the real ext_proc sequencing: destination, errors, headers, admission,
 and the InferenceObjective and InferenceModelRewrite stores behind it."""
 
-from collections.abc import Mapping
+import dataclasses
 from typing import Any
 
 import orjson
 import pytest
 
-from igw.common.envoy import BodyMode, ProcessingRequest
+from igw.common.envoy import BodyMode
 from igw.common.errors import InferenceError
 from igw.common.extproc import Stream, StreamInfo
 from igw.common.testing import messages
-from igw.common.testing.messages import ReplyView
-from igw.epp.framework.parsing import Parser
-from igw.epp.parsers import PassthroughParser
-from igw.epp.requestpath import Director, ModelRewriteStore, ObjectiveStore
-from igw.epp.requestpath.headers import read_control_headers
 from igw.epp.scheduling.plugins.inflight_load_producer import InflightLoadProducer
-from igw.epp.testing.builders import endpoint, seeded
-from igw.epp.testing.requestpath import build_director, build_exchanges
+from igw.epp.testing.builders import endpoint
+from igw.epp.testing.requestpath import (
+    build_director,
+    build_exchanges,
+    request_error,
+    run_request,
+)
 
 DUPLEX = BodyMode.FULL_DUPLEX_STREAMED
 CHAT = {":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json"}
@@ -40,30 +40,8 @@ schedulingProfiles:
 """
 
 
-async def run(
-    director: Director,
-    headers: Mapping[str, str] = CHAT,
-    body: bytes | None = BODY,
-    *,
-    metadata: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[ReplyView]:
-    """Every reply to the request messages (body None = header-only request)."""
-    stream = Stream(build_exchanges(director)(StreamInfo(span=None)), DUPLEX, DUPLEX)
-    sent: list[ProcessingRequest] = [
-        messages.request_headers(headers, end_of_stream=body is None, metadata=metadata)
-    ]
-    if body is not None:
-        sent.append(messages.request_body(body, end_of_stream=True))
-    replies: list[ReplyView] = []
-    for message in sent:
-        replies.extend(messages.describe_all(await stream.handle(message)))
-    return replies
-
-
-async def error_of(director: Director, **kwargs: Any) -> tuple[int, str]:
-    with pytest.raises(InferenceError) as info:
-        await run(director, **kwargs)
-    return info.value.status, info.value.body()
+run = run_request
+error_of = request_error
 
 
 async def test_destination_header_and_metadata_carry_the_pick() -> None:
@@ -292,135 +270,41 @@ async def test_a_body_that_cannot_take_the_model_is_refused_before_scheduling() 
     assert registry.get_sample_value("inference_objective_request_error_total", errors) == 1
 
 
-# InferenceObjective and InferenceModelRewrite stores behind the Director.
-
-
-def with_stores(
-    states: list[Any],
-    *,
-    objectives: ObjectiveStore | None = None,
-    rewrites: ModelRewriteStore | None = None,
-    parser: Parser | None = None,
-) -> Director:
-    """`build_director`'s wiring around the Kubernetes-fed stores (the helper takes only a
-    name -> priority map for objectives, and no rewrites)."""
-    base = build_director(states, parser=parser)
-    return Director(
-        source=base.source, scheduler=base.scheduler, request_control=base.request_control,
-        parser=base.parser, metrics=base.metrics, objectives=objectives, rewrites=rewrites,
-        rng=seeded(1),
-    )  # fmt: skip
-
-
-def rewrites_for(*models: str, to: str = "canary") -> ModelRewriteStore:
-    """One InferenceModelRewrite, `canary`, for our pool: `models` (none: every model) -> `to`."""
-    rule: dict[str, Any] = {"targets": [{"modelRewrite": to}]}
-    if models:
-        rule["matches"] = [{"model": {"value": m}} for m in models]
-    store = ModelRewriteStore("pool", rng=seeded())
-    store.reconcile("ns/canary", {
-        "metadata": {"name": "canary", "namespace": "ns",
-                     "creationTimestamp": "2025-01-01T00:00:00Z"},
-        "spec": {"poolRef": {"name": "pool"}, "rules": [rule]},
-    })  # fmt: skip
-    return store
-
-
-def decisions(director: Director, target: str) -> float | None:
-    labels = {"model_rewrite_name": "canary", "model_name": "m", "target_model": target}
-    return director.metrics.registry.get_sample_value(
-        "inference_extension_model_rewrite_decisions_total", labels
-    )
+SHED = "inference error: ResourceExhausted - system saturated, sheddable request dropped"
+NO_CANDIDATES_503 = (
+    "inference error: ServiceUnavailable - failed to find endpoint candidates for serving the "
+    "request"
+)
 
 
 @pytest.mark.parametrize(
-    ("rule_for", "header", "target"),
+    ("objective", "expected"),
     [
-        # Upstream sets the target from the header, then lets a rule on the body's model
-        # replace it (director.go, mutateModel -> applyWeightedModelRewrite).
-        pytest.param("m", "lora-a", "canary", id="rule-beats-header"),
-        pytest.param("m", None, "canary", id="rule-alone"),
-        pytest.param("other", "lora-a", "lora-a", id="header-when-no-rule-matches"),
-        # Rules match the body's model, never the header's.
-        pytest.param("lora-a", "lora-a", "lora-a", id="rule-for-the-header-model-ignored"),
+        pytest.param("batch", (429, SHED), id="sheddable-shed-first"),
+        pytest.param("chat", (503, NO_CANDIDATES_503), id="others-503"),
     ],
 )
-async def test_header_and_rewrite_rule_order(
-    rule_for: str, header: str | None, target: str
+async def test_no_candidates_sheds_a_sheddable_request_first(
+    objective: str, expected: tuple[int, str]
 ) -> None:
-    director = with_stores([IDLE], rewrites=rewrites_for(rule_for))
-    headers = dict(CHAT)
-    if header is not None:
-        headers["x-gateway-model-name-rewrite"] = header
-    head, chunk = await run(director, headers)
-    assert chunk.body is not None
-    assert orjson.loads(chunk.body)["model"] == target
-    assert head.set_headers["content-length"] == str(len(chunk.body))
-    models = {"model_name": "m", "target_model_name": target, "priority": "0"}
-    assert (
-        director.metrics.registry.get_sample_value("inference_objective_request_total", models) == 1
+    """As upstream: admission runs before the candidate check, and no candidates at all is a
+    saturated pool to the saturation detector."""
+    director = build_director([BUSY, IDLE], objectives={"batch": -1, "chat": 10})
+    headers = {**CHAT, "x-gateway-inference-objective": objective}
+    assert await error_of(director, headers=headers, metadata=subset()) == expected
+
+
+async def test_scheduling_attempts_name_the_pod_and_its_namespace() -> None:
+    """Upstream's labels: the pod (not the data-parallel rank) and its namespace."""
+    ranked = endpoint("vllm-0-rank-1", address="10.0.0.1", port=8001)
+    ranked = dataclasses.replace(
+        ranked, endpoint=dataclasses.replace(ranked.endpoint, pod="vllm-0", namespace="serving")
     )
-    assert decisions(director, target) == (1 if rule_for == "m" else None)
-
-
-async def test_a_rewritten_model_is_written_back_in_the_response() -> None:
-    director = with_stores([IDLE], rewrites=rewrites_for("m"))
-    stream = Stream(build_exchanges(director)(StreamInfo(span=None)), DUPLEX, DUPLEX)
-    await stream.handle(messages.request_headers(CHAT, end_of_stream=False))
-    await stream.handle(messages.request_body(BODY, end_of_stream=True))
-    await stream.handle(messages.response_headers({":status": "200"}))
-    answer = b'{"model":"canary","choices":[]}'
-    views = messages.describe_all(
-        await stream.handle(messages.response_body(answer, end_of_stream=True))
+    director = build_director([ranked])
+    await run(director)
+    labels = {"status": "success", "target_model_name": "m", "pod_name": "vllm-0",
+              "namespace": "serving", "port": "8001"}  # fmt: skip
+    value = director.metrics.registry.get_sample_value(
+        "inference_extension_scheduler_attempts_total", labels
     )
-    assert messages.streamed_body(views) == b'{"model":"m","choices":[]}'
-
-
-async def test_rules_need_a_parser_that_reads_the_model() -> None:
-    """Upstream rewrites only a JSON-map body; the passthrough parser's model is unknown ("")."""
-    director = with_stores([IDLE], rewrites=rewrites_for(), parser=PassthroughParser())
-    head, chunk = await run(director)
-    assert chunk.body == BODY
-    assert "content-length" not in head.set_headers
-    registry = director.metrics.registry
-    assert not registry.get_sample_value(
-        "inference_extension_model_rewrite_decisions_total",
-        {"model_rewrite_name": "canary", "model_name": "", "target_model": "canary"},
-    )
-
-
-def test_explain_picks_the_rule_but_counts_no_decision() -> None:
-    director = with_stores([IDLE], rewrites=rewrites_for("m"))
-    facts = director.read(read_control_headers(CHAT), CHAT[":path"], CHAT, BODY, dry_run=True)
-    assert (facts.incoming_model, facts.target_model) == ("m", "canary")
-    assert decisions(director, "canary") is None
-    director.read(read_control_headers(CHAT), CHAT[":path"], CHAT, BODY)
-    assert decisions(director, "canary") == 1
-
-
-@pytest.mark.parametrize(
-    ("pool", "shed"),
-    [
-        pytest.param("pool", True, id="our-pool-priority-minus-1-shed"),
-        pytest.param("other", False, id="other-pool-ignored-priority-0-admitted"),
-    ],
-)
-async def test_an_inference_objective_makes_a_request_sheddable(pool: str, shed: bool) -> None:
-    objectives = ObjectiveStore("pool")
-    objectives.reconcile("ns/batch", {
-        "metadata": {"name": "batch", "namespace": "ns"},
-        "spec": {"priority": -1, "poolRef": {"group": "inference.networking.k8s.io",
-                                             "name": pool}},
-    })  # fmt: skip
-    director = with_stores([SATURATED], objectives=objectives)
-    headers = {**CHAT, "x-gateway-inference-objective": "batch"}
-    if shed:
-        assert await error_of(director, headers=headers) == (
-            429,
-            "inference error: ResourceExhausted - system saturated, sheddable request dropped",
-        )
-        return
-    assert DEST in (await run(director, headers))[0].set_headers
-    labels = {"model_name": "m", "target_model_name": "m", "priority": "0"}
-    registry = director.metrics.registry
-    assert registry.get_sample_value("inference_objective_request_total", labels) == 1
+    assert value == 1

@@ -12,7 +12,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import orjson
+
+from igw.common.envoy import BodyMode, ProcessingRequest
+from igw.common.errors import InferenceError
+from igw.common.extproc import Stream, StreamInfo
+from igw.common.testing import messages
+from igw.common.testing.messages import ReplyView
 from igw.epp.config import EppConfig, load_config
 from igw.epp.endpoints import EndpointSource, EndpointState
 from igw.epp.framework import PluginHandle
@@ -29,12 +37,21 @@ from igw.epp.requestpath import (
 from igw.epp.testing.builders import FakeClock, seeded
 
 __all__ = [
+    "CHAT_BODY",
+    "CHAT_HEADERS",
     "FreshEndpoints",
     "StaticEndpoints",
     "build_director",
     "build_exchanges",
     "director_for",
+    "request_error",
+    "run_request",
 ]
+
+CHAT_HEADERS: Mapping[str, str] = {
+    ":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json",
+}  # fmt: skip
+CHAT_BODY = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
 
 
 class StaticEndpoints:
@@ -126,3 +143,34 @@ def build_exchanges(
         director, director.request_control, director.parser, director.metrics,
         response_sample_rate=response_sample_rate, rng=seeded(2), clock=clock,
     )  # fmt: skip
+
+
+async def run_request(
+    director: Director,
+    headers: Mapping[str, str] = CHAT_HEADERS,
+    body: bytes | None = CHAT_BODY,
+    *,
+    metadata: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[ReplyView]:
+    """Every reply the ext_proc core sends for one request through `director` (full duplex;
+    `body` None = a header-only request); an error answer raises its `InferenceError`."""
+    duplex = BodyMode.FULL_DUPLEX_STREAMED
+    stream = Stream(build_exchanges(director)(StreamInfo(span=None)), duplex, duplex)
+    sent: list[ProcessingRequest] = [
+        messages.request_headers(headers, end_of_stream=body is None, metadata=metadata)
+    ]
+    if body is not None:
+        sent.append(messages.request_body(body, end_of_stream=True))
+    replies: list[ReplyView] = []
+    for message in sent:
+        replies.extend(messages.describe_all(await stream.handle(message)))
+    return replies
+
+
+async def request_error(director: Director, **kwargs: Any) -> tuple[int, str]:
+    """The status and body of the error answer `run_request(director, **kwargs)` gets."""
+    try:
+        await run_request(director, **kwargs)
+    except InferenceError as e:
+        return e.status, e.body()
+    raise AssertionError("the request was not refused")
