@@ -20,6 +20,7 @@ import kubernetes
 import pytest
 
 from igw.common.kube import PODS, Informer, Kind, Timings, custom_kind, on_loop
+from igw.common.testing.kube_changes import ChangeRecorder
 
 POOLS = custom_kind("inference.networking.k8s.io", "v1", "inferencepools")
 POOLS_RESOURCE = "inference.networking.k8s.io/v1/inferencepools"
@@ -29,41 +30,6 @@ FAST = Timings(stop_poll_s=0.5, backoff_initial_s=0.05, backoff_max_s=0.5)
 
 Obj = dict[str, Any]
 StartInformer = Callable[..., Awaitable[Informer]]
-
-
-class Recorder:
-    """A consumer: the state its callbacks built, every call in order, the threads they ran on."""
-
-    def __init__(self) -> None:
-        self.state: dict[str, Obj] = {}
-        self.calls: list[tuple[str, Obj | None] | str] = []
-        self.threads: set[int] = set()
-        self._lock = threading.Lock()
-
-    def on_change(self, key: str, obj: Obj | None) -> None:
-        with self._lock:
-            self.threads.add(threading.get_ident())
-            self.calls.append((key, obj))
-            if obj is None:
-                self.state.pop(key, None)
-            else:
-                self.state[key] = obj
-
-    def on_synced(self) -> None:
-        with self._lock:
-            self.calls.append("synced")
-
-    def keys(self) -> set[str]:
-        with self._lock:
-            return set(self.state)
-
-    def changed_keys(self) -> set[str]:
-        with self._lock:
-            return {call[0] for call in self.calls if isinstance(call, tuple)}
-
-    def syncs(self) -> int:
-        with self._lock:
-            return self.calls.count("synced")
 
 
 async def wait_for(get: Callable[[], object], expected: object, timeout_s: float = 20.0) -> None:
@@ -116,13 +82,13 @@ def api_client(api: kmock.KubernetesEmulator) -> Iterator[kubernetes.client.ApiC
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
+def recorder() -> ChangeRecorder:
+    return ChangeRecorder()
 
 
 @pytest.fixture
 async def start_informer(
-    api_client: kubernetes.client.ApiClient, recorder: Recorder
+    api_client: kubernetes.client.ApiClient, recorder: ChangeRecorder
 ) -> AsyncIterator[StartInformer]:
     started: list[Informer] = []
 
@@ -142,7 +108,7 @@ async def start_informer(
 
 
 async def test_the_list_hands_over_every_object_then_says_synced(
-    api: kmock.KubernetesEmulator, recorder: Recorder, start_informer: StartInformer
+    api: kmock.KubernetesEmulator, recorder: ChangeRecorder, start_informer: StartInformer
 ) -> None:
     await create(api, manifest("Pod", "ns", "a"))
     await create(api, manifest("Pod", "ns", "b"))
@@ -162,7 +128,7 @@ async def test_the_list_hands_over_every_object_then_says_synced(
 )
 async def test_core_and_custom_kinds_in_one_namespace_or_all(
     api: kmock.KubernetesEmulator,
-    recorder: Recorder,
+    recorder: ChangeRecorder,
     start_informer: StartInformer,
     kind: Kind,
     namespace: str | None,
@@ -183,7 +149,7 @@ async def test_core_and_custom_kinds_in_one_namespace_or_all(
 
 
 async def test_the_watch_follows_create_update_delete(
-    api: kmock.KubernetesEmulator, recorder: Recorder, start_informer: StartInformer
+    api: kmock.KubernetesEmulator, recorder: ChangeRecorder, start_informer: StartInformer
 ) -> None:
     await start_informer(POOLS, namespace="ns")
     path = POOLS_PATH.format(namespace="ns") + "/pool"
@@ -231,7 +197,7 @@ def named_pool_a(obj: Obj) -> bool:
 )
 async def test_what_the_server_did_not_filter_the_predicate_does(
     api: kmock.KubernetesEmulator,
-    recorder: Recorder,
+    recorder: ChangeRecorder,
     start_informer: StartInformer,
     selectors: dict[str, Any],
     sent: tuple[str, str],
@@ -257,7 +223,7 @@ async def test_what_the_server_did_not_filter_the_predicate_does(
 
 
 async def test_an_object_that_stops_passing_the_predicate_is_taken_back(
-    api: kmock.KubernetesEmulator, recorder: Recorder, start_informer: StartInformer
+    api: kmock.KubernetesEmulator, recorder: ChangeRecorder, start_informer: StartInformer
 ) -> None:
     await create(api, manifest("Pod", "ns", "a", {"ready": "true"}))
     await start_informer(namespace="ns", accept=labelled_ready)
@@ -271,7 +237,7 @@ async def test_an_object_that_stops_passing_the_predicate_is_taken_back(
 
 
 async def test_a_relist_takes_back_what_vanished_without_an_event(
-    api: kmock.KubernetesEmulator, recorder: Recorder, start_informer: StartInformer
+    api: kmock.KubernetesEmulator, recorder: ChangeRecorder, start_informer: StartInformer
 ) -> None:
     await create(api, manifest("Pod", "ns", "a"))
     await create(api, manifest("Pod", "ns", "b"))
@@ -297,7 +263,7 @@ async def test_a_relist_takes_back_what_vanished_without_an_event(
 
 
 async def test_a_failing_consumer_is_healed_by_a_relist(
-    api: kmock.KubernetesEmulator, api_client: kubernetes.client.ApiClient, recorder: Recorder
+    api: kmock.KubernetesEmulator, api_client: kubernetes.client.ApiClient, recorder: ChangeRecorder
 ) -> None:
     await create(api, manifest("Pod", "ns", "a"))
     failures = [RuntimeError("consumer bug")]
@@ -318,7 +284,7 @@ async def test_a_failing_consumer_is_healed_by_a_relist(
 
 
 async def test_on_loop_runs_the_callbacks_on_the_event_loop_in_order(
-    api: kmock.KubernetesEmulator, api_client: kubernetes.client.ApiClient, recorder: Recorder
+    api: kmock.KubernetesEmulator, api_client: kubernetes.client.ApiClient, recorder: ChangeRecorder
 ) -> None:
     await create(api, manifest("Pod", "ns", "a"))
     loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ import structlog
 
 from igw.common.kube import PODS, Informer, Kind, Timings, custom_kind, load_kube_client
 from igw.common.testing.kube_api import FakeKubeApi
+from igw.common.testing.kube_changes import ChangeRecorder
 
 FAST = Timings(stop_poll_s=0.5, backoff_initial_s=0.05, backoff_max_s=0.5)
 POOLS = custom_kind("inference.networking.k8s.io", "v1", "inferencepools")
@@ -29,39 +30,6 @@ PODS_PATH = "/api/v1/namespaces/default/pods"
 Obj = dict[str, Any]
 Logs = list[MutableMapping[str, Any]]
 StartInformer = Callable[..., Awaitable[Informer]]
-
-
-class Recorder:
-    """A consumer: the state its callbacks built and a trace of the calls, in order."""
-
-    def __init__(self) -> None:
-        self.state: dict[str, Obj] = {}
-        self.trace: list[str] = []  # "+key" handed over, "-key" taken back, "synced"
-        self._lock = threading.Lock()
-
-    def on_change(self, key: str, obj: Obj | None) -> None:
-        with self._lock:
-            self.trace.append(f"{'-' if obj is None else '+'}{key}")
-            if obj is None:
-                self.state.pop(key, None)
-            else:
-                self.state[key] = obj
-
-    def on_synced(self) -> None:
-        with self._lock:
-            self.trace.append("synced")
-
-    def keys(self) -> set[str]:
-        with self._lock:
-            return set(self.state)
-
-    def syncs(self) -> int:
-        with self._lock:
-            return self.trace.count("synced")
-
-    def since_first_sync(self) -> list[str]:
-        with self._lock:
-            return self.trace[self.trace.index("synced") + 1 :]
 
 
 async def wait_for(get: Callable[[], object], expected: object, timeout_s: float = 30.0) -> None:
@@ -119,13 +87,13 @@ def logs() -> Iterator[Logs]:
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
+def recorder() -> ChangeRecorder:
+    return ChangeRecorder()
 
 
 @pytest.fixture
 async def start_informer(
-    api_client: kubernetes.client.ApiClient, recorder: Recorder, logs: Logs
+    api_client: kubernetes.client.ApiClient, recorder: ChangeRecorder, logs: Logs
 ) -> AsyncIterator[StartInformer]:
     started: list[Informer] = []
 
@@ -146,7 +114,7 @@ async def start_informer(
 
 
 async def test_an_expired_watch_relists_and_loses_nothing(
-    api: FakeKubeApi, recorder: Recorder, start_informer: StartInformer, logs: Logs
+    api: FakeKubeApi, recorder: ChangeRecorder, start_informer: StartInformer, logs: Logs
 ) -> None:
     listed, release = threading.Event(), threading.Event()
 
@@ -182,7 +150,7 @@ async def test_an_expired_watch_relists_and_loses_nothing(
 
 
 async def test_a_failing_api_server_is_retried_with_growing_delays(
-    api: FakeKubeApi, recorder: Recorder, start_informer: StartInformer, logs: Logs
+    api: FakeKubeApi, recorder: ChangeRecorder, start_informer: StartInformer, logs: Logs
 ) -> None:
     api.put(pod("a"))
     api.fail_next(5)  # 503 Service Unavailable
@@ -205,7 +173,7 @@ async def test_a_failing_api_server_is_retried_with_growing_delays(
 
 
 async def test_the_last_known_state_outlives_an_outage_and_the_relist_fixes_it(
-    api: FakeKubeApi, recorder: Recorder, start_informer: StartInformer
+    api: FakeKubeApi, recorder: ChangeRecorder, start_informer: StartInformer
 ) -> None:
     api.put(pod("a"))
     await start_informer(timings=Timings(stop_poll_s=30.0, backoff_initial_s=0.05))
@@ -224,7 +192,7 @@ async def test_the_last_known_state_outlives_an_outage_and_the_relist_fixes_it(
 @pytest.mark.parametrize("outage", ["restart", "down-for-a-while"])
 async def test_an_api_server_restart_is_survived(
     api: FakeKubeApi,
-    recorder: Recorder,
+    recorder: ChangeRecorder,
     start_informer: StartInformer,
     logs: Logs,
     outage: str,
@@ -254,7 +222,7 @@ async def test_an_api_server_restart_is_survived(
 
 
 async def test_an_object_leaving_the_label_selector_is_taken_back(
-    api: FakeKubeApi, recorder: Recorder, start_informer: StartInformer
+    api: FakeKubeApi, recorder: ChangeRecorder, start_informer: StartInformer
 ) -> None:
     def ready(obj: Obj) -> bool:
         labels: dict[str, str] = obj["metadata"].get("labels", {})
@@ -272,7 +240,7 @@ async def test_an_object_leaving_the_label_selector_is_taken_back(
 
 
 async def test_one_custom_object_by_field_selector(
-    api: FakeKubeApi, recorder: Recorder, start_informer: StartInformer
+    api: FakeKubeApi, recorder: ChangeRecorder, start_informer: StartInformer
 ) -> None:
     api.put(pool("pool-a"))
     api.put(pool("pool-b"))
@@ -291,7 +259,7 @@ async def test_one_custom_object_by_field_selector(
 
 
 async def test_a_watch_the_server_ends_is_followed_by_a_relist(
-    api: FakeKubeApi, recorder: Recorder, start_informer: StartInformer, logs: Logs
+    api: FakeKubeApi, recorder: ChangeRecorder, start_informer: StartInformer, logs: Logs
 ) -> None:
     api.put(pod("a"))
     await start_informer(timings=Timings(stop_poll_s=30.0))
