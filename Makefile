@@ -10,10 +10,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
 LOCKED := $(wildcard uv.lock)
 
-.PHONY: help run load test unit lint typecheck fmt bench bench-quick bench-bbr bench-epp bench-failover clean proto
+.PHONY: help run load test unit lint typecheck fmt bench bench-quick bench-bbr bench-epp bench-failover clean proto e2e-kind
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(TOOLS_DIR)/bin/uv:
 	python3 -m venv $(TOOLS_DIR)
@@ -81,6 +81,9 @@ bench-epp: $(STAMP) ## EPP cost: CPU per request, added latency, scheduling, scr
 
 bench-failover: $(STAMP) ## EPP leader election: seconds from the leader's end to the standby ready
 	$(PY) -m bench.epp_failover
+
+e2e-kind: $(STAMP) ## kind suite: images, charts, Envoy Gateway (skips without Docker/kind/helm)
+	$(PY) e2e/kind/run.py $(E2E_KIND_ARGS)
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) $(TOOLS_DIR) .mypy_cache .ruff_cache .pytest_cache

@@ -348,7 +348,7 @@ def test_epp_ha_rbac_adds_only_leases() -> None:
     ("args", "message"),
     [
         ((), "inferencePool.modelServers.matchLabels is required"),
-        ((*MATCH, "--set", "provider.name=gke"), 'provider.name "gke"'),
+        ((*MATCH, "--set", "provider.name=nginx"), 'provider.name "nginx"'),
         (
             (*MATCH, "--set", "inferencePool.apiVersion=inference.networking.x-k8s.io/v1alpha2"),
             "inference.networking.k8s.io/v1 pools only",

@@ -52,7 +52,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if not (or (eq $file "default-plugins.yaml") (hasKey .Values.inferenceExtension.pluginsCustomConfig $file)) -}}
 {{- fail (printf "inferenceExtension.pluginsConfigFile %q is neither default-plugins.yaml nor a key of inferenceExtension.pluginsCustomConfig" $file) -}}
 {{- end -}}
-{{- if ne .Values.provider.name "none" -}}
-{{- fail (printf "provider.name %q: only \"none\" is supported by this chart" .Values.provider.name) -}}
+{{- if not (has .Values.provider.name (include "epp.providers" . | splitList " ")) -}}
+{{- fail (printf "provider.name %q: must be one of: %s" .Values.provider.name (include "epp.providers" .)) -}}
 {{- end -}}
+{{- if not (has .Values.inferenceExtension.failureMode (list "FailOpen" "FailClose")) -}}
+{{- fail (printf "inferenceExtension.failureMode %q: must be FailOpen or FailClose" .Values.inferenceExtension.failureMode) -}}
+{{- end -}}
+{{- if not (has .Values.inferenceExtension.responseMode (list "lean" "compatible")) -}}
+{{- fail (printf "inferenceExtension.responseMode %q: must be lean or compatible" .Values.inferenceExtension.responseMode) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The gateways this chart renders objects for (provider.name). */}}
+{{- define "epp.providers" -}}
+none istio gke envoy-gateway kgateway
 {{- end -}}
