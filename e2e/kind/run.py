@@ -33,34 +33,37 @@ through `run` (or `start`, for the port-forwards running in the background), whi
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
+# Run as a script (`python e2e/kind/run.py`), only this directory is on sys.path: add the
+# repository root so that the sibling modules import as `e2e.kind.*`, as mypy names them.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
-CLUSTER = "igw-e2e"
-NAMESPACE = "igw-e2e"
-SERVICES = ("bbr", "epp", "sim")
-IMAGE_REGISTRY = "docker.io"  # what `kind load` names an untagged-registry image inside the node
-IMAGE_TAG = "e2e"
-MODEL = "food-review"
-POOL = "igw-sim"  # the charts/epp release: the InferencePool and the `<pool>-epp` Service
-BBR_RELEASE = "bbr"
-GATEWAY = "inference-gateway"  # the charts' provider.envoyGateway.gateway.name default
-PROVIDERS = ("envoy-gateway", "none")
-DP_PORTS = (8000, 8001)
+from e2e.kind.checks import run_checks  # noqa: E402
+from e2e.kind.tools import (  # noqa: E402
+    BBR_RELEASE,
+    CLUSTER,
+    DP_PORTS,
+    EG_NAMESPACE,
+    GATEWAY,
+    HERE,
+    IMAGE_REGISTRY,
+    IMAGE_TAG,
+    NAMESPACE,
+    POOL,
+    PROVIDERS,
+    ROOT,
+    SERVICES,
+    Runner,
+    SuiteError,
+    log,
+)
 
 # Pinned versions (Envoy AI Gateway v0.4 is released against Envoy Gateway v1.5 and Gateway API
 # v1.3; its values files add the InferencePool backend to Envoy Gateway's extension manager).
@@ -76,83 +79,7 @@ ENVOY_GATEWAY_VALUES = (
     f"{AI_GATEWAY_RAW}/manifests/envoy-gateway-values.yaml",
     f"{AI_GATEWAY_RAW}/examples/inference-pool/envoy-gateway-values-addon.yaml",
 )
-EG_NAMESPACE = "envoy-gateway-system"
 AIEG_NAMESPACE = "envoy-ai-gateway-system"
-
-# Names the EPP must export after good traffic (upstream's §7 list, the ones this slice checks).
-EPP_METRICS = (
-    "inference_objective_request_total",
-    "inference_objective_request_duration_seconds",
-    "inference_objective_input_tokens",
-    "inference_objective_output_tokens",
-    "inference_pool_ready_pods",
-    "inference_pool_average_kv_cache_utilization",
-    "inference_pool_average_queue_size",
-    "inference_extension_scheduler_e2e_duration_seconds",
-    "inference_extension_info",
-)
-
-
-class SuiteError(Exception):
-    """A step or a check failed; the message says which."""
-
-
-def log(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
-
-
-@dataclass
-class Runner:
-    """Runs (or, dry, only prints) the suite's external commands: every one passes through here."""
-
-    dry_run: bool = False
-    helm: str = "helm"
-    # envoy-gateway: the charts render the Envoy Gateway objects (the BBR's EnvoyExtensionPolicy);
-    # none: they render none and the suite applies e2e/kind/bbr-policy.yaml itself.
-    provider: str = "envoy-gateway"
-    background: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def run(self, cmd: Sequence[str], *, capture: bool = False, timeout_s: float = 900) -> str:
-        """Logs `cmd` as `+ ...`, then runs it from the repository root; raises on failure."""
-        log("+ " + shlex.join(cmd))
-        if self.dry_run:
-            return ""
-        try:
-            done = subprocess.run(  # noqa: S603 - the suite's own fixed commands
-                list(cmd),
-                cwd=ROOT,
-                check=False,
-                timeout=timeout_s,
-                stdout=subprocess.PIPE if capture else None,
-                text=True,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise SuiteError(f"timed out after {timeout_s:.0f} s: {shlex.join(cmd)}") from exc
-        if done.returncode != 0:
-            raise SuiteError(f"exit {done.returncode}: {shlex.join(cmd)}")
-        return done.stdout or ""
-
-    def start(self, cmd: Sequence[str]) -> None:
-        """Logs `cmd` and starts it in the background (stopped by `stop_all`)."""
-        log("+ " + shlex.join(cmd) + " &")
-        if self.dry_run:
-            return
-        self.background.append(
-            subprocess.Popen(  # noqa: S603 - the suite's own fixed commands
-                list(cmd), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-        )
-
-    def stop_all(self) -> None:
-        for process in self.background:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.background.clear()
 
 
 # --- prerequisites -----------------------------------------------------------------------------
@@ -305,162 +232,6 @@ def apply_gateway(r: Runner) -> None:
 
 def delete_cluster(r: Runner) -> None:
     r.run(["kind", "delete", "cluster", "--name", CLUSTER])
-
-
-# --- the checks through the gateway ------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def request(url: str, payload: object | None = None, *, timeout_s: float = 60) -> Answer:
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
-        url, data=data, headers={"content-type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310
-            headers = {k.lower(): v for k, v in resp.headers.items()}
-            return Answer(resp.status, headers, resp.read())
-    except urllib.error.HTTPError as exc:
-        return Answer(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
-
-
-def wait_until_answering(url: str, payload: object, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            answer = request(url, payload, timeout_s=10)
-        except OSError as exc:
-            last = str(exc)
-        else:
-            if answer.status == 200:
-                return
-            last = f"{answer.status} {answer.body[:200]!r}"
-        time.sleep(2)
-    raise SuiteError(f"{url} did not answer 200 within {timeout_s:.0f} s: {last}")
-
-
-def expect_ok(name: str, answer: Answer, ports: set[str]) -> dict[str, object]:
-    if answer.status != 200:
-        raise SuiteError(f"{name}: {answer.status} {answer.body[:300]!r}")
-    ports.add(answer.headers.get("x-inference-port", "?"))
-    body: dict[str, object] = json.loads(answer.body)
-    if body.get("model") != MODEL:
-        raise SuiteError(f"{name}: model {body.get('model')!r}, expected {MODEL!r}")
-    log(f"ok: {name} (port {answer.headers.get('x-inference-port')})")
-    return body
-
-
-@contextmanager
-def port_forward(r: Runner, namespace: str, target: str, remote: int) -> Iterator[int]:
-    local = free_port()
-    r.start(["kubectl", "port-forward", "-n", namespace, target, f"{local}:{remote}"])
-    try:
-        yield local
-    finally:
-        r.stop_all()
-
-
-def check_traffic(base: str) -> None:
-    ports: set[str] = set()
-    completions = {
-        "model": MODEL,
-        "prompt": "Write as if you were a critic: San Francisco",
-        "max_tokens": 16,
-    }
-    chat = {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16}
-    wait_until_answering(f"{base}/v1/completions", completions)
-    expect_ok("completions", request(f"{base}/v1/completions", completions), ports)
-    expect_ok("chat completions", request(f"{base}/v1/chat/completions", chat), ports)
-    multi_turn = {
-        **chat,
-        "messages": [
-            {"role": "user", "content": "Hello"},
-            {"role": "assistant", "content": "Hi, how can I help?"},
-            {"role": "user", "content": "Review this dish."},
-        ],
-    }
-    expect_ok(
-        "chat completions, multi-turn", request(f"{base}/v1/chat/completions", multi_turn), ports
-    )
-    for name, text in (("embeddings, string", "food"), ("embeddings, list", ["food", "review"])):
-        expect_ok(name, request(f"{base}/v1/embeddings", {"model": MODEL, "input": text}), ports)
-    streamed = request(f"{base}/v1/chat/completions", {**chat, "stream": True})
-    events = [line for line in streamed.body.decode().splitlines() if line.startswith("data: ")]
-    if streamed.status != 200 or not events or events[-1] != "data: [DONE]":
-        raise SuiteError(
-            f"streamed chat: {streamed.status}, {len(events)} events, last {events[-1:]}"
-        )
-    first = json.loads(events[0].removeprefix("data: "))
-    if first.get("model") != MODEL:
-        raise SuiteError(f"streamed chat: model {first.get('model')!r}, expected {MODEL!r}")
-    ports.add(streamed.headers.get("x-inference-port", "?"))
-    log(f"ok: streamed chat completions ({len(events)} events)")
-    for i in range(60):
-        if {str(p) for p in DP_PORTS} <= ports:
-            break
-        prompt = {**completions, "prompt": f"request {i}: a different prefix each time"}
-        expect_ok(f"completions #{i}", request(f"{base}/v1/completions", prompt), ports)
-    if not {str(p) for p in DP_PORTS} <= ports:
-        raise SuiteError(f"data-parallel ports served: {sorted(ports)}, expected {list(DP_PORTS)}")
-    log(f"ok: both data-parallel ports served ({sorted(ports)})")
-    bad = request(f"{base}/v1/completions", {"model": MODEL, "prompt": 42})
-    log(f"ok: bad request answered {bad.status}")
-
-
-def check_metrics(url: str) -> None:
-    answer = request(url)
-    if answer.status != 200:
-        raise SuiteError(f"EPP /metrics: {answer.status}")
-    text = answer.body.decode()
-    names = {
-        line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"
-    }
-    missing = [name for name in EPP_METRICS if not any(n.startswith(name) for n in names)]
-    if missing:
-        raise SuiteError(f"EPP /metrics lacks {missing}")
-    log(f"ok: EPP metrics present ({len(EPP_METRICS)} names)")
-
-
-def run_checks(r: Runner) -> None:
-    selector = (
-        f"gateway.envoyproxy.io/owning-gateway-namespace={NAMESPACE},"
-        f"gateway.envoyproxy.io/owning-gateway-name={GATEWAY}"
-    )
-    envoy_service = r.run(
-        ["kubectl", "get", "service", "-n", EG_NAMESPACE, "-l", selector,
-         "-o", "jsonpath={.items[0].metadata.name}"],
-        capture=True,
-    ).strip()  # fmt: skip
-    if r.dry_run:
-        envoy_service = "<envoy-service>"
-    with port_forward(r, EG_NAMESPACE, f"service/{envoy_service}", 80) as local:
-        if not r.dry_run:
-            check_traffic(f"http://127.0.0.1:{local}")
-    with port_forward(r, NAMESPACE, f"service/{POOL}-epp", 9090) as local:
-        if not r.dry_run:
-            wait_until_metrics = time.monotonic() + 30
-            while True:
-                try:
-                    check_metrics(f"http://127.0.0.1:{local}/metrics")
-                    break
-                except (OSError, SuiteError):
-                    if time.monotonic() > wait_until_metrics:
-                        raise
-                    time.sleep(2)
 
 
 STEPS = (

@@ -1,213 +1,31 @@
-"""The CRDs in `charts/crds/`: well-formed apiextensions.k8s.io/v1 definitions whose
-`openAPIV3Schema`s accept the objects igw works with and refuse malformed ones.
+"""Example objects validated against the CRDs' `openAPIV3Schema`s (`charts/crds/`): the
+objects igw works with are accepted, malformed ones refused.
 
-Example objects are validated with `jsonschema` (Draft 7), which checks what a JSON Schema
-can say: types, required fields, enums, min/max, lengths, patterns, item and property
-counts. It ignores the Kubernetes extensions (`x-kubernetes-*`) and does not apply
-`default`s, so **the CEL rules (`x-kubernetes-validations`: unique target port numbers,
-`endpointPickerRef.port` required for a Service) are not evaluated here**: their presence
-is asserted, their behaviour needs an API server. Nor are label-key validation (the API
-server's own for map keys) and `format`s checked.
+`jsonschema` (Draft 7) checks types, required fields, enums, min/max, lengths, patterns,
+item and property counts. It ignores `x-kubernetes-*` and does not apply `default`s, so
+**the CEL rules (unique target port numbers, `endpointPickerRef.port` required for a
+Service) are not evaluated here**: `test_crd_structure.py` asserts their presence, their
+behaviour needs an API server. Nor are label-key validation and `format`s checked.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 
 from igw.epp.testing import kube_objects
 
-CRDS = Path(__file__).resolve().parent.parent / "crds"
+# The fixtures of conftest.py.
+CrdLoad = Callable[[str], dict[str, Any]]
+CrdErrors = Callable[[str, dict[str, Any]], list[str]]
+CrdAt = Callable[[dict[str, Any], str], dict[str, Any]]
+
 POOL = "inferencepools.inference.networking.k8s.io.yaml"
 OBJECTIVE = "inferenceobjectives.inference.networking.x-k8s.io.yaml"
 REWRITE = "inferencemodelrewrites.inference.networking.x-k8s.io.yaml"
-FILES = (POOL, OBJECTIVE, REWRITE)
-
-# (file, group, version, kind, plural, short names)
-EXPECTED: list[tuple[str, str, str, str, str, list[str]]] = [
-    (POOL, "inference.networking.k8s.io", "v1", "InferencePool", "inferencepools", ["infpool"]),
-    (
-        OBJECTIVE,
-        "inference.networking.x-k8s.io",
-        "v1alpha2",
-        "InferenceObjective",
-        "inferenceobjectives",
-        [],
-    ),
-    (
-        REWRITE,
-        "inference.networking.x-k8s.io",
-        "v1alpha2",
-        "InferenceModelRewrite",
-        "inferencemodelrewrites",
-        [],
-    ),
-]
-
-# Keywords a structural schema may not use (apiextensions v1 rejects them).
-_FORBIDDEN = {"$ref", "definitions", "dependencies", "patternProperties", "additionalItems"}
-_SCHEMA_KEYWORDS = ("properties", "items", "additionalProperties")
-
-
-def _load(name: str) -> dict[str, Any]:
-    with (CRDS / name).open(encoding="utf-8") as f:
-        doc = yaml.safe_load(f)
-    assert isinstance(doc, dict)
-    return doc
-
-
-def _schema(name: str) -> dict[str, Any]:
-    schema = _load(name)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    assert isinstance(schema, dict)
-    return schema
-
-
-def _validator(name: str) -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(_schema(name))
-
-
-def _errors(name: str, obj: dict[str, Any]) -> list[str]:
-    return [e.message for e in _validator(name).iter_errors(obj)]
-
-
-def _nodes(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    yield path, schema
-    for key, sub in schema.get("properties", {}).items():
-        yield from _nodes(sub, f"{path}.{key}")
-    if isinstance(schema.get("items"), dict):
-        yield from _nodes(schema["items"], f"{path}[]")
-    if isinstance(schema.get("additionalProperties"), dict):
-        yield from _nodes(schema["additionalProperties"], f"{path}{{}}")
-
-
-def _at(schema: dict[str, Any], path: str) -> dict[str, Any]:
-    nodes = dict(_nodes(schema))
-    return nodes[path]
-
-
-# ---------------------------------------------------------------- the CRDs themselves
-
-
-@pytest.mark.parametrize("expected", EXPECTED, ids=[e[3] for e in EXPECTED])
-def test_crd_structure(expected: tuple[str, str, str, str, str, list[str]]) -> None:
-    name, group, version, kind, plural, short = expected
-    crd = _load(name)
-    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
-    assert crd["kind"] == "CustomResourceDefinition"
-    assert crd["metadata"]["name"] == f"{plural}.{group}" == name.removesuffix(".yaml")
-    spec = crd["spec"]
-    assert spec["group"] == group
-    assert spec["scope"] == "Namespaced"
-    names = spec["names"]
-    assert names["kind"] == kind
-    assert names["listKind"] == f"{kind}List"
-    assert names["plural"] == plural
-    assert names["singular"] == kind.lower()
-    assert names.get("shortNames", []) == short
-    [ver] = spec["versions"]
-    assert ver["name"] == version
-    assert ver["served"] is True
-    assert ver["storage"] is True
-    assert ver["subresources"] == {"status": {}}
-    schema = ver["schema"]["openAPIV3Schema"]
-    assert schema["type"] == "object"
-    assert {"apiVersion", "kind", "metadata", "spec", "status"} <= set(schema["properties"])
-
-
-def test_protected_group_is_approved() -> None:
-    """`*.k8s.io` CRDs are refused by the API server without the approval annotation."""
-    annotations = _load(POOL)["metadata"]["annotations"]
-    assert annotations["api-approved.kubernetes.io"].startswith("https://")
-
-
-@pytest.mark.parametrize("name", FILES)
-def test_schema_is_structural_and_valid_json_schema(name: str) -> None:
-    schema = _schema(name)
-    jsonschema.Draft7Validator.check_schema(schema)
-    for path, node in _nodes(schema):
-        for key in _SCHEMA_KEYWORDS:
-            assert isinstance(node.get(key, {}), dict), f"{name}{path}: {key} is not a schema"
-        assert "type" in node, f"{name}{path}: every node of a structural schema has a type"
-        assert not _FORBIDDEN & set(node), f"{name}{path}: forbidden keyword"
-        assert not ("properties" in node and "additionalProperties" in node), (
-            f"{name}{path}: properties and additionalProperties are exclusive"
-        )
-        if "properties" in node or "additionalProperties" in node:
-            assert node["type"] == "object"
-        if "items" in node:
-            assert node["type"] == "array"
-        for field in node.get("required", []):
-            assert field in node.get("properties", {}), f"{name}{path}: required {field}"
-        if "default" in node:
-            assert not list(jsonschema.Draft7Validator(node).iter_errors(node["default"])), (
-                f"{name}{path}: default does not validate"
-            )
-
-
-def test_all_yaml_is_the_three_files_concatenated() -> None:
-    parts = "".join((CRDS / f).read_text(encoding="utf-8") for f in FILES)
-    assert (CRDS / "all.yaml").read_text(encoding="utf-8") == parts
-    with (CRDS / "all.yaml").open(encoding="utf-8") as f:
-        docs = list(yaml.safe_load_all(f))
-    assert [d["metadata"]["name"] for d in docs] == [f.removesuffix(".yaml") for f in FILES]
-
-
-def test_pool_cel_rules_present() -> None:
-    """Asserted textually only: jsonschema cannot run CEL."""
-    schema = _schema(POOL)
-    ports = _at(schema, ".spec.targetPorts")
-    assert ports["x-kubernetes-validations"] == [
-        {
-            "message": "port number must be unique",
-            "rule": "self.all(p1, self.exists_one(p2, p1.number==p2.number))",
-        }
-    ]
-    assert ports["x-kubernetes-list-type"] == "atomic"
-    epp = _at(schema, ".spec.endpointPickerRef")
-    [rule] = epp["x-kubernetes-validations"]
-    assert rule["rule"] == "self.kind != 'Service' || has(self.port)"
-
-
-def test_pool_defaults() -> None:
-    schema = _schema(POOL)
-    assert _at(schema, ".spec.appProtocol")["default"] == "http"
-    assert _at(schema, ".spec.endpointPickerRef.group")["default"] == ""
-    assert _at(schema, ".spec.endpointPickerRef.kind")["default"] == "Service"
-    assert _at(schema, ".spec.endpointPickerRef.failureMode")["default"] == "FailClose"
-    parent = ".status.parents[].parentRef"
-    assert _at(schema, f"{parent}.group")["default"] == "gateway.networking.k8s.io"
-    assert _at(schema, f"{parent}.kind")["default"] == "Gateway"
-
-
-@pytest.mark.parametrize("name", [OBJECTIVE, REWRITE])
-def test_pool_ref_defaults(name: str) -> None:
-    schema = _schema(name)
-    assert _at(schema, ".spec.poolRef.group")["default"] == "inference.networking.k8s.io"
-    assert _at(schema, ".spec.poolRef.kind")["default"] == "InferencePool"
-
-
-def test_printer_columns() -> None:
-    def columns(name: str) -> list[tuple[str, str, str]]:
-        ver = _load(name)["spec"]["versions"][0]
-        return [
-            (c["name"], c["type"], c["jsonPath"]) for c in ver.get("additionalPrinterColumns", [])
-        ]
-
-    pool, age = ".spec.poolRef.name", ".metadata.creationTimestamp"
-    assert columns(POOL) == []  # upstream declares none: kubectl shows NAME and AGE
-    assert columns(OBJECTIVE) == [
-        ("Inference Pool", "string", pool),
-        ("Priority", "string", ".spec.priority"),
-        ("Age", "date", age),
-    ]
-    assert columns(REWRITE) == [("Inference Pool", "string", pool), ("Age", "date", age)]
-
 
 # ---------------------------------------------------------------- InferencePool instances
 
@@ -281,8 +99,8 @@ def _pool(**spec: Any) -> dict[str, Any]:
         ),
     ],
 )
-def test_valid_pools(obj: dict[str, Any]) -> None:
-    assert _errors(POOL, obj) == []
+def test_valid_pools(obj: dict[str, Any], crd_errors: CrdErrors) -> None:
+    assert crd_errors(POOL, obj) == []
 
 
 def _without(obj: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -353,15 +171,15 @@ _EPP: dict[str, Any] = {"name": "epp", "port": {"number": 9002}}
         ),
     ],
 )
-def test_invalid_pools(obj: dict[str, Any]) -> None:
-    assert _errors(POOL, obj) != []
+def test_invalid_pools(obj: dict[str, Any], crd_errors: CrdErrors) -> None:
+    assert crd_errors(POOL, obj) != []
 
 
-def test_cel_only_rules_pass_jsonschema() -> None:
+def test_cel_only_rules_pass_jsonschema(crd_errors: CrdErrors) -> None:
     """What only CEL refuses: the schema alone lets duplicate ports and a portless Service
     reference through (an API server would refuse both)."""
-    assert _errors(POOL, kube_objects.inference_pool("p", {"a": "b"}, [8000, 8000])) == []
-    assert _errors(POOL, _pool(endpointPickerRef={"name": "epp"})) == []
+    assert crd_errors(POOL, kube_objects.inference_pool("p", {"a": "b"}, [8000, 8000])) == []
+    assert crd_errors(POOL, _pool(endpointPickerRef={"name": "epp"})) == []
 
 
 # ---------------------------------------------------------------- v1alpha2 instances
@@ -385,8 +203,8 @@ def _objective(spec: dict[str, Any]) -> dict[str, Any]:
         {"priority": 0, "poolRef": {"name": "p", "group": "", "kind": "InferencePool"}},
     ],
 )
-def test_valid_objectives(spec: dict[str, Any]) -> None:
-    assert _errors(OBJECTIVE, _objective(spec)) == []
+def test_valid_objectives(spec: dict[str, Any], crd_errors: CrdErrors) -> None:
+    assert crd_errors(OBJECTIVE, _objective(spec)) == []
 
 
 @pytest.mark.parametrize(
@@ -401,16 +219,18 @@ def test_valid_objectives(spec: dict[str, Any]) -> None:
         pytest.param({"poolRef": {"name": "p", "group": "x.io/y"}}, id="bad-group"),
     ],
 )
-def test_invalid_objectives(spec: dict[str, Any]) -> None:
-    assert _errors(OBJECTIVE, _objective(spec)) != []
+def test_invalid_objectives(spec: dict[str, Any], crd_errors: CrdErrors) -> None:
+    assert crd_errors(OBJECTIVE, _objective(spec)) != []
 
 
-def test_objective_status_conditions() -> None:
+def test_objective_status_conditions(
+    crd_schema: CrdLoad, crd_errors: CrdErrors, crd_at: CrdAt
+) -> None:
     obj = _objective({"poolRef": {"name": "p"}})
-    default = _at(_schema(OBJECTIVE), ".status.conditions")["default"]
-    assert _errors(OBJECTIVE, {**obj, "status": {"conditions": default}}) == []
+    default = crd_at(crd_schema(OBJECTIVE), ".status.conditions")["default"]
+    assert crd_errors(OBJECTIVE, {**obj, "status": {"conditions": default}}) == []
     nine = [{**default[0], "type": f"T{i}"} for i in range(9)]
-    assert _errors(OBJECTIVE, {**obj, "status": {"conditions": nine}}) != []
+    assert crd_errors(OBJECTIVE, {**obj, "status": {"conditions": nine}}) != []
 
 
 def _rewrite(spec: dict[str, Any]) -> dict[str, Any]:
@@ -456,8 +276,8 @@ _TARGET: dict[str, Any] = {"modelRewrite": "m-v2"}
         pytest.param({"poolRef": _REF, "rules": [{"matches": []}]}, id="rule-without-targets"),
     ],
 )
-def test_valid_rewrites(spec: dict[str, Any]) -> None:
-    assert _errors(REWRITE, _rewrite(spec)) == []
+def test_valid_rewrites(spec: dict[str, Any], crd_errors: CrdErrors) -> None:
+    assert crd_errors(REWRITE, _rewrite(spec)) == []
 
 
 @pytest.mark.parametrize(
@@ -495,5 +315,5 @@ def test_valid_rewrites(spec: dict[str, Any]) -> None:
         ),
     ],
 )
-def test_invalid_rewrites(spec: dict[str, Any]) -> None:
-    assert _errors(REWRITE, _rewrite(spec)) != []
+def test_invalid_rewrites(spec: dict[str, Any], crd_errors: CrdErrors) -> None:
+    assert crd_errors(REWRITE, _rewrite(spec)) != []
