@@ -12,6 +12,13 @@
 inferencepool: {{ include "epp.name" . }}
 {{- end -}}
 
+{{/* The stable subset of epp.labels that selects the EPP's Service (ServiceMonitor). */}}
+{{- define "epp.serviceSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "epp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: endpoint-picker
+{{- end -}}
+
 {{- define "epp.labels" -}}
 app.kubernetes.io/name: {{ include "epp.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
