@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "epp"
 DASHBOARD = CHART / "dashboards" / "igw.json"
 ADAPTER_RULES = ROOT / "examples" / "autoscaling" / "prometheus-adapter-rules.yaml"
-HELM = ROOT / ".tools" / "bin" / "helm"
 
 Obj = dict[str, Any]
+Helm = Callable[..., subprocess.CompletedProcess[str]]
+Render = Callable[..., list[Obj]]
 
 POOL = "llama"
 NS = "serving"
@@ -49,20 +50,14 @@ def autoscaling(kind: str, *extra: str) -> tuple[str, ...]:
     return tuple(a for s in sets for a in ("--set", s))
 
 
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    if not HELM.is_file():
-        pytest.fail(f"{HELM} is missing: install it with `make .tools/bin/helm` (`make unit` does)")
-    proc = subprocess.run(
-        [str(HELM), *args], capture_output=True, text=True, timeout=60, check=False
-    )
-    if check and proc.returncode != 0:
-        pytest.fail(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+@pytest.fixture
+def render_epp(render: Render) -> Render:
+    """`render_epp(*args)`: `charts/epp` for the pool `llama`, model servers selected."""
 
+    def render_epp(*args: str) -> list[Obj]:
+        return render("epp", *BASE, *args)
 
-def render(*args: str) -> list[Obj]:
-    out = helm("template", POOL, str(CHART), "--namespace", NS, *BASE, *args).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return render_epp
 
 
 def of_kind(docs: list[Obj], kind: str) -> list[Obj]:
@@ -215,21 +210,21 @@ def test_dashboard_uses_a_datasource_variable() -> None:
 # --- the chart -----------------------------------------------------------------------------------
 
 
-def test_disabled_by_default_renders_nothing_new() -> None:
-    docs = render()
+def test_disabled_by_default_renders_nothing_new(render_epp: Render) -> None:
+    docs = render_epp()
     assert not of_kind(docs, "ScaledObject")
     assert not of_kind(docs, "HorizontalPodAutoscaler")
     assert not [
         d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")
     ]
     # Enabling autoscaling with no kind-specific flags still needs the switch.
-    assert not of_kind(render("--set", f"autoscaling.target.name={TARGET}"), "ScaledObject")
+    assert not of_kind(render_epp("--set", f"autoscaling.target.name={TARGET}"), "ScaledObject")
 
 
-def test_dashboard_configmap_holds_the_json() -> None:
+def test_dashboard_configmap_holds_the_json(render_epp: Render) -> None:
     maps = [
         d
-        for d in of_kind(render(*DASH_ON), "ConfigMap")
+        for d in of_kind(render_epp(*DASH_ON), "ConfigMap")
         if d["metadata"]["name"] == "llama-epp-dashboard"
     ]
     assert len(maps) == 1
@@ -239,8 +234,8 @@ def test_dashboard_configmap_holds_the_json() -> None:
     assert json.loads(cm["data"]["igw.json"]) == dashboard()
 
 
-def test_dashboard_configmap_namespace_and_labels() -> None:
-    docs = render(
+def test_dashboard_configmap_namespace_and_labels(render_epp: Render) -> None:
+    docs = render_epp(
         *DASH_ON,
         "--set", "grafana.dashboard.namespace=monitoring",
         "--set", "grafana.dashboard.labels.grafana_folder=Inference",
@@ -255,8 +250,8 @@ def _target(spec: Obj) -> None:
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": TARGET}
 
 
-def test_keda_scaled_object() -> None:
-    docs = render(
+def test_keda_scaled_object(render_epp: Render) -> None:
+    docs = render_epp(
         *autoscaling(
             "keda",
             "autoscaling.minReplicas=2",
@@ -286,8 +281,8 @@ def test_keda_scaled_object() -> None:
         assert metric_names(t["metadata"]["query"]) <= names
 
 
-def test_hpa_on_external_metrics() -> None:
-    docs = render(
+def test_hpa_on_external_metrics(render_epp: Render) -> None:
+    docs = render_epp(
         *autoscaling(
             "hpa",
             "autoscaling.maxReplicas=4",
@@ -349,7 +344,7 @@ def test_adapter_rules_expose_the_hpa_metrics() -> None:
         ),
     ],
 )
-def test_refused(args: tuple[str, ...], message: str) -> None:
+def test_refused(args: tuple[str, ...], message: str, helm: Helm) -> None:
     proc = helm("template", POOL, str(CHART), *BASE, *args, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
@@ -360,5 +355,5 @@ def test_refused(args: tuple[str, ...], message: str) -> None:
     [DASH_ON, autoscaling("keda"), autoscaling("hpa"), (*DASH_ON, *autoscaling("hpa"))],
     ids=["dashboard", "keda", "hpa", "dashboard+hpa"],
 )
-def test_lints_strict(args: tuple[str, ...]) -> None:
+def test_lints_strict(args: tuple[str, ...], helm: Helm) -> None:
     helm("lint", "--strict", str(CHART), *BASE, *args)

@@ -1,42 +1,37 @@
 """Gateway provider variants (`provider.name`) of `charts/epp` and `charts/bbr`, via `helm`."""
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 CHARTS = Path(__file__).resolve().parents[1]
-HELM = str(CHARTS.parent / ".tools" / "bin" / "helm")
 MATCH = ["--set", "inferencePool.modelServers.matchLabels.app=vllm-llama"]
 Obj = dict[str, Any]
+Helm = Callable[..., subprocess.CompletedProcess[str]]
+Render = Callable[..., list[Obj]]
+One = Callable[..., Obj]
+Added = Callable[..., list[Obj]]
 
 
-def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60, check=False)
+@pytest.fixture
+def added(render: Render) -> Added:
+    """`added(chart, provider, *args)`: what `provider.name=<provider>` adds to a render."""
+
+    def added(chart: str, provider: str, *args: str) -> list[Obj]:
+        base = {(d["kind"], d["metadata"]["name"]) for d in render(chart, *args)}
+        docs = render(chart, *args, "--set", f"provider.name={provider}")
+        return [d for d in docs if (d["kind"], d["metadata"]["name"]) not in base]
+
+    return added
 
 
-def render(chart: str, *args: str) -> list[Obj]:
-    proc = helm("template", "llama", str(CHARTS / chart), "--namespace", "serving", *args)
-    assert proc.returncode == 0, proc.stderr
-    return [d for d in yaml.safe_load_all(proc.stdout) if d]
-
-
-def epp_base() -> list[str]:
+@pytest.fixture
+def epp_base(render: Render) -> list[str]:
+    """The kinds `charts/epp` renders with provider none."""
     return [d["kind"] for d in render("epp", *MATCH)]
-
-
-def added(chart: str, provider: str, *args: str) -> list[Obj]:
-    base = {(d["kind"], d["metadata"]["name"]) for d in render(chart, *args)}
-    docs = render(chart, *args, "--set", f"provider.name={provider}")
-    return [d for d in docs if (d["kind"], d["metadata"]["name"]) not in base]
-
-
-def one(docs: list[Obj], kind: str) -> Obj:
-    found = [d for d in docs if d["kind"] == kind]
-    assert len(found) == 1, [d["kind"] for d in docs]
-    return found[0]
 
 
 LEAN = {"response_header_mode": "SEND", "response_body_mode": "STREAMED"}
@@ -48,13 +43,13 @@ REQUEST |= {"request_trailer_mode": "SEND"}
 
 
 @pytest.mark.parametrize("provider", ["none", "istio", "gke", "envoy-gateway", "kgateway"])
-def test_bbr_lints(provider: str) -> None:
+def test_bbr_lints(provider: str, helm: Helm) -> None:
     proc = helm("lint", "--strict", str(CHARTS / "bbr"), "--set", f"provider.name={provider}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("provider", ["none", "istio", "gke", "envoy-gateway", "kgateway"])
-def test_epp_lints(provider: str) -> None:
+def test_epp_lints(provider: str, helm: Helm) -> None:
     args = [*MATCH, "--set", f"provider.name={provider}"]
     proc = helm("lint", "--strict", str(CHARTS / "epp"), *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -64,7 +59,9 @@ def test_epp_lints(provider: str) -> None:
     ("mode", "response"), [("lean", LEAN), ("compatible", COMPATIBLE), (None, LEAN)]
 )
 @pytest.mark.parametrize(("failure", "allow"), [("FailClose", False), ("FailOpen", True)])
-def test_bbr_istio(mode: str | None, response: dict[str, str], failure: str, allow: bool) -> None:
+def test_bbr_istio(
+    mode: str | None, response: dict[str, str], failure: str, allow: bool, *, one: One, added: Added
+) -> None:
     args = ["--set", f"bbr.failureMode={failure}"]
     args += ["--set", f"bbr.responseMode={mode}"] if mode else []
     docs = added("bbr", "istio", *args)
@@ -90,7 +87,7 @@ def test_bbr_istio(mode: str | None, response: dict[str, str], failure: str, all
 
 
 @pytest.mark.parametrize(("failure", "fail_open"), [("FailClose", False), ("FailOpen", True)])
-def test_bbr_gke(failure: str, fail_open: bool) -> None:
+def test_bbr_gke(failure: str, fail_open: bool, one: One, added: Added) -> None:
     docs = added("bbr", "gke", "--set", f"bbr.failureMode={failure}")
     assert sorted(d["kind"] for d in docs) == ["GCPRoutingExtension", "HealthCheckPolicy"]
     ext_spec = one(docs, "GCPRoutingExtension")["spec"]
@@ -117,7 +114,9 @@ def test_bbr_gke(failure: str, fail_open: bool) -> None:
     ("mode", "body"), [("lean", "Streamed"), ("compatible", "FullDuplexStreamed")]
 )
 @pytest.mark.parametrize(("failure", "fail_open"), [("FailClose", False), ("FailOpen", True)])
-def test_bbr_envoy_gateway(mode: str, body: str, failure: str, fail_open: bool) -> None:
+def test_bbr_envoy_gateway(
+    mode: str, body: str, failure: str, fail_open: bool, *, one: One, added: Added
+) -> None:
     args = ["--set", f"bbr.responseMode={mode}", "--set", f"bbr.failureMode={failure}"]
     args += ["--set", "provider.envoyGateway.gateway.name=edge"]
     docs = added("bbr", "envoy-gateway", *args)
@@ -140,17 +139,17 @@ def test_bbr_envoy_gateway(mode: str, body: str, failure: str, fail_open: bool) 
     assert proc["messageTimeout"] == "5s"
 
 
-def test_bbr_kgateway_adds_nothing() -> None:
+def test_bbr_kgateway_adds_nothing(added: Added) -> None:
     assert added("bbr", "kgateway") == []
 
 
-def test_epp_istio() -> None:
+def test_epp_istio(render: Render, one: One, epp_base: list[str]) -> None:
     pool = [
         "--set",
         "provider.istio.destinationRule.trafficPolicy.connectionPool.tcp.maxConnections=7",
     ]
     docs = render("epp", *MATCH, "--set", "provider.name=istio", *pool)
-    assert sorted(d["kind"] for d in docs) == sorted([*epp_base(), "DestinationRule"])
+    assert sorted(d["kind"] for d in docs) == sorted([*epp_base, "DestinationRule"])
     dr = one(docs, "DestinationRule")
     assert dr["metadata"]["name"] == "llama-epp"
     assert dr["spec"]["host"] == "llama-epp.serving.svc.cluster.local"
@@ -165,11 +164,13 @@ def test_epp_istio() -> None:
 
 @pytest.mark.parametrize("provider", ["envoy-gateway", "kgateway"])
 @pytest.mark.parametrize(("failure", "mode"), [("FailOpen", "lean"), ("FailClose", "compatible")])
-def test_epp_native_providers(provider: str, failure: str, mode: str) -> None:
+def test_epp_native_providers(
+    provider: str, failure: str, mode: str, *, render: Render, one: One, epp_base: list[str]
+) -> None:
     args = ["--set", f"inferenceExtension.failureMode={failure}"]
     args += ["--set", f"inferenceExtension.responseMode={mode}"]
     docs = render("epp", *MATCH, *args, "--set", f"provider.name={provider}")
-    assert sorted(d["kind"] for d in docs) == sorted(epp_base())
+    assert sorted(d["kind"] for d in docs) == sorted(epp_base)
     # The gateway wires the EPP from the pool: its port and failure mode.
     ref = one(docs, "InferencePool")["spec"]["endpointPickerRef"]
     assert ref == {"kind": "Service", "name": "llama-epp", "port": {"number": 9002}} | {
@@ -188,17 +189,19 @@ def test_epp_native_providers(provider: str, failure: str, mode: str) -> None:
         ("epp", [*MATCH, "--set", "inferenceExtension.failureMode=x"], "FailOpen or FailClose"),
     ],
 )
-def test_refused(chart: str, args: list[str], message: str) -> None:
-    proc = helm("template", "llama", str(CHARTS / chart), *args)
+def test_refused(chart: str, args: list[str], message: str, helm: Helm) -> None:
+    proc = helm("template", "llama", str(CHARTS / chart), *args, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
 
 
-def test_epp_gke_checks_the_pool_s_servers_and_its_backend() -> None:
+def test_epp_gke_checks_the_pool_s_servers_and_its_backend(
+    render: Render, one: One, epp_base: list[str]
+) -> None:
     """As upstream's gke.yaml: a HealthCheckPolicy and a GCPBackendPolicy on the InferencePool;
     GKE builds the EPP's extension from the pool itself."""
     docs = render("epp", *MATCH, "--set", "provider.name=gke")
-    assert sorted(d["kind"] for d in docs) == sorted([*epp_base(), "HealthCheckPolicy",
+    assert sorted(d["kind"] for d in docs) == sorted([*epp_base, "HealthCheckPolicy",
                                                       "GCPBackendPolicy"])  # fmt: skip
     check = one(docs, "HealthCheckPolicy")["spec"]
     assert check["targetRef"]["kind"] == "InferencePool"
