@@ -86,6 +86,7 @@ def test_bbr_deployment(render: Render, one: One, container: Container) -> None:
     assert (options.grpc_port, options.grpc_health_port, options.metrics_port) == (9004, 9005, 9090)
     assert options.streaming is True
     assert options.metrics_endpoint_auth is True
+    assert options.serve_models_endpoint is True
     assert [(p.type, p.name, p.params) for p in options.plugins] == [
         (
             "body-field-to-header",
@@ -94,6 +95,12 @@ def test_bbr_deployment(render: Render, one: One, container: Container) -> None:
         ),
         ("base-model-to-header", "base-model-mapper", {}),
     ]
+
+
+def test_bbr_models_endpoint_can_be_turned_off(render: Render, container: Container) -> None:
+    c = container(render("bbr", "--set", "bbr.modelsEndpoint=false"), "bbr")
+    options, _ = parse_bbr_args(c["args"])
+    assert options.serve_models_endpoint is False
 
 
 def test_bbr_ports_follow_values(render: Render, one: One, container: Container) -> None:

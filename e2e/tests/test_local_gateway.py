@@ -7,6 +7,7 @@ they do not steer each other through the prefix cache). `test_trace` starts its 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import grpc
+import openai
 import pytest
 import pytest_asyncio
 
@@ -87,6 +89,26 @@ async def test_an_unknown_model_gets_404_from_envoy(
     assert status == 404
     assert "x-gateway-model-name" in answer
     assert not pod
+
+
+def _openai_models(url: str) -> tuple[list[tuple[str, Any]], Any, int]:
+    """What the official OpenAI client sees: the listed (id, parent), the adapter, a 404."""
+    with openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+        listed = [(m.id, getattr(m, "parent", None)) for m in client.models.list()]
+        adapter = client.models.retrieve(pool.ADAPTER)
+        try:
+            client.models.retrieve("no-such-model")
+        except openai.NotFoundError as e:
+            return listed, adapter, e.status_code
+    raise AssertionError("retrieving an unknown model did not fail")
+
+
+async def test_the_openai_client_lists_the_served_models(gateway: LocalGateway) -> None:
+    listed, adapter, missing = await asyncio.to_thread(_openai_models, gateway.url)
+    assert listed == [(pool.BASE_MODEL, None), (pool.ADAPTER, pool.BASE_MODEL)]
+    assert (adapter.id, adapter.object, adapter.owned_by) == (pool.ADAPTER, "model", "igw")
+    assert adapter.created > 0
+    assert missing == 404
 
 
 async def _sse_events(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> list[str]:

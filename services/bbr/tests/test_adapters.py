@@ -257,3 +257,29 @@ def test_readers_see_whole_snapshots_while_a_thread_writes() -> None:
     thread.join()
 
     assert seen <= {(LLAMA, LLAMA, LLAMA, None), (QWEN, QWEN, None, QWEN)}
+
+
+def test_learned_is_when_a_name_first_appeared() -> None:
+    now = [1000.0]
+    index = AdapterIndex(clock=lambda: now[0])
+    index.reconcile("default/llama", config_map(LLAMA, "sql-lora"))
+    now[0] = 2000.0
+    # The same key again with one more adapter: only the new name is new.
+    index.reconcile("default/llama", config_map(LLAMA, "sql-lora", "food-lora"))
+    index.reconcile("default/qwen", config_map(QWEN))
+    assert dict(index.snapshot().learned) == {
+        LLAMA: 1000,
+        "sql-lora": 1000,
+        "food-lora": 2000,
+        QWEN: 2000,
+    }
+    now[0] = 3000.0
+    # A name that goes and comes back is learned anew; names that stayed keep their time.
+    index.reconcile("default/llama", config_map(LLAMA, "food-lora"))
+    index.reconcile("default/llama", config_map(LLAMA, "sql-lora", "food-lora"))
+    assert dict(index.snapshot().learned) == {
+        LLAMA: 1000,
+        "sql-lora": 3000,
+        "food-lora": 2000,
+        QWEN: 2000,
+    }

@@ -43,6 +43,7 @@ def test_defaults_are_upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
         namespace=None,
         tracing=True,
         metrics_endpoint_auth=True,
+        serve_models_endpoint=True,  # igw's own: the BBR answers GET /v1/models
     )
     assert args.verbosity == 2
     assert args.enable_pprof  # accepted, as upstream's default
@@ -67,6 +68,9 @@ def test_defaults_are_upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         pytest.param(["--metrics-endpoint-auth"], "metrics_endpoint_auth", True, id="metrics-auth"),
         pytest.param(["--streaming", "--streaming=f"], "streaming", False, id="last-wins"),
+        pytest.param(
+            ["--serve-models-endpoint=false"], "serve_models_endpoint", False, id="models-off"
+        ),
     ],
 )
 def test_go_style_booleans(argv: list[str], attr: str, expected: bool) -> None:

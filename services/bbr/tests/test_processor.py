@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from igw.bbr.adapters import AdapterIndex
 from igw.bbr.metrics import BbrMetrics
+from igw.bbr.models import ModelsEndpoint
 from igw.bbr.plugins import Mutations, PluginHandle
 from igw.bbr.processor import BodyRouter
 from igw.bbr.registry import DEFAULT_PLUGINS, PluginRegistry, PluginSpec, parse_plugin_flag
@@ -26,13 +27,24 @@ BASE = "x-gateway-base-model-name"
 
 
 def router(
-    specs: Sequence[PluginSpec] = DEFAULT_PLUGINS,
+    specs: Sequence[PluginSpec] = DEFAULT_PLUGINS, *, models: bool = False
 ) -> tuple[BodyRouter, BbrMetrics]:
+    """A router over one base model and its adapter; `models`: it serves `GET /v1/models`."""
     metrics = BbrMetrics()
     index = AdapterIndex()
     index.reconcile("default/llama", {"baseModel": LLAMA, "adapters": "[sql-lora]"})
     handle = PluginHandle(adapters=index, metrics=metrics)
-    return BodyRouter(PluginRegistry.builtin().build(specs, handle), metrics), metrics
+    plugins = PluginRegistry.builtin().build(specs, handle)
+    return BodyRouter(plugins, metrics, ModelsEndpoint(index) if models else None), metrics
+
+
+def get(path: str, method: str = "GET") -> HttpRequest:
+    return HttpRequest(
+        headers={":method": method, ":path": path},
+        body=b"",
+        header_only=True,
+        body_mode=BodyMode.FULL_DUPLEX_STREAMED,
+    )
 
 
 def post(body: bytes, **headers: str) -> HttpRequest:
@@ -131,7 +143,8 @@ async def test_a_body_that_is_not_one_json_object_is_a_400(body: bytes, detail: 
                 header_only=True,
                 body_mode=BodyMode.BUFFERED,
             ),
-            id="header-only-get",
+            # router() has no ModelsEndpoint: --serve-models-endpoint=false, upstream's way.
+            id="get-models-with-the-endpoint-off",
         ),
         pytest.param(post(b""), id="empty-body"),
         pytest.param(post(b"", **{MODEL: "client-chosen"}), id="empty-body-keeps-client-header"),
@@ -145,6 +158,49 @@ async def test_requests_without_a_body_pass_through_unchanged(request_: HttpRequ
     assert verdict.body is None
     assert verdict.clear_route_cache is False
     assert sample(metrics, "bbr_success_total") == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "ids"),
+    [
+        pytest.param("/v1/models", 200, [LLAMA, "sql-lora"], id="list"),
+        pytest.param("/v1/models/sql-lora", 200, ["sql-lora"], id="retrieve"),
+        pytest.param("/v1/models/gpt-4", 404, [], id="retrieve-unknown"),
+    ],
+)
+async def test_models_requests_are_answered_by_the_bbr(
+    path: str, status: int, ids: list[str]
+) -> None:
+    bbr, metrics = router(models=True)
+    verdict = await bbr.request(get(path))
+    assert verdict.answer is not None
+    assert verdict.answer.status == status
+    body = msgspec.json.decode(verdict.answer.body)
+    models = body.get("data", [body] if "id" in body else [])
+    assert [m["id"] for m in models] == ids
+    # Not a processed body: upstream's success counter keeps its meaning.
+    assert sample(metrics, "bbr_success_total") == 0
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(get("/v1/models", "HEAD"), id="head"),
+        pytest.param(get("/v1/models", "POST"), id="post-without-body"),
+        pytest.param(get("/v1/completions"), id="other-get"),
+    ],
+)
+async def test_other_requests_without_a_body_still_pass_through(request_: HttpRequest) -> None:
+    bbr, _ = router(models=True)
+    assert await bbr.request(request_) == PASS_THROUGH
+
+
+async def test_a_post_to_the_models_path_is_routed_as_any_body() -> None:
+    bbr, _ = router(models=True)
+    request_ = post(b'{"model": "sql-lora"}', **{":path": "/v1/models"})
+    verdict = await bbr.request(request_)
+    assert verdict.answer is None
+    assert dict(verdict.headers.set) == {MODEL: "sql-lora", BASE: LLAMA}
 
 
 ROUTE_FROM_MODEL = 'body-field-to-header:from-model:{"fieldName":"model","headerName":"x-route"}'
@@ -256,3 +312,16 @@ async def test_traced_streams_record_the_headers_on_the_span(
 def test_untraced_streams_share_the_router() -> None:
     bbr, _ = router()
     assert bbr.exchange(StreamInfo(span=None)) is bbr
+
+
+async def test_a_traced_models_answer_records_its_status(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, exporter = spans
+    bbr, _ = router(models=True)
+    with provider.get_tracer("test").start_as_current_span("ext_proc") as span:
+        verdict = await bbr.exchange(StreamInfo(span=span)).request(get("/v1/models/nope"))
+    assert verdict.answer is not None
+    [finished] = exporter.get_finished_spans()
+    assert finished.attributes is not None
+    assert finished.attributes["bbr.answer.status"] == 404

@@ -1,7 +1,9 @@
 """The local inference gateway behind `make run`: Envoy, the BBR, the EPP and a simulated pool.
 
     client ──HTTP──> Envoy :8080
-       ext_proc igw-bbr (:9004, TLS)   body model -> x-gateway-model-name (+ base-model header)
+       ext_proc igw-bbr (:9004, TLS)   body model -> x-gateway-model-name (+ base-model header);
+                                        GET /v1/models[/{id}]: answered here, OpenAI's shape,
+                                        the base model and its adapter (igw.bbr.models)
        lua                              adapter requests get a subset hint (see igw.e2e.pool)
        ext_proc igw-epp (:9002, TLS)   picks the pod: x-gateway-destination-endpoint
        route on the model headers ──> ORIGINAL_DST "pool" ──> igw-sim pods (:8000-8003)

@@ -22,6 +22,7 @@ from igw.common.extproc import (
     PASS_THROUGH,
     ExtProcServicer,
     HttpRequest,
+    ImmediateAnswer,
     PassThroughExchange,
     RequestVerdict,
     StreamInfo,
@@ -130,6 +131,27 @@ async def test_error_with_status_is_one_immediate_response(
 
     assert [(r.kind, r.status, r.body) for r in replies] == [
         ("immediate_response", error.status, error.body().encode())
+    ]
+    assert code is grpc.StatusCode.OK
+    assert exchanges.closed == [True]
+
+
+async def test_an_immediate_answer_ends_the_stream_completed() -> None:
+    answer = ImmediateAnswer(404, '{"error":{}}', (("content-type", "application/json"),))
+
+    async def answering(_request: HttpRequest) -> RequestVerdict:
+        return RequestVerdict(answer=answer)
+
+    exchanges = Exchanges(decide=answering)
+    async with serving(exchanges) as process:
+        # The stream is left open: the server, not the client, ends it after the answer.
+        call = process(timeout=WAIT_S)
+        await call.write(messages.request_headers(GET, end_of_stream=True))
+        replies = [messages.describe(reply) async for reply in call]
+        code = await call.code()
+
+    assert [(r.kind, r.status, r.body, r.set_headers) for r in replies] == [
+        ("immediate_response", 404, b'{"error":{}}', {"content-type": "application/json"})
     ]
     assert code is grpc.StatusCode.OK
     assert exchanges.closed == [True]

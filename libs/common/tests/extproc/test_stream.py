@@ -12,9 +12,10 @@ from igw.common.envoy import (
     BODY_CHUNK_LIMIT,
     BodyMode,
     HeaderChanges,
+    ProcessingRequest,
 )
 from igw.common.errors import BadRequestError
-from igw.common.extproc import RequestVerdict
+from igw.common.extproc import ImmediateAnswer, RequestVerdict
 from igw.common.testing import messages
 from igw.common.testing.exchanges import (
     RecordingExchange,
@@ -252,3 +253,47 @@ async def test_exchange_error_propagates() -> None:
 
     with pytest.raises(BadRequestError):
         await stream.handle(messages.request_body(b"{}", end_of_stream=True))
+
+
+ANSWER = ImmediateAnswer(200, '{"object":"list"}', (("content-type", "application/json"),))
+BODY = messages.request_body(b'{"model":"m"}', end_of_stream=True)
+
+
+@pytest.mark.parametrize(
+    ("mode", "sent"),
+    [
+        pytest.param(DUPLEX, [messages.request_headers(GET, end_of_stream=True)], id="header-only"),
+        pytest.param(BodyMode.BUFFERED, [messages.request_headers(HEADERS), BODY], id="buffered"),
+        pytest.param(DUPLEX, [messages.request_headers(HEADERS), BODY], id="duplex"),
+        # With trailers coming, the answer must come alone: no trailers reply after it.
+        pytest.param(
+            DUPLEX,
+            [
+                messages.request_headers(HEADERS),
+                messages.request_body(b"{}", end_of_stream=False),
+                messages.request_trailers(),
+            ],
+            id="duplex-trailers",
+        ),
+    ],
+)
+async def test_an_immediate_answer_replaces_the_request_replies(
+    mode: BodyMode, sent: list[ProcessingRequest]
+) -> None:
+    # Header changes on an answering verdict are ignored: nothing goes upstream.
+    exchange = RecordingExchange(verdict=RequestVerdict(headers=VERDICT.headers, answer=ANSWER))
+    stream = stream_for(exchange, mode)
+
+    *held, last = await play(stream, *sent)
+
+    assert all(replies in ([], [ReplyView("request_headers")]) for replies in held)
+    assert last == [
+        ReplyView(
+            "immediate_response",
+            set_headers={"content-type": "application/json"},
+            body=b'{"object":"list"}',
+            status=200,
+        )
+    ]
+    assert stream.answered
+    assert stream.completed

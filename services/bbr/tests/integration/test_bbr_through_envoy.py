@@ -76,7 +76,10 @@ async def _start(
     *,
     streaming: bool,
     otlp: OtlpReceiver | None = None,
+    serve_models: bool = True,
+    response_side: bool = False,
 ) -> AsyncIterator[Gateway]:
+    """`response_side`: the BBR's filter also gets the responses, as the chart's lean mode."""
     adapters = tmp_path / "adapters.yaml"
     adapters.write_text(ADAPTERS)
     provider = None
@@ -91,7 +94,7 @@ async def _start(
         grpc_port=0, grpc_health_port=0, metrics_port=0,
         host="127.0.0.1", streaming=streaming, plugins=DEFAULT_PLUGINS,
         adapters_file=adapters, kubernetes="off", tracing=otlp is not None,
-        metrics_endpoint_auth=False,
+        metrics_endpoint_auth=False, serve_models_endpoint=serve_models,
     )  # fmt: skip
     bbr = BbrService(options, tracer_provider=provider)
     backends = {name: EchoBackend(name) for name in ("a", "b", "base-a", "fallback")}
@@ -107,6 +110,8 @@ async def _start(
                 port=bbr.server.grpc_port,
                 request_body_mode="FULL_DUPLEX_STREAMED" if streaming else "BUFFERED",
                 request_trailer_mode="SEND" if streaming else "SKIP",
+                response_header_mode="SEND" if response_side else "SKIP",
+                response_body_mode="STREAMED" if response_side else "NONE",
             )
         ],
         routes=[
@@ -247,12 +252,56 @@ async def test_client_supplied_model_header_is_replaced_by_the_body(gateway: Gat
     assert answer["headers"]["x-gateway-model-name"] == "b"
 
 
-async def test_get_without_body_passes(gateway: Gateway) -> None:
-    async with gateway.session.get(f"{gateway.url}/v1/models") as response:
-        answer = await response.json()
-    assert response.status == 200
-    assert answer["method"] == "GET"
-    assert answer["served_by"] == "fallback"
+async def _get(gateway: Gateway, path: str) -> tuple[int, str, Any]:
+    async with gateway.session.get(f"{gateway.url}{path}") as response:
+        return response.status, response.content_type, await response.json()
+
+
+async def test_get_models_is_answered_by_the_bbr(gateway: Gateway) -> None:
+    status, content_type, answer = await _get(gateway, "/v1/models")
+    assert (status, content_type, answer["object"]) == (200, "application/json", "list")
+    assert [(m["id"], m["parent"]) for m in answer["data"]] == [
+        ("base-a", None),
+        ("lora-a1", "base-a"),
+        ("lora-a2", "base-a"),
+    ]
+    status, _, answer = await _get(gateway, "/v1/models/lora-a2")
+    assert (status, answer["id"], answer["object"]) == (200, "lora-a2", "model")
+    status, _, answer = await _get(gateway, "/v1/models/gpt-4")
+    assert (status, answer["error"]["code"]) == (404, "model_not_found")
+    # A GET elsewhere still passes through to the routes.
+    status, _, answer = await _get(gateway, "/v1/other")
+    assert (status, answer["method"], answer["served_by"]) == (200, "GET", "fallback")
+
+
+@pytest.mark.parametrize(
+    ("serve_models", "served_by"),
+    [
+        # With the BBR's filter on the response side too (the chart's lean mode), the local
+        # reply must reach the client whole and the next request must still be routed.
+        pytest.param(True, None, id="chart-response-mode"),
+        pytest.param(False, "fallback", id="endpoint-off-passes-through"),
+    ],
+)
+async def test_get_models_with_other_settings(
+    tmp_path: Path,
+    envoy_factory: EnvoyFactory,
+    free_port_factory: Callable[[], int],
+    serve_models: bool,
+    served_by: str | None,
+) -> None:
+    async for gw in _start(
+        tmp_path, envoy_factory, free_port_factory, streaming=True,
+        serve_models=serve_models, response_side=serve_models,
+    ):  # fmt: skip
+        status, _, answer = await _get(gw, "/v1/models")
+        assert status == 200
+        assert answer.get("served_by") == served_by
+        assert len(answer.get("data", [])) == (3 if serve_models else 0)
+        status, routed = await gw.post(_chat("lora-a1"))
+        assert status == 200
+        assert isinstance(routed, dict)
+        assert routed["served_by"] == "base-a"
 
 
 async def test_5_mib_body_arrives_byte_exact(duplex: Gateway) -> None:

@@ -16,6 +16,10 @@ resolves as an adapter. Invalid data (no `baseModel`, `adapters` not a YAML list
 that key contribute nothing; a warning names the key and the problem. Nothing here raises into a
 watch loop.
 
+Each snapshot also records when every name it knows (base model or adapter) first appeared, as
+`learned` (Unix seconds; a name that goes and comes back is learned anew): the `created` time the
+BBR's `GET /v1/models` reports.
+
 Threads: writers (source threads) serialise on a lock, rebuild an immutable `AdapterSnapshot` and
 publish it with one attribute assignment. Readers on the event loop only read that attribute, so
 they never lock and never see a half-applied change.
@@ -25,8 +29,9 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -89,6 +94,8 @@ class AdapterSnapshot:
     entries: Mapping[str, AdapterSet] = field(default_factory=lambda: types.MappingProxyType({}))
     invalid: Mapping[str, str] = field(default_factory=lambda: types.MappingProxyType({}))
     conflicts: tuple[AdapterConflict, ...] = ()
+    learned: Mapping[str, int] = field(default_factory=lambda: types.MappingProxyType({}))
+    """Each known name (base model or adapter) -> when it first appeared, in Unix seconds."""
 
     def base_model_of(self, name: str) -> str | None:
         """The base model serving `name`, `name` itself for a base model, else `None`."""
@@ -136,9 +143,10 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 class AdapterIndex:
     """Per-key adapter entries folded into an atomically swapped `AdapterSnapshot`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
         self._snapshot = AdapterSnapshot()
+        self._clock = clock
 
     def base_model_of(self, name: str) -> str | None:
         """Lock-free lookup; see `AdapterSnapshot.base_model_of`."""
@@ -182,7 +190,7 @@ class AdapterIndex:
             for key, (new_entry, new_invalid) in changes.items():
                 _put(entries, key, new_entry)
                 _put(invalids, key, new_invalid)
-            new = _build(entries, invalids)
+            new = _build(entries, invalids, old.learned, int(self._clock()))
             self._snapshot = new
         for key in changes:
             _log_change(key, old, new)
@@ -198,7 +206,12 @@ def _put(mapping: dict[str, _V], key: str, value: _V | None) -> None:
         mapping[key] = value
 
 
-def _build(entries: Mapping[str, AdapterSet], invalid: Mapping[str, str]) -> AdapterSnapshot:
+def _build(
+    entries: Mapping[str, AdapterSet],
+    invalid: Mapping[str, str],
+    learned_before: Mapping[str, int],
+    now: int,
+) -> AdapterSnapshot:
     adapters: dict[str, str] = {}
     owners: dict[str, str] = {}
     base_refs: collections.Counter[str] = collections.Counter()
@@ -213,12 +226,14 @@ def _build(entries: Mapping[str, AdapterSet], invalid: Mapping[str, str]) -> Ada
                 conflicts.append(
                     AdapterConflict(adapter, owners[adapter], winner, key, entry.base_model)
                 )
+    learned = {name: learned_before.get(name, now) for name in (*base_refs, *adapters)}
     return AdapterSnapshot(
         adapters=types.MappingProxyType(adapters),
         base_models=types.MappingProxyType(dict(base_refs)),
         entries=types.MappingProxyType(dict(entries)),
         invalid=types.MappingProxyType(dict(invalid)),
         conflicts=tuple(conflicts),
+        learned=types.MappingProxyType(learned),
     )
 
 

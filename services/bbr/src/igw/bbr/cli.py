@@ -1,8 +1,10 @@
 """`igw-bbr`: the Body-Based Router's command line, with upstream GIE's flags and defaults.
 
 Flags match upstream's `pkg/bbr/server/options.go` (Go-style booleans: `--streaming`,
-`--streaming=false`), plus igw's own `--adapters-file`, `--kubernetes` and `--host`. Flags that
-name Go-only features are accepted so existing manifests keep working, and say what they do here.
+`--streaming=false`), plus igw's own `--adapters-file`, `--kubernetes`, `--host` and
+`--serve-models-endpoint` (the BBR answers the OpenAI `GET /v1/models`; `false` = upstream's
+pass-through). Flags that name Go-only features are accepted so existing manifests keep working,
+and say what they do here.
 """
 
 from __future__ import annotations
@@ -92,6 +94,13 @@ def _plugin_flags(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="watch bbr-managed ConfigMaps: auto = when a cluster configuration is found",
     )
+    bool_flag(
+        p,
+        "--serve-models-endpoint",
+        True,
+        "answer GET /v1/models and /v1/models/{id} with the base models and adapters the BBR "
+        "knows, in OpenAI's shape (default true; false passes them through, as upstream)",
+    )
 
 
 def _logging_flags(p: argparse.ArgumentParser) -> None:
@@ -131,6 +140,7 @@ def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:
         kubernetes=args.kubernetes,
         tracing=args.tracing,
         metrics_endpoint_auth=args.metrics_endpoint_auth,
+        serve_models_endpoint=args.serve_models_endpoint,
     )
     return options, args
 

@@ -5,9 +5,11 @@ the router itself. The body is decoded once, for the union of the fields every p
 and never re-serialised: the BBR only changes headers, so the bytes Envoy forwards are the bytes
 the client sent.
 
-Requests the BBR leaves alone: header-only requests (a GET) and empty bodies. A body that is not
-one JSON object is answered with 400 `inference error: BadRequest - failed to parse request
-body: ...`.
+Requests the BBR leaves alone: header-only requests (a GET) and empty bodies, except the OpenAI
+models requests (`GET /v1/models`, `GET /v1/models/{id}`), which a `ModelsEndpoint` answers
+itself unless `--serve-models-endpoint=false` (igw beyond upstream; see `igw.bbr.models`). A
+body that is not one JSON object is answered with 400 `inference error: BadRequest - failed to
+parse request body: ...`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import structlog
 from opentelemetry.trace import Span
 
 from igw.bbr.metrics import BbrMetrics
+from igw.bbr.models import ModelsEndpoint
 from igw.bbr.plugins import Mutations, RequestPlugin
 from igw.common.envoy import HeaderChanges
 from igw.common.extproc import (
@@ -40,9 +43,15 @@ _log = structlog.get_logger(__name__)
 class BodyRouter(PassThroughExchange):
     """Runs the configured request plugins over each request body."""
 
-    def __init__(self, plugins: Sequence[RequestPlugin], metrics: BbrMetrics) -> None:
+    def __init__(
+        self,
+        plugins: Sequence[RequestPlugin],
+        metrics: BbrMetrics,
+        models: ModelsEndpoint | None = None,
+    ) -> None:
         self._plugins = tuple(plugins)
         self._metrics = metrics
+        self._models = models
         self._decoder = FieldDecoder(f for p in self._plugins for f in p.fields)
         self._timers = tuple(
             metrics.plugin_duration.labels("request", p.type_name, p.name) for p in self._plugins
@@ -56,7 +65,7 @@ class BodyRouter(PassThroughExchange):
 
     async def request(self, request: HttpRequest) -> RequestVerdict:
         if request.header_only or not request.body:
-            return PASS_THROUGH
+            return self._without_body(request)
         fields = self._decoder.decode(request.body)
         out = Mutations()
         self._run_plugins(fields, request.headers, out)
@@ -64,6 +73,17 @@ class BodyRouter(PassThroughExchange):
         if igw_logging.enabled(igw_logging.VERBOSE):
             _log.info("request routed", path=request.path, headers=out.set, removed=out.remove)
         return RequestVerdict(HeaderChanges(tuple(out.set.items()), tuple(out.remove)))
+
+    def _without_body(self, request: HttpRequest) -> RequestVerdict:
+        """Passes through, unless it is a models request the `ModelsEndpoint` answers."""
+        if not request.header_only or self._models is None:
+            return PASS_THROUGH
+        answer = self._models.answer(request.headers)
+        if answer is None:
+            return PASS_THROUGH
+        if igw_logging.enabled(igw_logging.VERBOSE):
+            _log.info("models request answered", path=request.path, status=answer.status)
+        return RequestVerdict(answer=answer)
 
     def _run_plugins(
         self, fields: Mapping[str, msgspec.Raw], headers: Mapping[str, str], out: Mutations
@@ -85,4 +105,6 @@ class _TracedExchange(PassThroughExchange):
         verdict = await self._router.request(request)
         for key, value in verdict.headers.set:
             self._span.set_attribute(f"bbr.header.{key}", value)
+        if verdict.answer is not None:
+            self._span.set_attribute("bbr.answer.status", verdict.answer.status)
         return verdict

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from igw.bbr.adapters import AdapterIndex
 from igw.bbr.metrics import BbrMetrics
+from igw.bbr.models import ModelsEndpoint
 from igw.bbr.plugins import BaseModelToHeader, PluginHandle
 from igw.bbr.processor import BodyRouter
 from igw.bbr.registry import DEFAULT_PLUGINS, PluginRegistry, PluginSpec
@@ -62,6 +63,8 @@ class BbrOptions:
     namespace: str | None = field(default_factory=lambda: os.environ.get("NAMESPACE") or None)
     tracing: bool = True
     metrics_endpoint_auth: bool = True
+    serve_models_endpoint: bool = True
+    """Answer `GET /v1/models` from the adapter index (igw beyond upstream, `igw.bbr.models`)."""
 
 
 class BbrService:
@@ -73,7 +76,8 @@ class BbrService:
         self.adapters = AdapterIndex()
         handle = PluginHandle(adapters=self.adapters, metrics=self.metrics)
         plugins = PluginRegistry.builtin().build(options.plugins, handle)
-        self.router = BodyRouter(plugins, self.metrics)
+        models = ModelsEndpoint(self.adapters) if options.serve_models_endpoint else None
+        self.router = BodyRouter(plugins, self.metrics, models)
         self._file_source = self._make_file_source()
         self._kube_client: ApiClient | None = None
         needs_adapters = any(isinstance(p, BaseModelToHeader) for p in plugins)

@@ -5,7 +5,9 @@ decoded events and answers with plain values:
 
 * `request(HttpRequest) -> RequestVerdict`: called once, when the request's headers and whole body
   are known (at once for a header-only request). Raising an `InferenceError` answers the client
-  directly with that error's status.
+  directly with that error's status; a verdict with an `ImmediateAnswer` answers it directly with
+  any other response (the BBR's `GET /v1/models`). Either way nothing goes upstream, the stream
+  ends and no response-side method is called.
 * `response_headers(...)`, `response_body(...)`: called only if Envoy is configured to send the
   response side; the defaults pass everything through.
 * `close(completed)`: always called last, also when the client went away mid-stream.
@@ -43,6 +45,7 @@ __all__ = [
     "Exchange",
     "ExchangeFactory",
     "HttpRequest",
+    "ImmediateAnswer",
     "PassThroughExchange",
     "RequestVerdict",
     "StreamInfo",
@@ -75,8 +78,18 @@ class HttpRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ImmediateAnswer:
+    """A response Envoy sends the client itself, in place of forwarding the request."""
+
+    status: int
+    body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Response headers (e.g. `content-type`); Envoy adds `content-length`."""
+
+
+@dataclass(frozen=True, slots=True)
 class RequestVerdict:
-    """How the request continues upstream."""
+    """How the request continues upstream, or, with `answer`, that it does not."""
 
     headers: HeaderChanges = NO_CHANGES
     body: bytes | None = None
@@ -84,6 +97,8 @@ class RequestVerdict:
     dynamic_metadata: Mapping[str, Mapping[str, Any]] | None = None
     clear_route_cache: bool = True
     """Re-run route matching after the header changes (needed for header-based routes)."""
+    answer: ImmediateAnswer | None = None
+    """Answer the client with this and forward nothing; the fields above are then ignored."""
 
 
 PASS_THROUGH = RequestVerdict(clear_route_cache=False)

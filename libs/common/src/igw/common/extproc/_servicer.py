@@ -4,7 +4,8 @@
 it, write the replies. Errors end the stream in one of two ways:
 
 * an `InferenceError` with an HTTP status becomes an `ImmediateResponse` (the client gets that
-  status and upstream's `inference error: ...` body) and the stream ends normally;
+  status and upstream's `inference error: ...` body) and the stream ends normally, as it does
+  after an exchange's own `ImmediateAnswer`;
 * a `StreamAbortError`, or any unexpected exception, aborts the gRPC stream, so Envoy applies the
   filter's failure mode. Unexpected exceptions are logged with their traceback; they never take
   the server down.
@@ -81,6 +82,8 @@ class ExtProcServicer:
                     return
                 for reply in replies:
                     yield reply
+                if stream.answered:
+                    return  # an immediate answer ends the request, as an error's does
         except InferenceError as e:
             _record_error(span, e)
             await context.abort(grpc.StatusCode.UNKNOWN, e.message)

@@ -13,6 +13,9 @@ The rules (Envoy 1.40, see reference/feasibility.md §1.3 and upstream-gie.md §
   reply to the single buffered body message, with an optional replacement body.
 * A header-only request (headers with `end_of_stream`, e.g. a GET), or a filter that sends no
   body (mode NONE): decided and answered from the headers alone.
+* An exchange may answer the request itself (`RequestVerdict.answer`) in any of these phases: the
+  reply is then one `ImmediateResponse` instead of the headers/body replies, nothing goes
+  upstream, the stream counts as completed and `answered` tells the servicer to end it.
 * STREAMED request body cannot carry a decision made from the body (Envoy forwards the headers
   before the body ends), so the request passes through undecided and a warning is logged once.
 * Response side: headers are answered at once; body chunks go through the exchange and are echoed
@@ -79,6 +82,8 @@ class Stream:
     """True once the response has ended, its body was skipped, or an immediate response was sent."""
     body_skipped: bool = False
     """The response body was declined at response headers (`CONTINUE_AND_REPLACE`)."""
+    answered: bool = False
+    """The exchange answered the request itself (an `ImmediateAnswer`): the stream is over."""
     _request: _RequestSide = field(default_factory=_RequestSide)
     _first: bool = True
 
@@ -101,7 +106,8 @@ class Stream:
         self._request.metadata = envoy.filter_metadata(message)
         if headers.end_of_stream or self.request_mode is BodyMode.NONE:
             verdict = await self._decide(b"", header_only=headers.end_of_stream)
-            return [_headers_reply(verdict)]
+            answer = self._answer(verdict)
+            return [_headers_reply(verdict) if answer is None else answer]
         if self.request_mode is BodyMode.FULL_DUPLEX_STREAMED:
             return []  # held until the body has ended
         if self.request_mode is BodyMode.STREAMED:
@@ -117,6 +123,9 @@ class Stream:
         self._request.chunks.append(body.body)
         if self.request_mode in _BUFFERED:
             verdict = await self._decide(self._take_body(), header_only=False)
+            answer = self._answer(verdict)
+            if answer is not None:
+                return [answer]
             return [
                 envoy.buffered_body_response(
                     Phase.REQUEST,
@@ -134,12 +143,16 @@ class Stream:
         replies: Replies = []
         if self.request_mode is BodyMode.FULL_DUPLEX_STREAMED and not self._request.decided:
             replies = await self._finish_duplex(trailers_follow=True)
-        replies.append(envoy.trailers_response(Phase.REQUEST))
+        if not self.answered:
+            replies.append(envoy.trailers_response(Phase.REQUEST))
         return replies
 
     async def _finish_duplex(self, *, trailers_follow: bool) -> Replies:
         original = self._take_body()
         verdict = await self._decide(original, header_only=False)
+        answer = self._answer(verdict)
+        if answer is not None:
+            return [answer]
         body = original if verdict.body is None else verdict.body
         return [
             _headers_reply(verdict),
@@ -172,8 +185,17 @@ class Stream:
                 verdict.body,
                 verdict.dynamic_metadata,
                 verdict.clear_route_cache,
+                verdict.answer,
             )
         return verdict
+
+    def _answer(self, verdict: RequestVerdict) -> ProcessingResponse | None:
+        """The `ImmediateResponse` for a verdict that answers the client itself, else None."""
+        answer = verdict.answer
+        if answer is None:
+            return None
+        self.completed = self.answered = True
+        return envoy.immediate_response(answer.status, answer.body, answer.headers)
 
     async def _response_headers(self, message: ProcessingRequest) -> Replies:
         headers = message.response_headers
