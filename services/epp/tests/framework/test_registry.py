@@ -28,7 +28,7 @@ def test_kinds_come_from_the_methods() -> None:
     assert not registry.implements("utilization-detector", kinds.SCORER)
 
 
-def test_declared_kinds_are_known_without_a_method() -> None:
+def test_flow_control_policies_are_known_by_their_methods() -> None:
     assert plugin_kinds(GlobalStrictFairnessPolicy) == {"fairness-policy"}
     assert kinds.FAIRNESS_POLICY.accepts(GlobalStrictFairnessPolicy())
     assert not kinds.ORDERING_POLICY.accepts(GlobalStrictFairnessPolicy())

@@ -108,3 +108,5 @@ class InferenceRequest:
     fairness_id: str = "default-flow"
     size_bytes: int = 0
     stream: bool = False
+    incoming_model: str = ""
+    """The model the client asked for (flow control's metric labels)."""

@@ -6,7 +6,9 @@ discovery: the static file's watch, or the Kubernetes watches (pool, pods, objec
 `start()` loads the endpoints file first (a broken file fails start-up) or starts the watches
 (ready once the pool and its pods are listed), then serves; `stop()` goes in reverse: health
 NOT_SERVING and a graceful gRPC stop, then the discovery watches, the datastore's collectors, the
-metrics endpoint and the tracer's last export.
+metrics endpoint and the tracer's last export. With the `flowControl` gate the flow controller's
+dispatcher task starts before the servers and stops after their drain (requests still queued then
+end with 500, EvictedOther).
 
 Response modes (DESIGN §6.1, reference/streaming-cost.md). The EPP serves both; which one a
 request gets is Envoy's `processing_mode` for the filter, announced on every stream
@@ -78,6 +80,7 @@ from igw.epp.config import EppConfig, load_config, load_config_file
 from igw.epp.datalayer import Datastore, PoolMetricsCollector, datastore_from_config
 from igw.epp.discovery import KubernetesDiscovery, ObjectStore, PoolOptions, StaticDiscovery
 from igw.epp.endpoints import EndpointSource
+from igw.epp.flowcontrol import FlowController, flow_controller
 from igw.epp.framework import PluginHandle, SchedulerMetrics
 from igw.epp.requestpath import (
     Director,
@@ -188,8 +191,6 @@ class EppService:
         handle = PluginHandle(metrics=SchedulerMetrics())
         self.registry = handle.metrics.registry
         self.config = _load(options, handle)
-        if "flowControl" in self.config.feature_gates:
-            _log.warning("flow control is not implemented yet; legacy admission is used")
         self.datastore: Datastore | None = None
         self.discovery: StaticDiscovery | None = None
         self.kubernetes: KubernetesDiscovery | None = None
@@ -203,6 +204,7 @@ class EppService:
                 staleness_threshold_s=options.metrics_staleness_threshold_s,
             )
         )
+        self.flow_control = self._make_flow_control(source)
         self.metrics = RequestMetrics(self.registry)
         self.metrics.info.labels(*_build_info()).set(1)
         self._provider = tracer_provider
@@ -264,6 +266,22 @@ class EppService:
                 self.options.pool, self.datastore, stores=stores, timings=self.options.watch_timings
             )
         return self.datastore
+
+    def _make_flow_control(self, source: EndpointSource) -> FlowController | None:
+        """With the `flowControl` gate: the flow controller as the admission, woken by new
+        endpoint metrics (and by completions, through the request-control hooks)."""
+        if "flowControl" not in self.config.feature_gates:
+            return None
+        pool = self.options.pool
+        controller = flow_controller(
+            self.config.flow_control, self.config.plugins,
+            detector=self.config.saturation_detector, source=source, registry=self.registry,
+            pool_name=pool.name if pool is not None else self.options.pool_name,
+        )  # fmt: skip
+        self.config.request_control.use_admission(controller)
+        if self.datastore is not None:
+            self.datastore.on_change = controller.wake
+        return controller
 
     def _make_server(self, traced: bool) -> ExtProcServer:
         opts = self.options
@@ -329,6 +347,8 @@ class EppService:
                 self.discovery.start()
             if self.kubernetes is not None:
                 await self.kubernetes.start()
+            if self.flow_control is not None:
+                self.flow_control.start()
             await self.server.start()
             if self.options.leader_election:
                 await self._start_election()
@@ -339,6 +359,8 @@ class EppService:
     async def stop(self) -> None:
         self.health.shutdown()
         await asyncio.gather(self.server.stop(), self._stop_election())
+        if self.flow_control is not None:
+            await self.flow_control.stop()
         if self.discovery is not None:
             await self.discovery.stop()
         if self.kubernetes is not None:

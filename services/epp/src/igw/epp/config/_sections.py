@@ -13,10 +13,21 @@ from __future__ import annotations
 
 from igw.epp.config._build import Build
 from igw.epp.config.errors import ConfigError
-from igw.epp.config.schema import DataLayerDoc, FlowControlDoc, PluginRefDoc, PriorityBandDoc
+from igw.epp.config.schema import (
+    DataLayerDoc,
+    EvictionDoc,
+    FlowControlDoc,
+    PluginRefDoc,
+    PriorityBandDoc,
+)
 from igw.epp.datalayer import CoreMetricsExtractor, DataLayerConfig, MetricsDataSource
-from igw.epp.flowcontrol import ALWAYS_REGISTERED_POLICIES, BandConfig, FlowControlConfig
-from igw.epp.flowcontrol.policies import StaticUsageLimitPolicy
+from igw.epp.flowcontrol import (
+    ALWAYS_REGISTERED_POLICIES,
+    BandConfig,
+    EvictionConfig,
+    FlowControlConfig,
+)
+from igw.epp.flowcontrol.plugins import StaticUsageLimitPolicy
 from igw.epp.framework import kinds
 from igw.epp.framework.parsing import Parser
 from igw.epp.framework.requestcontrol import SaturationDetector
@@ -111,7 +122,23 @@ def flow_control(build: Build, doc: FlowControlDoc | None, enabled: bool) -> Flo
         default_band=default,
         bands=tuple(bands),
         usage_limit_policy=usage,
+        eviction=_eviction(doc.eviction),
     )
+
+
+def _eviction(doc: EvictionDoc | None) -> EvictionConfig | None:
+    if doc is None:
+        return None
+    base = EvictionConfig()
+    threshold, interval = doc.starvation_threshold, doc.min_interval
+    config = EvictionConfig(
+        base.starvation_threshold_s if threshold is None
+        else _duration(threshold, "eviction.starvationThreshold"),
+        base.min_interval_s if interval is None else _duration(interval, "eviction.minInterval"),
+    )  # fmt: skip
+    if config.starvation_threshold_s <= 0:
+        raise ConfigError("flowControl.eviction.starvationThreshold", "must be positive")
+    return config
 
 
 def _band(build: Build, doc: PriorityBandDoc, path: str) -> BandConfig:

@@ -58,7 +58,6 @@ UNSUPPORTED_TYPES: Mapping[str, str] = {
     "predicted-latency-producer": _PREDICTOR,
     "slo-headroom-tier-filter": _PREDICTOR,
     "latency-slo-admitter": _PREDICTOR,
-    "slo-deadline-ordering-policy": "experimental upstream (SLO headers)",
     "vllmgrpc-parser": "experimental upstream (gRPC bodies); igw parses HTTP bodies only",
     "eviction-sheddable-filter": "experimental upstream and not wired there",
     "eviction-priority-then-time-ordering": "experimental upstream and not wired there",

@@ -18,6 +18,7 @@ __all__ = [
     "DataLayerDoc",
     "DataSourceDoc",
     "EndpointPickerConfigDoc",
+    "EvictionDoc",
     "FlowControlDoc",
     "PluginDoc",
     "PluginRefDoc",
@@ -73,6 +74,11 @@ class PriorityBandDoc(_Doc):
     ordering_policy_ref: str | None = None
 
 
+class EvictionDoc(_Doc):
+    starvation_threshold: str | float | None = None
+    min_interval: str | float | None = None
+
+
 class FlowControlDoc(_Doc):
     max_bytes: int | str | None = None
     max_requests: int | None = None
@@ -80,6 +86,7 @@ class FlowControlDoc(_Doc):
     default_priority_band: PriorityBandDoc | None = None
     priority_bands: list[PriorityBandDoc] = []
     usage_limit_policy_plugin_ref: str | None = None
+    eviction: EvictionDoc | None = None
 
 
 class EndpointPickerConfigDoc(_Doc):

@@ -83,6 +83,8 @@ class Datastore:
         self._stopping: set[asyncio.Task[None]] = set()
         self._started = False
         self._closed = False
+        self.on_change: Callable[[], None] | None = None
+        """Called after each new snapshot (flow control wakes on it: capacity may have changed)."""
 
     def endpoints(self) -> tuple[EndpointState, ...]:
         """The current snapshot, in the order endpoints were reconciled."""
@@ -176,3 +178,5 @@ class Datastore:
             updated = list(snapshot)
             updated[index] = EndpointState(endpoint, metrics)
             self._snapshot = tuple(updated)
+            if self.on_change is not None:
+                self.on_change()

@@ -2,13 +2,15 @@
 
 `igw.epp.config` validates the section (shapes, quantities, policy references by kind) and
 resolves it into `FlowControlConfig`, which is honoured only with the `flowControl` feature gate.
+`eviction` is igw's (upstream has the plugins but never wires them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from igw.epp.flowcontrol.policies import (
+from igw.epp.flowcontrol.eviction import EvictionConfig
+from igw.epp.flowcontrol.plugins import (
     FcfsOrderingPolicy,
     GlobalStrictFairnessPolicy,
     StaticUsageLimitPolicy,
@@ -41,3 +43,5 @@ class FlowControlConfig:
     default_band: BandConfig = BandConfig(None)
     bands: tuple[BandConfig, ...] = ()
     usage_limit_policy: str = StaticUsageLimitPolicy.type_name
+    eviction: EvictionConfig | None = None
+    """igw: evict in-flight sheddable requests for a starving band (None: never)."""

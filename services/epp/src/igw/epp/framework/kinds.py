@@ -1,8 +1,8 @@
 """Plugin kinds as typed values: which kinds a class implements, and narrowing to a kind.
 
 A kind is a `Kind[P]`, where `P` is its `Protocol`: `FILTER: Kind[Filter]`. A class is of a kind
-when it defines the kind's method (`filter`, `score`, `parse` ...), or, for kinds without behaviour
-yet (the flow-control policies), when it lists the kind's name in `declared_kinds`. A class may be
+when it defines the kind's method (`filter`, `score`, `parse` ...), or, for a kind without a
+method (none built in today), when it lists the kind's name in `declared_kinds`. A class may be
 of several kinds (`utilization-detector` is a filter and a saturation detector), as upstream's Go
 interfaces allow. `kind.accepts(plugin)` narrows a plugin to `P`, so `[p for p in plugins if
 FILTER.accepts(p)]` is a `list[Filter]` without a cast.
@@ -88,9 +88,9 @@ SATURATION_DETECTOR: Kind[SaturationDetector] = Kind("saturation-detector", "sat
 PARSER: Kind[Parser] = Kind("parser", "parse")
 DATA_SOURCE: Kind[DataSource] = Kind("data-source", "client_for")
 DATA_EXTRACTOR: Kind[DataExtractor] = Kind("data-extractor", "reader_for")
-FAIRNESS_POLICY: Kind[FairnessPolicy] = Kind("fairness-policy", None)
-ORDERING_POLICY: Kind[OrderingPolicy] = Kind("ordering-policy", None)
-USAGE_LIMIT_POLICY: Kind[UsageLimitPolicy] = Kind("usage-limit-policy", None)
+FAIRNESS_POLICY: Kind[FairnessPolicy] = Kind("fairness-policy", "pick_flow")
+ORDERING_POLICY: Kind[OrderingPolicy] = Kind("ordering-policy", "sort_key")
+USAGE_LIMIT_POLICY: Kind[UsageLimitPolicy] = Kind("usage-limit-policy", "compute_limit")
 
 ALL_KINDS: tuple[Kind[Any], ...] = (
     PROFILE_HANDLER, FILTER, SCORER, PICKER, DATA_PRODUCER, ADMITTER, PRE_REQUEST,

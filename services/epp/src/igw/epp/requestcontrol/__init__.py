@@ -6,13 +6,20 @@ PrepareData producers and Admit plugins (`admit`, the one admission step), PreRe
 pick, and on the response ResponseReceived, ResponseStreaming and ResponseComplete.
 """
 
-from igw.epp.requestcontrol.admission import SHED_MESSAGE, Admission, LegacyAdmission, admit
+from igw.epp.requestcontrol.admission import (
+    SHED_MESSAGE,
+    Admission,
+    HoldingAdmission,
+    LegacyAdmission,
+    admit,
+)
 from igw.epp.requestcontrol.hooks import NO_CANDIDATES, RequestControl
 
 __all__ = [
     "NO_CANDIDATES",
     "SHED_MESSAGE",
     "Admission",
+    "HoldingAdmission",
     "LegacyAdmission",
     "RequestControl",
     "admit",

@@ -12,6 +12,11 @@ headers arrive and `response_body` (`ResponseStreaming`) per body chunk and at t
 failing response plugin is logged and skipped, never failing a response already on its way.
 Callers check `has_response_header` / `has_response_body` first, so requests pay nothing for
 hooks nobody configured.
+
+An admission that waits (flow control, `HoldingAdmission`) is set with `use_admission`; it is
+then told of each scheduled request (after the PreRequest plugins) and of each completion (after
+the ResponseComplete plugins), and `holding` is what the exchange asks for its interruption
+future. Without one, those calls cost one `None` check.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from igw.epp.framework.requestcontrol import (
 )
 from igw.epp.framework.response import Response
 from igw.epp.framework.results import SchedulingResult
-from igw.epp.requestcontrol.admission import Admission
+from igw.epp.requestcontrol.admission import Admission, HoldingAdmission
 
 __all__ = ["NO_CANDIDATES", "RequestControl"]
 
@@ -68,6 +73,7 @@ class RequestControl:
         response_body: Sequence[ResponseBodyProcessor] = (),
     ) -> None:
         self.admission = admission
+        self.holding: HoldingAdmission | None = None
         self.producers = tuple(producers)
         self.admitters = tuple(admitters)
         self.pre_request_plugins = tuple(pre_request)
@@ -96,21 +102,41 @@ class RequestControl:
             metrics, "ResponseStreaming", response_body
         )
 
+    def use_admission(self, admission: HoldingAdmission) -> None:
+        """Replaces the admission with one that waits (flow control)."""
+        self.admission = self.holding = admission
+
     async def admit(
-        self, request: InferenceRequest, state: CycleState, candidates: Sequence[EndpointState]
-    ) -> None:
-        """The one admission step; raises the `InferenceError` a request is refused with.
+        self,
+        request: InferenceRequest,
+        state: CycleState,
+        candidates: Sequence[EndpointState],
+        *,
+        locate: Callable[[], Sequence[EndpointState]] | None = None,
+        dry_run: bool = False,
+    ) -> Sequence[EndpointState]:
+        """The one admission step; returns the candidates to schedule over, raises the
+        `InferenceError` a request is refused with.
 
         As upstream's director: the pool's admission first (so a sheddable request finding no
         candidates is shed, 429, as a saturated pool would shed it), then a request without
-        candidates is refused (503), then the producers and the Admit plugins.
+        candidates is refused (503), then the producers and the Admit plugins. After an
+        admission that waited, the candidates are located again (`locate`): the pool may have
+        changed meanwhile (scale from zero). `dry_run` (Explain) never waits in a queue.
         """
-        if self.admission is not None:
-            await self.admission.admit(request, candidates)
+        admission = self.admission
+        if admission is not None:
+            if self.holding is None:
+                await admission.admit(request, candidates)
+            elif not dry_run:
+                await admission.admit(request, candidates)
+                if locate is not None:
+                    candidates = locate()
         if not candidates:
             raise ServiceUnavailableError(NO_CANDIDATES)
         self.prepare_data(request, state, candidates)
         self.run_admitters(request, state, candidates)
+        return candidates
 
     def prepare_data(
         self, request: InferenceRequest, state: CycleState, endpoints: Sequence[EndpointState]
@@ -142,12 +168,18 @@ class RequestControl:
             started = perf_counter()
             plugin.pre_request(request, state, result)
             observe(perf_counter() - started)
+        if self.holding is not None:
+            self.holding.dispatched(request)
 
     def response_complete(self, request: InferenceRequest, endpoint: Endpoint) -> None:
-        for plugin, observe in self._complete:
-            started = perf_counter()
-            plugin.response_complete(request, endpoint)
-            observe(perf_counter() - started)
+        try:
+            for plugin, observe in self._complete:
+                started = perf_counter()
+                plugin.response_complete(request, endpoint)
+                observe(perf_counter() - started)
+        finally:
+            if self.holding is not None:
+                self.holding.finished(request)
 
     def response_header(
         self, request: InferenceRequest, response: Response, endpoint: Endpoint | None

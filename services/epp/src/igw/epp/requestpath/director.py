@@ -32,6 +32,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from opentelemetry import trace
@@ -129,10 +130,11 @@ class Director:
             facts = self.read(control, request.path, request.headers, request.body)
             rewritten = self._rewritten(facts, request.body)
             candidates = self.candidates(request.metadata)
+            metadata = request.metadata
             if self.tracer is None or span is None or not span.is_recording():
-                result = await self.schedule(facts.inference, candidates)
+                result = await self.schedule(facts.inference, candidates, metadata=metadata)
             else:
-                result = await self._traced_schedule(facts.inference, candidates, span)
+                result = await self._traced_schedule(facts.inference, candidates, span, metadata)
         except InferenceError as e:
             models = ("", "") if facts is None else (facts.incoming_model, facts.target_model)
             self.metrics.errors.labels(*models, e.code).inc()
@@ -165,6 +167,7 @@ class Director:
             request_id=control.request_id, target_model=target, headers=headers,
             prompt_text=parsed.prompt_text, cache_salt=parsed.cache_salt, priority=priority,
             fairness_id=control.fairness_id, size_bytes=len(body), stream=parsed.stream,
+            incoming_model=parsed.model,
         )  # fmt: skip
         return RequestFacts(control, parsed, parsed.model, target, priority, inference)
 
@@ -183,15 +186,21 @@ class Director:
         *,
         explain: bool = False,
         dry_run: bool = False,
+        metadata: Mapping[str, Any] | None = None,
     ) -> SchedulingResult:
         """Admission, then one scheduling cycle; raises the `InferenceError` refusing it.
 
-        `dry_run` (Explain) changes nothing: no attempt is counted and no PreRequest hook runs,
-        so the prefix index and in-flight counts stay as they were.
+        `dry_run` (Explain) changes nothing: no attempt is counted, no PreRequest hook runs
+        (the prefix index and in-flight counts stay as they were) and flow control does not
+        queue it. `metadata` (the proxy's subset hint) locates the candidates again after flow
+        control held the request.
         """
         state = CycleState()
         control = self.request_control
-        await control.admit(request, state, candidates)
+        locate = None
+        if metadata is not None and control.holding is not None:
+            locate = partial(self.candidates, metadata)
+        candidates = await control.admit(request, state, candidates, locate=locate, dry_run=dry_run)
         attempts = None if dry_run else self.metrics.scheduler_attempts
         try:
             result = self.scheduler.schedule(request, candidates, state, explain=explain)
@@ -214,7 +223,11 @@ class Director:
         return result
 
     async def _traced_schedule(
-        self, request: InferenceRequest, candidates: Sequence[EndpointState], span: Span
+        self,
+        request: InferenceRequest,
+        candidates: Sequence[EndpointState],
+        span: Span,
+        metadata: Mapping[str, Any],
     ) -> SchedulingResult:
         """`schedule` in its own span, with the explanation's totals as attributes."""
         assert self.tracer is not None  # noqa: S101 - checked by the caller
@@ -224,7 +237,7 @@ class Director:
         ) as child:
             child.set_attribute("target_model", request.target_model)
             child.set_attribute("request_prio", request.priority)
-            result = await self.schedule(request, candidates, explain=True)
+            result = await self.schedule(request, candidates, explain=True, metadata=metadata)
             _describe(child, result)
             return result
 

@@ -35,6 +35,9 @@ side (§1.9):
   dynamic metadata they set is handed to the core (`response_dynamic_metadata`), which puts it
   on the last body reply. Configured ResponseBody plugins make the lean mode read every body.
   A request without response plugins allocates and calls nothing for them.
+* eviction (flow control, `interruption`): a sheddable request flow control dispatched has a
+  future that resolves with the error ending it mid-stream; the ext_proc servicer races it
+  against Envoy's next message and answers with that error.
 * `close`: always last; `_finish` runs once per request, whenever its stream ends (response
   complete, error, client gone): the running gauge goes down and the ResponseComplete hooks
   (in-flight accounting) run for the endpoint that served it, also when the client went away
@@ -45,6 +48,7 @@ Owned by one ext_proc stream; only the event loop touches it.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -56,6 +60,7 @@ import structlog
 from opentelemetry.trace import Span
 
 from igw.common.envoy import NO_CHANGES, HeaderChanges
+from igw.common.errors import InferenceError
 from igw.common.extproc import HttpRequest, RequestVerdict, StreamInfo
 from igw.epp.endpoints import Endpoint, InferenceRequest
 from igw.epp.framework.parsing import Parser, UsageReader
@@ -121,8 +126,8 @@ class EppExchange:
     """The `Exchange` of one stream; see the module docstring."""
 
     __slots__ = (
-        "_body_args", "_buffer", "_end_metadata", "_metadata", "_reader", "_response",
-        "_rewrite", "_shared", "_span", "life",
+        "_body_args", "_buffer", "_end_metadata", "_interruption", "_metadata", "_reader",
+        "_response", "_rewrite", "_shared", "_span", "life",
     )  # fmt: skip
 
     def __init__(self, shared: Exchanges, span: Span | None) -> None:
@@ -138,6 +143,7 @@ class EppExchange:
         self._end_metadata: Mapping[str, Mapping[str, Any]] | None = None
         self._body_args: tuple[InferenceRequest, Endpoint | None] | None = None
         """The request and served endpoint, fixed once the body starts (not re-found per chunk)."""
+        self._interruption: asyncio.Future[InferenceError] | None = None
 
     async def request(self, request: HttpRequest) -> RequestVerdict:
         decision = await self._shared.director.decide(request, self._span)
@@ -146,9 +152,16 @@ class EppExchange:
         self._shared.metrics.running.labels(life.incoming_model).inc()
         if life.model_rewritten:
             self._rewrite = ModelBackRewrite(life.target_model, life.incoming_model)
-        if self._shared.request_control.has_response_body:
+        control = self._shared.request_control
+        if control.has_response_body:
             self._response = Response(life.request_id, {}, start_of_stream=True)
+        if control.holding is not None and life.inference is not None:
+            self._interruption = control.holding.interruption(life.inference)
         return decision.verdict
+
+    def interruption(self) -> asyncio.Future[InferenceError] | None:
+        """Resolves with the error that ends this request early (flow control's eviction)."""
+        return self._interruption
 
     def response_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Filter metadata Envoy sent with the response headers (the served endpoint)."""
