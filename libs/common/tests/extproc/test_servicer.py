@@ -52,6 +52,7 @@ class Exchanges:
     closed: list[bool] = field(default_factory=list)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     closed_event: asyncio.Event = field(default_factory=asyncio.Event)
+    interrupt: asyncio.Future[errors.InferenceError] | None = None
 
     def __call__(self, info: StreamInfo) -> PassThroughExchange:
         self.infos.append(info)
@@ -69,6 +70,9 @@ class _Exchange(PassThroughExchange):
     def close(self, completed: bool) -> None:
         self._owner.closed.append(completed)
         self._owner.closed_event.set()
+
+    def interruption(self) -> asyncio.Future[errors.InferenceError] | None:
+        return self._owner.interrupt
 
 
 def raising(error: Exception) -> Decide:
@@ -191,6 +195,52 @@ async def test_unanswerable_error_fails_stream_and_server_keeps_serving(
     assert exchanges.closed == [False, False]
     assert [r.kind for r in replies] == ["request_headers"]
     assert next_code is grpc.StatusCode.OK
+
+
+async def read_to_end(
+    call: grpc.aio.StreamStreamCall[ProcessingRequest, ProcessingResponse],
+) -> list[messages.ReplyView]:
+    replies = []
+    while (reply := await call.read()) is not grpc.aio.EOF:
+        assert isinstance(reply, ProcessingResponse)
+        replies.append(messages.describe(reply))
+    return replies
+
+
+async def test_an_interruption_answers_between_messages() -> None:
+    """The request was forwarded; before Envoy sends anything more, the exchange ends it."""
+    exchanges = Exchanges(interrupt=asyncio.get_running_loop().create_future())
+    async with serving(exchanges) as process:
+        call = process(timeout=WAIT_S)
+        await call.write(messages.request_headers(GET, end_of_stream=True))
+        forwarded = messages.describe(await call.read())
+        assert exchanges.interrupt is not None
+        exchanges.interrupt.set_result(errors.ResourceExhaustedError("evicted"))
+        replies = await read_to_end(call)
+        code = await call.code()
+
+    assert forwarded.kind == "request_headers"
+    assert [(r.kind, r.status, r.body) for r in replies] == [
+        ("immediate_response", 429, b"inference error: ResourceExhausted - evicted")
+    ]
+    assert code is grpc.StatusCode.OK
+    assert exchanges.closed == [True]
+
+
+async def test_a_cancelled_interruption_is_no_longer_watched() -> None:
+    exchanges = Exchanges(interrupt=asyncio.get_running_loop().create_future())
+    async with serving(exchanges) as process:
+        call = process(timeout=WAIT_S)
+        await call.write(messages.request_headers(GET, end_of_stream=True))
+        await call.read()
+        assert exchanges.interrupt is not None
+        exchanges.interrupt.cancel()
+        await call.write(messages.response_headers({":status": "200"}, end_of_stream=True))
+        await call.done_writing()
+        replies = await read_to_end(call)
+
+    assert [r.kind for r in replies] == ["response_headers"]
+    assert exchanges.closed == [True]
 
 
 async def test_client_cancel_mid_body_closes_exchange_incomplete() -> None:

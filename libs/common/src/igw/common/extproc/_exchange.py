@@ -19,6 +19,9 @@ decoded events and answers with plain values:
   the body: `response_body` is never called, the stream ends soon after, and `close(True)`
   follows, so whatever "request finished" work the exchange has must not wait for a response
   end it will not see. Never asked in FULL_DUPLEX_STREAMED mode, where skipping loses data.
+* `interruption() -> asyncio.Future[InferenceError] | None`: asked before each message is
+  awaited; a future that resolves with an error ends the request with it at once, without
+  waiting for Envoy's next message (`_servicer.py`). None (the default): nothing to watch.
 * `response_dynamic_metadata() -> Mapping[str, Mapping[str, Any]] | None`: asked once,
   just after the `response_body` call that ends the response (a chunk with `end_of_stream`, the
   buffered body, or the empty last chunk response trailers bring). What it returns (namespace
@@ -32,6 +35,7 @@ body read, nothing to add at the end); services subclass it and override what th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,6 +43,7 @@ from typing import Any, Protocol
 from opentelemetry.trace import Span
 
 from igw.common.envoy import NO_CHANGES, BodyMode, HeaderChanges
+from igw.common.errors import InferenceError
 
 __all__ = [
     "PASS_THROUGH",
@@ -123,6 +128,8 @@ class Exchange(Protocol):
 
     def response_dynamic_metadata(self) -> Mapping[str, Mapping[str, Any]] | None: ...
 
+    def interruption(self) -> asyncio.Future[InferenceError] | None: ...
+
 
 ExchangeFactory = Callable[[StreamInfo], Exchange]
 
@@ -153,4 +160,7 @@ class PassThroughExchange:
         return True
 
     def response_dynamic_metadata(self) -> Mapping[str, Mapping[str, Any]] | None:
+        return None
+
+    def interruption(self) -> asyncio.Future[InferenceError] | None:
         return None

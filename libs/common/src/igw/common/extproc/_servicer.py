@@ -11,10 +11,17 @@ it, write the replies. Errors end the stream in one of two ways:
   the server down.
 
 The exchange's `close` runs in every case, including client disconnects (gRPC cancellation).
+
+An exchange may end its request early, between Envoy's messages: while its `interruption()`
+future is pending, the loop waits for it and the next message alike, and when it resolves with
+an `InferenceError` that error is answered as if the exchange had raised it (an
+`ImmediateResponse` mid-stream; the EPP's flow control evicts in-flight requests this way). A
+cancelled future just stops being watched. Without one, a message costs no extra task.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -69,9 +76,13 @@ class ExtProcServicer:
         span = self._start_span(context)
         exchange = self._factory(StreamInfo(span=span))
         stream = Stream(exchange, self._request_mode, self._response_mode)
+        messages = aiter(requests)
         try:
-            async for message in requests:
+            while True:
                 try:
+                    message = await _next_message(messages, exchange.interruption())
+                    if message is None:
+                        break
                     replies = await stream.handle(message)
                 except InferenceError as e:
                     if not e.status:
@@ -103,6 +114,26 @@ class ExtProcServicer:
             return None
         parent = extract_from_grpc_metadata(context.invocation_metadata())
         return self._tracer.start_span(self._span_name, context=parent, kind=SpanKind.SERVER)
+
+
+async def _next_message(
+    messages: AsyncIterator[ProcessingRequest],
+    interruption: asyncio.Future[InferenceError] | None,
+) -> ProcessingRequest | None:
+    """The next message (None at the stream's end); raises the interruption's error if it
+    resolves first (module docstring)."""
+    if interruption is None or interruption.cancelled():
+        return await anext(messages, None)
+    reading = asyncio.ensure_future(anext(messages, None))
+    try:
+        await asyncio.wait((reading, interruption), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        reading.cancel()
+        raise
+    if interruption.done() and not interruption.cancelled():
+        reading.cancel()
+        raise interruption.result()
+    return await reading
 
 
 def _record_error(span: Span | None, error: Exception) -> None:

@@ -6,11 +6,13 @@ for one HTTP request and check the replies plus what the exchange was shown.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from igw.common.envoy import NO_CHANGES, BodyMode, HeaderChanges, ProcessingRequest
+from igw.common.errors import InferenceError
 from igw.common.extproc import PASS_THROUGH, HttpRequest, RequestVerdict, Stream
 from igw.common.testing import messages
 from igw.common.testing.messages import ReplyView
@@ -41,6 +43,8 @@ class RecordingExchange:
     closed: list[bool] = field(default_factory=list)
     body_wanted_asked: int = 0
     response_metadata_seen: list[Mapping[str, Any]] = field(default_factory=list)
+    interrupt: asyncio.Future[InferenceError] | None = None
+    """What `interruption` answers."""
 
     async def request(self, request: HttpRequest) -> RequestVerdict:
         self.requests.append(request)
@@ -70,6 +74,9 @@ class RecordingExchange:
 
     def response_dynamic_metadata(self) -> Mapping[str, Mapping[str, Any]] | None:
         return None
+
+    def interruption(self) -> asyncio.Future[InferenceError] | None:
+        return self.interrupt
 
 
 def stream_for(
