@@ -1,32 +1,21 @@
-"""The kind suite's checks through the gateway (step 8 of `run.py`).
+"""The kind suite's checks of traffic and metrics (step 8 of `run.py`, before the HA checks).
 
 Through a `kubectl port-forward` to the Gateway's Envoy Service: completions, chat, a streamed chat
-and embeddings answer 200 with the client-facing model name and both data-parallel ports serve;
-through one to the EPP's Service, `/metrics` has the EPP's metrics.
+and embeddings answer 200 with the client-facing model name through gateway.yaml's `model-name`
+rule, and both data-parallel ports serve; then the adapter checks (`adapters.py`): routing on the
+BBR's base-model header and `GET /v1/models`. Through one to the EPP leader's pod (found on its
+Lease: a standby has served nothing), `/metrics` has the EPP's metrics.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 
-from e2e.kind.tools import (
-    DP_PORTS,
-    EG_NAMESPACE,
-    GATEWAY,
-    MODEL,
-    NAMESPACE,
-    POOL,
-    Runner,
-    SuiteError,
-    log,
-)
+from e2e.kind.adapters import check_adapter_routing, check_models_list
+from e2e.kind.client import Answer, completion, gateway, port_forward, request, wait_until_answering
+from e2e.kind.ha import wait_for_epp
+from e2e.kind.tools import DP_PORTS, MODEL, NAMESPACE, ROUTE_HEADER, Runner, SuiteError, log
 
 # Names the EPP must export after good traffic (upstream's §7 list, the ones this slice checks).
 EPP_METRICS = (
@@ -42,49 +31,6 @@ EPP_METRICS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def request(url: str, payload: object | None = None, *, timeout_s: float = 60) -> Answer:
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
-        url, data=data, headers={"content-type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310
-            headers = {k.lower(): v for k, v in resp.headers.items()}
-            return Answer(resp.status, headers, resp.read())
-    except urllib.error.HTTPError as exc:
-        return Answer(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
-
-
-def wait_until_answering(url: str, payload: object, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            answer = request(url, payload, timeout_s=10)
-        except OSError as exc:
-            last = str(exc)
-        else:
-            if answer.status == 200:
-                return
-            last = f"{answer.status} {answer.body[:200]!r}"
-        time.sleep(2)
-    raise SuiteError(f"{url} did not answer 200 within {timeout_s:.0f} s: {last}")
-
-
 def expect_ok(name: str, answer: Answer, ports: set[str]) -> dict[str, object]:
     if answer.status != 200:
         raise SuiteError(f"{name}: {answer.status} {answer.body[:300]!r}")
@@ -92,27 +38,16 @@ def expect_ok(name: str, answer: Answer, ports: set[str]) -> dict[str, object]:
     body: dict[str, object] = json.loads(answer.body)
     if body.get("model") != MODEL:
         raise SuiteError(f"{name}: model {body.get('model')!r}, expected {MODEL!r}")
+    rule = answer.headers.get(ROUTE_HEADER)
+    if rule != "model-name":
+        raise SuiteError(f"{name}: served through rule {rule!r}, expected 'model-name'")
     log(f"ok: {name} (port {answer.headers.get('x-inference-port')})")
     return body
 
 
-@contextmanager
-def port_forward(r: Runner, namespace: str, target: str, remote: int) -> Iterator[int]:
-    local = free_port()
-    r.start(["kubectl", "port-forward", "-n", namespace, target, f"{local}:{remote}"])
-    try:
-        yield local
-    finally:
-        r.stop_all()
-
-
 def check_traffic(base: str) -> None:
     ports: set[str] = set()
-    completions = {
-        "model": MODEL,
-        "prompt": "Write as if you were a critic: San Francisco",
-        "max_tokens": 16,
-    }
+    completions = completion(MODEL)
     chat = {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16}
     wait_until_answering(f"{base}/v1/completions", completions)
     expect_ok("completions", request(f"{base}/v1/completions", completions), ports)
@@ -167,29 +102,27 @@ def check_metrics(url: str) -> None:
     log(f"ok: EPP metrics present ({len(EPP_METRICS)} names)")
 
 
+def _metrics_until_present(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            check_metrics(url)
+        except (OSError, SuiteError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+        else:
+            return
+
+
 def run_checks(r: Runner) -> None:
-    selector = (
-        f"gateway.envoyproxy.io/owning-gateway-namespace={NAMESPACE},"
-        f"gateway.envoyproxy.io/owning-gateway-name={GATEWAY}"
-    )
-    envoy_service = r.run(
-        ["kubectl", "get", "service", "-n", EG_NAMESPACE, "-l", selector,
-         "-o", "jsonpath={.items[0].metadata.name}"],
-        capture=True,
-    ).strip()  # fmt: skip
-    if r.dry_run:
-        envoy_service = "<envoy-service>"
-    with port_forward(r, EG_NAMESPACE, f"service/{envoy_service}", 80) as local:
+    """Traffic, adapters and the model list through the gateway; then the leader's metrics."""
+    with gateway(r) as base:
+        if base is not None:
+            check_traffic(base)
+            check_adapter_routing(base)
+            check_models_list(base)
+    leader = wait_for_epp(r, timeout_s=60).leader
+    with port_forward(r, NAMESPACE, f"pod/{leader}", 9090) as local:
         if not r.dry_run:
-            check_traffic(f"http://127.0.0.1:{local}")
-    with port_forward(r, NAMESPACE, f"service/{POOL}-epp", 9090) as local:
-        if not r.dry_run:
-            wait_until_metrics = time.monotonic() + 30
-            while True:
-                try:
-                    check_metrics(f"http://127.0.0.1:{local}/metrics")
-                    break
-                except (OSError, SuiteError):
-                    if time.monotonic() > wait_until_metrics:
-                        raise
-                    time.sleep(2)
+            _metrics_until_present(f"http://127.0.0.1:{local}/metrics")

@@ -11,15 +11,23 @@ What upstream's `test/e2e/epp` checks, on a throwaway kind cluster `igw-e2e`:
 4. `kubectl apply -f charts/crds/all.yaml` (our InferencePool, InferenceObjective and
    InferenceModelRewrite CRDs);
 5. an igw-sim fleet (`e2e/kind/sim.yaml`: two pods, two data-parallel ranks each on 8000-8001);
-6. `helm install` charts/epp (the pool selects the sims, both ports) and charts/bbr, with the
-   locally built images and `provider.name=envoy-gateway` (the BBR chart then attaches the BBR to
-   the Gateway with an EnvoyExtensionPolicy; `--provider none` applies `bbr-policy.yaml` instead);
-7. a Gateway and an HTTPRoute on `X-Gateway-Model-Name` to the InferencePool
-   (`e2e/kind/gateway.yaml`);
+6. `helm install` charts/epp (the pool selects the sims, both ports; two EPP replicas, so leader
+   election, and `failureMode=FailOpen`) and charts/bbr, with the locally built images and
+   `provider.name=envoy-gateway` (the BBR chart then attaches the BBR to the Gateway with an
+   EnvoyExtensionPolicy; `--provider none` applies `bbr-policy.yaml` instead). The EPP is not
+   installed with `--wait`: its standby is never Ready, so `ha.wait_for_epp` waits for a leader;
+7. a Gateway and an HTTPRoute to the InferencePool with rules on `X-Gateway-Model-Name`, on
+   `X-Gateway-Base-Model-Name` and a catch-all (`e2e/kind/gateway.yaml`), and the BBR's adapter
+   ConfigMap (`e2e/kind/adapters.yaml`);
 8. through the gateway (a `kubectl port-forward`): completions, chat, a streamed chat and
    embeddings (string and list) answer 200 with the client-facing model name, both data-parallel
-   ports serve (the sim's `x-inference-port` header), and the EPP's `/metrics` has its metrics;
-9. `kind delete cluster --name igw-e2e` (unless `--keep`).
+   ports serve (the sim's `x-inference-port` header); a request naming the LoRA adapter is served
+   by it through the base-model rule; `GET /v1/models` lists the base model and the adapter; the
+   EPP leader's `/metrics` has its metrics (`checks.py`, `adapters.py`);
+9. leader failover (delete the leader pod: a standby takes the Lease and requests succeed again)
+   and fail-open (the EPP scaled to 0: requests still succeed; then back to two replicas)
+   (`ha.py`);
+10. `kind delete cluster --name igw-e2e` (unless `--keep`).
 
 The prerequisites come first: a Docker engine that answers `docker info`, and `kind`, `helm` (on
 PATH, else the Makefile's `.tools/bin/helm`) and `kubectl`. Without one of them the suite prints
@@ -46,11 +54,13 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from e2e.kind.checks import run_checks  # noqa: E402
+from e2e.kind.ha import check_fail_open, check_failover, wait_for_epp  # noqa: E402
 from e2e.kind.tools import (  # noqa: E402
     BBR_RELEASE,
     CLUSTER,
     DP_PORTS,
     EG_NAMESPACE,
+    EPP_REPLICAS,
     GATEWAY,
     HERE,
     IMAGE_REGISTRY,
@@ -205,23 +215,33 @@ def install_charts(r: Runner) -> None:
         for i, port in enumerate(DP_PORTS)
         for arg in ("--set", f"inferencePool.targetPorts[{i}].number={port}")
     ]
+    ha = [
+        "--set", f"inferenceExtension.replicas={EPP_REPLICAS}",
+        "--set", "inferenceExtension.failureMode=FailOpen",
+    ]  # fmt: skip
+    # No --wait: it waits for every replica to be Ready, and a standby never is (ha.py).
     r.run([
         r.helm, "upgrade", "--install", POOL, str(ROOT / "charts" / "epp"),
         "--namespace", NAMESPACE,
-        "--set", "inferencePool.modelServers.matchLabels.app=igw-sim", *ports,
+        "--set", "inferencePool.modelServers.matchLabels.app=igw-sim", *ports, *ha,
         *provider,
-        *_image_values("inferenceExtension", "epp"), "--wait", "--timeout", "5m",
+        *_image_values("inferenceExtension", "epp"),
     ])  # fmt: skip
+    wait_for_epp(r)
+    # Envoy Gateway calls an EnvoyExtensionPolicy's Service in plaintext unless a BackendTLSPolicy
+    # says otherwise, and the BBR serves TLS by default (charts/bbr's provider-envoy-gateway.yaml).
+    plaintext = ["--set", "bbr.flags.secure-serving=false"]
     r.run([
         r.helm, "upgrade", "--install", BBR_RELEASE, str(ROOT / "charts" / "bbr"),
         "--namespace", NAMESPACE,
-        *provider, *bbr_mode,
+        *provider, *bbr_mode, *plaintext,
         *_image_values("bbr", "bbr"), "--wait", "--timeout", "5m",
     ])  # fmt: skip
 
 
 def apply_gateway(r: Runner) -> None:
     r.run(["kubectl", "apply", "-n", NAMESPACE, "-f", str(HERE / "gateway.yaml")])
+    r.run(["kubectl", "apply", "-n", NAMESPACE, "-f", str(HERE / "adapters.yaml")])
     if r.provider == "none":
         r.run(["kubectl", "apply", "-n", NAMESPACE, "-f", str(HERE / "bbr-policy.yaml")])
     r.run([
@@ -242,7 +262,9 @@ STEPS = (
     deploy_sims,
     install_charts,
     apply_gateway,
-    run_checks,
+    run_checks,  # traffic, adapters, metrics: one steady leader
+    check_failover,
+    check_fail_open,
 )
 
 

@@ -22,7 +22,13 @@ SERVICES = ("bbr", "epp", "sim")
 IMAGE_REGISTRY = "docker.io"  # what `kind load` names an untagged-registry image inside the node
 IMAGE_TAG = "e2e"
 MODEL = "food-review"
+ADAPTER = "food-review-1"  # a LoRA adapter the sims preload (sim.yaml), mapped in adapters.yaml
 POOL = "igw-sim"  # the charts/epp release: the InferencePool and the `<pool>-epp` Service
+ROUTE_HEADER = "x-igw-e2e-route"  # which gateway.yaml rule served a response
+EPP_DEPLOYMENT = f"{POOL}-epp"
+EPP_SELECTOR = f"inferencepool={POOL}-epp"  # charts/epp's epp.selectorLabels
+EPP_REPLICAS = 2  # more than one: the chart turns on leader election
+EPP_LEASE = f"epp-{NAMESPACE}-{POOL}.gateway-api-inference-extension.sigs.k8s.io"
 BBR_RELEASE = "bbr"
 GATEWAY = "inference-gateway"  # the charts' provider.envoyGateway.gateway.name default
 PROVIDERS = ("envoy-gateway", "none")
