@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -388,3 +389,26 @@ async def test_a_stopped_engine_refuses_requests(make_engine: MakeEngine) -> Non
 def test_engine_implements_the_contract() -> None:
     engine: SimEngine = Engine(EngineConfig.from_preset("tiny"))  # checked by mypy
     assert engine.snapshot().model_name == "igw-sim/tiny"
+
+
+@pytest.mark.parametrize("max_lag_wall_s", [math.inf, 0.001], ids=["exact", "slips"])
+async def test_a_stalled_process_slips_simulated_time_only_past_the_lag(
+    make_engine: MakeEngine, max_lag_wall_s: float
+) -> None:
+    """A loop blocked for 50 ms wall (1 s simulated at 20x) during a decode step: with no lag
+    allowed to build, the next step starts at the present; with an unbounded allowance the
+    backlog is replayed and each step keeps its exact simulated cost."""
+    engine = await make_engine(max_lag_wall_s=max_lag_wall_s)
+    handle = submit(engine, prompt(100, 1), max_tokens=3)
+    events = []
+    async for event in handle:
+        events.append(event)
+        if event.index == 0:
+            time.sleep(0.05)  # noqa: ASYNC251 - the stall under test: block the loop itself
+    # The step after the first token was planned before the stall; the one after it starts late.
+    step = 0.005 + 0.0005 + 0.002 * MS * 102  # D(1, ctx) for the third token
+    gap = events[2].time - events[1].time
+    if math.isinf(max_lag_wall_s):
+        assert gap == pytest.approx(step, rel=0.01)
+    else:
+        assert gap >= 0.05 * 20 - TOLERANCE

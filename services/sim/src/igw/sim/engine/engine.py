@@ -90,8 +90,17 @@ def _leading(hashes: tuple[int, ...], ahead: set[int], kv: KVCache | None) -> in
 class Engine:
     """Implements `SimEngine`."""
 
-    def __init__(self, config: EngineConfig, *, loras: Iterable[str] = ()) -> None:
-        """`loras` are registered and, while slots last, resident from the start."""
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        loras: Iterable[str] = (),
+        max_lag_wall_s: float = _MAX_LAG_WALL_S,
+    ) -> None:
+        """`loras` are registered and, while slots last, resident from the start.
+        `max_lag_wall_s`: how far the task may fall behind the wall clock before simulated time
+        slips to the present (`math.inf`: never, so step durations stay exact on a machine too
+        busy to keep up, as tests want)."""
         self.config = config
         self._kv = KVCache(config.num_gpu_blocks, config.block_size)
         self._lora = LoraSlots(config.max_loras)
@@ -102,7 +111,7 @@ class Engine:
         self._wall_start = time.monotonic()
         self._clock = 0.0
         """Simulated time at which the next step may start."""
-        self._max_lag = _MAX_LAG_WALL_S * config.time_scale
+        self._max_lag = max_lag_wall_s * config.time_scale
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
