@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from igw.bbr.cli import parse_args as parse_bbr_args
 
 CHARTS = Path(__file__).resolve().parents[1]
@@ -95,6 +97,26 @@ def test_bbr_deployment(render: Render, one: One, container: Container) -> None:
         ),
         ("base-model-to-header", "base-model-mapper", {}),
     ]
+
+
+@pytest.mark.parametrize(
+    ("sets", "secure"),
+    [
+        pytest.param((), True, id="default-tls"),
+        pytest.param(("provider.name=istio",), True, id="istio-tls"),
+        pytest.param(("provider.name=envoy-gateway",), False, id="envoy-gateway-plaintext"),
+        pytest.param(
+            ("provider.name=envoy-gateway", "bbr.secureServing=true"), True, id="explicit-tls"
+        ),
+        pytest.param(("bbr.secureServing=false",), False, id="explicit-plaintext"),
+    ],
+)
+def test_bbr_tls_follows_what_the_gateway_speaks(
+    sets: tuple[str, ...], secure: bool, render: Render, container: Container
+) -> None:
+    c = container(render("bbr", *(a for s in sets for a in ("--set", s))), "bbr")
+    options, _ = parse_bbr_args(c["args"])
+    assert options.secure_serving is secure
 
 
 def test_bbr_models_endpoint_can_be_turned_off(render: Render, container: Container) -> None:

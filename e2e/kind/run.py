@@ -228,9 +228,9 @@ def install_charts(r: Runner) -> None:
         *_image_values("inferenceExtension", "epp"),
     ])  # fmt: skip
     wait_for_epp(r)
-    # Envoy Gateway calls an EnvoyExtensionPolicy's Service in plaintext unless a BackendTLSPolicy
-    # says otherwise, and the BBR serves TLS by default (charts/bbr's provider-envoy-gateway.yaml).
-    plaintext = ["--set", "bbr.flags.secure-serving=false"]
+    # Envoy Gateway calls an EnvoyExtensionPolicy's Service in plaintext; charts/bbr turns the
+    # BBR's TLS off for provider envoy-gateway, but provider none (bbr-policy.yaml) needs it said.
+    plaintext = ["--set", "bbr.secureServing=false"]
     r.run([
         r.helm, "upgrade", "--install", BBR_RELEASE, str(ROOT / "charts" / "bbr"),
         "--namespace", NAMESPACE,

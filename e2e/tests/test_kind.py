@@ -144,7 +144,7 @@ def _assert_chart_installs(plan: list[list[str]], epp: int, bbr: int, helm: str)
         "bbr.image.tag=e2e",
         "provider.name=envoy-gateway",
         "provider.envoyGateway.gateway.name=inference-gateway",
-        "bbr.flags.secure-serving=false",  # Envoy Gateway calls the BBR in plaintext
+        "bbr.secureServing=false",  # Envoy Gateway calls the BBR in plaintext
     } <= _sets(plan[bbr])
 
 

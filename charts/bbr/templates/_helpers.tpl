@@ -37,6 +37,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
+{{/* --secure-serving: bbr.secureServing, or by provider when empty (see values.yaml). */}}
+{{- define "bbr.secureServing" -}}
+{{- $v := .Values.bbr.secureServing -}}
+{{- if kindIs "bool" $v -}}{{ $v }}
+{{- else if eq (toString $v) "" -}}{{ ne .Values.provider.name "envoy-gateway" }}
+{{- else -}}{{ fail (printf "bbr.secureServing %q: must be true, false or empty (by provider)" (toString $v)) }}
+{{- end -}}
+{{- end -}}
+
 {{/* The gateways this chart renders objects for (provider.name). */}}
 {{- define "bbr.providers" -}}
 none istio gke envoy-gateway kgateway
