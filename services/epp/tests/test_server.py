@@ -48,3 +48,23 @@ def test_bad_config_names_the_field(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="bogus"):
         EppService(options(tmp_path, config_text=text))
+
+
+async def test_the_flow_control_gate_makes_flow_control_the_admission(tmp_path: Path) -> None:
+    config = (
+        "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
+        "featureGates: [flowControl]\n"
+    )
+    service = EppService(options(tmp_path, config_text=config))
+    controller = service.flow_control
+    assert controller is not None
+    assert service.config.request_control.admission is controller
+    assert service.datastore is not None
+    assert service.datastore.on_change == controller.wake
+    await service.start()
+    try:
+        running_while_serving = controller.running
+    finally:
+        await service.stop()
+    assert (running_while_serving, controller.running) == (True, False)
+    assert EppService(options(tmp_path)).flow_control is None  # gate off: legacy admission

@@ -102,6 +102,23 @@ def test_upstream_example_loads() -> None:
     assert extractor.default_engine == "vllm"
 
 
+def test_flow_control_eviction_and_weighted_fairness_load() -> None:
+    config = load_config(
+        HEAD + "featureGates: [flowControl]\n"
+        "plugins: [{name: wf, type: weighted-fair-fairness-policy, "
+        "parameters: {weights: {tenant-a: 3, tenant-b: 1}, defaultWeight: 2}}, "
+        "{type: slo-deadline-ordering-policy}]\n"
+        "flowControl: {eviction: {starvationThreshold: 500ms}, defaultPriorityBand: "
+        "{fairnessPolicyRef: wf, orderingPolicyRef: slo-deadline-ordering-policy}}\n"
+    )
+    fc = config.flow_control
+    assert fc.eviction is not None
+    assert (fc.eviction.starvation_threshold_s, fc.eviction.min_interval_s) == (0.5, 0.1)
+    assert fc.default_band.fairness_policy == "wf"
+    assert fc.default_band.ordering_policy == "slo-deadline-ordering-policy"
+    assert load_config(HEAD + "flowControl: {}\n").flow_control.eviction is None
+
+
 def test_loads_from_a_file(tmp_path: Path) -> None:
     path = tmp_path / "epp.yaml"
     path.write_text(UPSTREAM_EXAMPLE)
@@ -223,6 +240,32 @@ def test_loads_from_a_file(tmp_path: Path) -> None:
             "plugins",
             "set them on the producer",
             id="scorer-params-with-explicit-producer",
+        ),
+        pytest.param(
+            HEAD + "flowControl: {eviction: {starvationThreshold: 1s, bogus: 1}}\n",
+            "flowControl.eviction.bogus",
+            "unknown field",
+            id="unknown-eviction-field",
+        ),
+        pytest.param(
+            HEAD + "flowControl: {eviction: {starvationThreshold: 0s}}\n",
+            "flowControl.eviction.starvationThreshold",
+            "must be positive",
+            id="eviction-threshold-zero",
+        ),
+        pytest.param(
+            HEAD + "plugins: [{type: weighted-fair-fairness-policy, "
+            "parameters: {weights: {a: 1}, weight: 2}}]\n",
+            "plugins[0].parameters.weight",
+            "unknown field",
+            id="weighted-fair-unknown-param",
+        ),
+        pytest.param(
+            HEAD + "plugins: [{type: weighted-fair-fairness-policy, "
+            "parameters: {weights: {a: -1}}}]\n",
+            "plugins[0].parameters",
+            "must be a positive number",
+            id="weighted-fair-negative-weight",
         ),
         pytest.param(HEAD + "plugins: [", "", "invalid YAML", id="bad-yaml"),
     ],

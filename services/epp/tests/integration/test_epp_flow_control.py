@@ -5,7 +5,7 @@ The pool is one `GeneratingModelServer` whose gate holds every request open; the
 detector is `concurrency-detector` with one request per endpoint, so one request in flight
 saturates the pool and the next ones queue in the EPP. Opening the gate lets them through one at
 a time (each frees the slot the next one takes), so the order they reach the pod is the order
-flow control dispatched them. Objectives: `critical` = 10, `batch` = 0.
+flow control dispatched them. Objectives: `critical` = 10, `batch` = 0, `sheddable` = -1.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ async def flow_controlled(
 ) -> AsyncIterator[tuple[Gateway, GeneratingModelServer]]:
     epp = EppOptions(
         config_text=CONFIG.format(flow_control=flow_control),
-        objectives={"critical": 10, "batch": 0},
+        objectives={"critical": 10, "batch": 0, "sheddable": -1},
     )
     async with (
         open_gateway(envoy_factory, free_port, GatewaySettings(epp=epp)) as gateway,
@@ -173,3 +173,21 @@ async def test_the_higher_band_overtakes_the_lower_one(
         assert [status for status, _ in results] == [200] * 4
     prompts = [orjson.loads(received.body)["prompt"] for received in pod.received]
     assert prompts == ["first", "high", "low-0", "low-1"]
+
+
+async def test_a_starving_band_evicts_an_in_flight_sheddable_request(
+    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
+) -> None:
+    eviction = "eviction: {starvationThreshold: 200ms}"
+    async with flow_controlled(envoy_factory, free_port_factory, eviction) as (gw, pod):
+        victim = send(gw, "sheddable", objective="sheddable")
+        await wait_until(lambda: pod.running == 1)
+        critical = send(gw, "critical", objective="critical")
+        # Upstream's answer, mid-stream, without the `inference error:` prefix.
+        assert await victim == (429, b"request evicted by flow control")
+        # The victim's slot is freed (its completion is accounted): the critical one goes.
+        await wait_until(lambda: pod.running == 1 and len(pod.received) == 2)
+        pod.gate.set()
+        assert (await critical)[0] == 200
+        assert total(gw, QUEUE_SIZE) == 0
+        await gw.still_serves(MODEL)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -25,10 +26,11 @@ def flow_controller(
     source: EndpointSource,
     registry: CollectorRegistry,
     pool_name: str,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FlowController:
     """`plugins` are the configuration's instances by name (the policies are among them)."""
     return FlowController(
         config, plugins, detector=detector, source=source,
-        metrics=FlowControlMetrics(registry), pool_name=pool_name,
+        metrics=FlowControlMetrics(registry), pool_name=pool_name, clock=clock,
         in_flight=InFlight(config.eviction) if config.eviction is not None else None,
     )  # fmt: skip

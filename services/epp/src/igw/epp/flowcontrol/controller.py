@@ -113,6 +113,11 @@ class FlowController:
                 while (item := flow.head()) is not None:
                     self._finish(item, Outcome.EVICTED_OTHER, now, band)
 
+    @property
+    def running(self) -> bool:
+        """The dispatcher task is alive."""
+        return self._task is not None and not self._task.done()
+
     def wake(self) -> None:
         """Capacity may have changed (a request ended, endpoint metrics arrived)."""
         if self.bands.length and not self._wakeup.is_set():

@@ -15,12 +15,25 @@ from prometheus_client import CollectorRegistry
 
 from igw.epp.config import load_config
 from igw.epp.endpoints import EndpointSource, EndpointState
-from igw.epp.flowcontrol import EvictionConfig, FlowController, FlowControlMetrics, InFlight
+from igw.epp.flowcontrol import (
+    EvictionConfig,
+    FlowController,
+    FlowControlMetrics,
+    InFlight,
+    flow_controller,
+)
+from igw.epp.framework import PluginHandle
 from igw.epp.framework.requestcontrol import SaturationDetector
-from igw.epp.testing.builders import FakeClock
-from igw.epp.testing.requestpath import StaticEndpoints
+from igw.epp.requestpath import Director, RequestMetrics
+from igw.epp.testing.builders import FakeClock, seeded
+from igw.epp.testing.requestpath import StaticEndpoints, director_for
 
-__all__ = ["BudgetSaturation", "build_controller", "flow_control_config"]
+__all__ = [
+    "BudgetSaturation",
+    "build_controller",
+    "flow_control_config",
+    "flow_controlled_director",
+]
 
 
 class BudgetSaturation:
@@ -77,3 +90,28 @@ def build_controller(
         clock=clock or FakeClock(), poll_s=poll_s, flow_gc_s=flow_gc_s, band_gc_s=band_gc_s,
         in_flight=InFlight(eviction) if eviction is not None else None,
     )  # fmt: skip
+
+
+def flow_controlled_director(
+    states: Sequence[EndpointState] = (),
+    *,
+    flow_control: str = "{}",
+    plugins: str = "[]",
+    objectives: Mapping[str, int] | None = None,
+    clock: FakeClock | None = None,
+) -> tuple[Director, FlowController, StaticEndpoints]:
+    """A Director whose admission is flow control over `states` (the configured
+    `utilization-detector` on a fake clock), as `EppService` wires it with the gate on; the
+    controller is not started."""
+    clock = clock or FakeClock()
+    handle = PluginHandle(rng=seeded(), clock=clock)
+    config = load_config(flow_control_config(flow_control, plugins), handle=handle)
+    source = StaticEndpoints(states)
+    controller = flow_controller(
+        config.flow_control, config.plugins, detector=config.saturation_detector,
+        source=source, registry=handle.metrics.registry, pool_name="pool", clock=clock,
+    )  # fmt: skip
+    config.request_control.use_admission(controller)
+    metrics = RequestMetrics(handle.metrics.registry)
+    director = director_for(config, source, objectives=objectives, metrics=metrics)
+    return director, controller, source
