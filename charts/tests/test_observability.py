@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from igw.bbr.metrics import BbrMetrics
 from igw.epp.datalayer.pool_metrics import PoolMetricsCollector
 from igw.epp.endpoints import EndpointState
+from igw.epp.flowcontrol.metrics import FlowControlMetrics
 from igw.epp.framework.metrics import SchedulerMetrics
 from igw.epp.requestpath.metrics import RequestMetrics
 
@@ -93,6 +94,7 @@ def exported() -> set[str]:
     epp = CollectorRegistry()
     RequestMetrics(epp)
     SchedulerMetrics(epp)
+    FlowControlMetrics(epp)
     epp.register(PoolMetricsCollector(POOL, _NoEndpoints()))
     bbr = CollectorRegistry()
     BbrMetrics(bbr)
@@ -129,7 +131,12 @@ def expressions(dash: Obj) -> list[str]:
     return exprs
 
 
+_LABEL_LISTS = re.compile(r"\{[^}]*\}|\b(?:by|without)\s*\([^)]*\)")
+
+
 def metric_names(expr: str) -> set[str]:
+    """The series an expression reads (label names in matchers and groupings are not series)."""
+    expr = _LABEL_LISTS.sub(lambda m: "{}" if m.group().startswith("{") else "", expr)
     names = {m for m in _SELECTED.findall(expr) if not m.startswith("$")}
     names |= set(_SUFFIXED.findall(expr)) | set(_OURS.findall(expr))
     names |= set(_LABEL_VALUES.findall(expr))
@@ -180,6 +187,11 @@ def test_dashboard_references_only_exported_metrics() -> None:
         "inference_extension_prefix_indexer_hit_ratio_sum",
         "bbr_success_total",
         "bbr_body_field_not_found_total",
+        "inference_extension_flow_control_queue_size",
+        "inference_extension_flow_control_queue_bytes",
+        "inference_extension_flow_control_request_queue_duration_seconds_bucket",
+        "inference_extension_flow_control_pool_saturation",
+        "inference_extension_flow_control_dispatch_cycle_duration_seconds_bucket",
     } <= used
 
 
@@ -191,6 +203,9 @@ def test_metric_extraction() -> None:
     assert metric_names("max by (name) (inference_pool_ready_pods)") == {
         "inference_pool_ready_pods"
     }
+    assert metric_names(
+        'sum by (inference_pool) (inference_extension_x{inference_pool=~"$pool"})'
+    ) == {"inference_extension_x"}
 
 
 def test_dashboard_uses_a_datasource_variable() -> None:
@@ -317,9 +332,39 @@ def test_hpa_on_external_metrics(render_epp: Render) -> None:
     }
 
 
+FLOW_QUEUE = "inference_extension_flow_control_queue_size"
+FLOW_ON = (
+    "autoscaling.flowControlQueueSize.enabled=true",
+    "autoscaling.flowControlQueueSize.threshold=4",
+)
+
+
+def test_keda_scales_on_the_flow_control_queue_when_asked(render_epp: Render) -> None:
+    (so,) = of_kind(render_epp(*autoscaling("keda", *FLOW_ON)), "ScaledObject")
+    triggers = {t["name"]: t for t in so["spec"]["triggers"]}
+    assert set(triggers) == {"queue-size", "kv-cache-utilization", "flow-control-queue-size"}
+    queue = triggers["flow-control-queue-size"]
+    assert queue["metricType"] == "AverageValue"  # a total: ceil(queued / threshold)
+    assert queue["metadata"]["threshold"] == "4"
+    query = queue["metadata"]["query"]
+    assert f'{FLOW_QUEUE}{{inference_pool="llama"}}' in query
+    assert query.startswith("sum(max by (")  # one leader queues: max over replicas, then sum
+    assert metric_names(query) <= exported()
+
+
+def test_hpa_scales_on_the_flow_control_queue_when_asked(render_epp: Render) -> None:
+    (hpa,) = of_kind(render_epp(*autoscaling("hpa", *FLOW_ON)), "HorizontalPodAutoscaler")
+    metrics = {m["external"]["metric"]["name"]: m["external"] for m in hpa["spec"]["metrics"]}
+    assert metrics[FLOW_QUEUE]["metric"]["selector"] == {"matchLabels": {"inference_pool": POOL}}
+    assert metrics[FLOW_QUEUE]["target"] == {"type": "AverageValue", "averageValue": "4"}
+
+
 def test_adapter_rules_expose_the_hpa_metrics() -> None:
     rules = yaml.safe_load(ADAPTER_RULES.read_text())["rules"]["external"]
-    (rule,) = rules
+    rule, flow_rule = rules
+    assert flow_rule["seriesQuery"].startswith(f"{FLOW_QUEUE}{{")
+    assert FLOW_QUEUE in exported()
+    assert "by (inference_pool)" in flow_rule["metricsQuery"]
     series = re.search(r'__name__=~"\^?([^"$]+)\$?"', rule["seriesQuery"])
     assert series is not None
     pattern = re.compile(series.group(1))

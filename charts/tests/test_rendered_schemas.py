@@ -54,6 +54,7 @@ EVERYTHING_ON = (
     *("--set", "grafana.dashboard.enabled=true"),
     *("--set", "autoscaling.enabled=true"),
     *("--set", "autoscaling.target.name=vllm-llama"),
+    *("--set", "autoscaling.flowControlQueueSize.enabled=true"),
 )
 PROVIDERS = ("none", "istio", "gke", "envoy-gateway", "kgateway")
 
