@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from igw.bbr.adapters import BBR_MANAGED_LABEL, AdapterSet, parse_configmap_data
 from igw.bbr.cli import parse_args as parse_bbr_args
 
 CHARTS = Path(__file__).resolve().parents[1]
@@ -175,3 +176,52 @@ def test_bbr_refuses_clashing_ports(helm: Helm) -> None:
     proc = helm("template", "igw", str(CHARTS / "bbr"), "--set", "bbr.port=9005", check=False)
     assert proc.returncode != 0
     assert "must be distinct" in proc.stderr
+
+
+BASE_MODELS = """
+baseModels:
+  - baseModel: meta-llama/Llama-3.1-8B-Instruct
+    adapters: [food-review-1, ski-resorts]
+    name: llama-adapters
+  - baseModel: qwen
+"""
+
+
+def test_bbr_renders_the_adapter_configmaps_it_reads(render: Render, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(BASE_MODELS, encoding="utf-8")
+    maps = [d for d in render("bbr", "-f", str(values)) if d["kind"] == "ConfigMap"]
+    assert [m["metadata"]["name"] for m in maps] == [
+        "llama-adapters",
+        "body-based-router-adapters-1",
+    ]
+    assert all(m["metadata"]["labels"][BBR_MANAGED_LABEL] == "true" for m in maps)
+    assert all(m["metadata"]["namespace"] == "serving" for m in maps)
+    assert [parse_configmap_data(m["data"]) for m in maps] == [
+        AdapterSet("meta-llama/Llama-3.1-8B-Instruct", frozenset({"food-review-1", "ski-resorts"})),
+        AdapterSet("qwen"),
+    ]
+
+
+def test_bbr_renders_no_configmap_by_default(render: Render) -> None:
+    assert [d for d in render("bbr") if d["kind"] == "ConfigMap"] == []
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        pytest.param(
+            ["baseModels[0].adapters[0]=a"], "baseModels[0].baseModel is required", id="no-base"
+        ),
+        pytest.param(
+            ["baseModels[0].baseModel=b", "baseModels[0].adapters=a"],
+            "baseModels[0].adapters must be a list",
+            id="adapters-not-a-list",
+        ),
+    ],
+)
+def test_bbr_refuses_bad_base_models(sets: list[str], message: str, helm: Helm) -> None:
+    args = [a for s in sets for a in ("--set", s)]
+    proc = helm("template", "bbr", str(CHARTS / "bbr"), *args, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr

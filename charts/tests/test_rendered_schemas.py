@@ -68,6 +68,10 @@ RENDERS: dict[str, tuple[str, tuple[str, ...]]] = {
         for p in PROVIDERS
     },
     "bbr-multi-namespace": ("bbr", ("--set", "bbr.multiNamespace=true")),
+    "bbr-adapters": (
+        "bbr",
+        ("--set", "baseModels[0].baseModel=llama", "--set", "baseModels[0].adapters[0]=lora"),
+    ),
 }
 """Test id -> (chart, helm args): defaults, and every optional object on, per provider."""
 
