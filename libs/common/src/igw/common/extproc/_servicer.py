@@ -80,10 +80,14 @@ class ExtProcServicer:
         try:
             while True:
                 try:
-                    message = await _next_message(messages, exchange.interruption())
-                    if message is None:
-                        break
+                    interruption = exchange.interruption()
+                    if interruption is None:  # as cheap as `async for`
+                        message = await anext(messages)
+                    else:
+                        message = await _next_or_interrupted(messages, interruption)
                     replies = await stream.handle(message)
+                except StopAsyncIteration:
+                    break  # Envoy half-closed the stream
                 except InferenceError as e:
                     if not e.status:
                         raise
@@ -116,14 +120,13 @@ class ExtProcServicer:
         return self._tracer.start_span(self._span_name, context=parent, kind=SpanKind.SERVER)
 
 
-async def _next_message(
-    messages: AsyncIterator[ProcessingRequest],
-    interruption: asyncio.Future[InferenceError] | None,
-) -> ProcessingRequest | None:
-    """The next message (None at the stream's end); raises the interruption's error if it
-    resolves first (module docstring)."""
-    if interruption is None or interruption.cancelled():
-        return await anext(messages, None)
+async def _next_or_interrupted(
+    messages: AsyncIterator[ProcessingRequest], interruption: asyncio.Future[InferenceError]
+) -> ProcessingRequest:
+    """The next message (StopAsyncIteration at the stream's end); raises the interruption's
+    error if it resolves first (module docstring)."""
+    if interruption.cancelled():
+        return await anext(messages)
     reading = asyncio.ensure_future(anext(messages, None))
     try:
         await asyncio.wait((reading, interruption), return_when=asyncio.FIRST_COMPLETED)
@@ -133,7 +136,10 @@ async def _next_message(
     if interruption.done() and not interruption.cancelled():
         reading.cancel()
         raise interruption.result()
-    return await reading
+    message = await reading
+    if message is None:
+        raise StopAsyncIteration
+    return message
 
 
 def _record_error(span: Span | None, error: Exception) -> None:
