@@ -221,6 +221,7 @@ async def test_no_endpoints_means_waiting_until_some_appear(make: Make) -> None:
     h = make(detector=detector, source=source, clock=clock)
     h.submit(req(rid="first"))
     await h.queued(1)
+    await wait_until(lambda: h.fc.cycles >= 1)
     assert h.fc.metrics.pool_saturation.labels("pool").value == 1.0
     source.states = (endpoint("pod-a", updated_at=clock.now),)
     h.fc.wake()

@@ -17,7 +17,9 @@ after `stop()` is RejectedOther (500).
 Not busy-waiting: with nothing queued the dispatcher sleeps on an event set by the next enqueue.
 With requests queued on a saturated pool it sleeps until `wake()` (a request completed, new
 endpoint metrics were published: capacity may have changed), the next TTL deadline, or
-`poll_s` at the latest, the fallback that makes a missed signal cost at most one poll. After a
+`poll_s` at the latest, the fallback that makes a missed signal cost at most one poll; signals
+closer together than `recheck_s` (2 ms) count as one look, so a flood of scrapes cannot make it
+spin. After a
 dispatch it yields once, so the admitted request is scheduled (and counted in flight) before the
 next saturation check.
 """
@@ -69,6 +71,7 @@ class FlowController:
         pool_name: str = "",
         clock: Callable[[], float] = time.monotonic,
         poll_s: float = 0.05,
+        recheck_s: float = 0.002,
         flow_gc_s: float = 300.0,
         band_gc_s: float = 600.0,
         in_flight: InFlight | None = None,
@@ -80,6 +83,7 @@ class FlowController:
         self.pool_name = pool_name
         self.clock = clock
         self.poll_s = poll_s
+        self.recheck_s = recheck_s
         self.bands = Bands(config, policies, now=clock(), flow_gc_s=flow_gc_s, band_gc_s=band_gc_s)
         self.usage_limit: UsageLimitPolicy = policies[config.usage_limit_policy]
         self.in_flight = in_flight
@@ -234,6 +238,8 @@ class FlowController:
             await self._sleep(now)
 
     async def _sleep(self, now: float) -> None:
+        loop = asyncio.get_running_loop()
+        looked_at = loop.time()
         if self.bands.length:
             timeout: float | None = self.poll_s
             if self._deadlines:
@@ -243,6 +249,11 @@ class FlowController:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._wakeup.wait()
+        # Signals can come in thousands a second (every endpoint's scrape): a saturated pool is
+        # looked at again at most every `recheck_s`; the signals meanwhile are one look.
+        early = self.recheck_s - (loop.time() - looked_at)
+        if self.bands.length and early > 0:
+            await asyncio.sleep(early)
 
     def _expire(self, now: float) -> None:
         deadlines = self._deadlines
