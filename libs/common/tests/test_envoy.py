@@ -225,6 +225,25 @@ def test_protocol_body_modes_absent() -> None:
     assert envoy.protocol_body_modes(messages.request_headers({})) is None
 
 
+@pytest.mark.parametrize(
+    ("request_mode", "response_mode"),
+    [
+        pytest.param(99, 0, id="unknown-request-mode"),
+        pytest.param(4, 7, id="unknown-response-mode"),
+        # Not FULL_DUPLEX_STREAMED read from the end of the enum.
+        pytest.param(-1, 0, id="negative"),
+    ],
+)
+def test_protocol_body_modes_unknown_is_no_announcement(
+    request_mode: int, response_mode: int
+) -> None:
+    """Found by bench.fuzz_extproc: an unknown mode number raised IndexError (gRPC INTERNAL)."""
+    message = messages.request_headers({})
+    message.protocol_config.request_body_mode = request_mode
+    message.protocol_config.response_body_mode = response_mode
+    assert envoy.protocol_body_modes(message) is None
+
+
 def test_lazy_headers_read_like_a_dict() -> None:
     header_map = base_pb2.HeaderMap()
     header_map.headers.add(key="x-raw", raw_value="caf\xe9".encode())

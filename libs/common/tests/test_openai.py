@@ -117,6 +117,12 @@ def test_field_names_need_not_be_identifiers() -> None:
         pytest.param(b"{'model':'m'}", "malformed", id="single-quotes"),
         # A lone surrogate cannot be text; msgspec's wording for it varies, the 400 is what counts.
         pytest.param(rb'{"model":"\ud800"}', "", id="lone-surrogate-escape"),
+        # Found by bench.fuzz_extproc: msgspec raised RecursionError, the stream ended INTERNAL.
+        pytest.param(
+            b'{"model":"m","prompt":' + b"[" * 5000 + b"]" * 5000 + b"}",
+            "nested too deeply",
+            id="deep-nesting",
+        ),
     ],
 )
 def test_decode_rejects_what_is_not_one_json_object(body: bytes, message: str) -> None:

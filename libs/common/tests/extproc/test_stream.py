@@ -14,7 +14,7 @@ from igw.common.envoy import (
     HeaderChanges,
     ProcessingRequest,
 )
-from igw.common.errors import BadRequestError
+from igw.common.errors import BadRequestError, StreamAbortError
 from igw.common.extproc import ImmediateAnswer, RequestVerdict
 from igw.common.testing import messages
 from igw.common.testing.exchanges import (
@@ -253,6 +253,28 @@ async def test_exchange_error_propagates() -> None:
 
     with pytest.raises(BadRequestError):
         await stream.handle(messages.request_body(b"{}", end_of_stream=True))
+
+
+@pytest.mark.parametrize(
+    ("mode", "first"),
+    [
+        pytest.param(DUPLEX, messages.request_headers(GET, end_of_stream=True), id="header-only"),
+        pytest.param(BodyMode.NONE, messages.request_headers(HEADERS), id="mode-none"),
+        pytest.param(DUPLEX, messages.request_headers(HEADERS), id="undecided"),
+    ],
+)
+async def test_request_headers_twice_abort_the_stream(
+    mode: BodyMode, first: ProcessingRequest
+) -> None:
+    """Found by bench.fuzz_extproc: a second headers message made a second `request` call, and
+    the EPP counted the request running twice and finished it once (a leaked gauge)."""
+    exchange = RecordingExchange(verdict=VERDICT)
+    stream = stream_for(exchange, mode)
+    await stream.handle(first)
+
+    with pytest.raises(StreamAbortError, match="request headers sent twice"):
+        await stream.handle(messages.request_headers(GET, end_of_stream=True))
+    assert len(exchange.requests) <= 1
 
 
 ANSWER = ImmediateAnswer(200, '{"object":"list"}', (("content-type", "application/json"),))

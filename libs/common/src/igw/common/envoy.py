@@ -150,11 +150,19 @@ _BODY_MODES = tuple(BodyMode)
 def protocol_body_modes(
     request: ext_proc_pb2.ProcessingRequest,
 ) -> tuple[BodyMode, BodyMode] | None:
-    """(request, response) body modes Envoy announces on a stream's first message, if it does."""
+    """(request, response) body modes Envoy announces on a stream's first message, if it does.
+
+    A mode number this Envoy API does not define counts as no announcement (None): the stream
+    then runs in the server's configured modes rather than failing (or, for a negative number,
+    being read from the end of the enum).
+    """
     if not request.HasField("protocol_config"):
         return None
     config = request.protocol_config
-    return _BODY_MODES[config.request_body_mode], _BODY_MODES[config.response_body_mode]
+    modes = (config.request_body_mode, config.response_body_mode)
+    if not all(0 <= mode < len(_BODY_MODES) for mode in modes):
+        return None
+    return _BODY_MODES[modes[0]], _BODY_MODES[modes[1]]
 
 
 def _struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:

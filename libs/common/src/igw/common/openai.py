@@ -80,6 +80,9 @@ class FieldDecoder:
             raise BadRequestError(f"failed to parse request body: {_describe(e)}") from None
         except msgspec.DecodeError as e:
             raise BadRequestError(f"failed to parse request body: {e}") from None
+        except RecursionError:
+            # msgspec checks even skipped values and gives up on deep nesting this way.
+            raise BadRequestError("failed to parse request body: nested too deeply") from None
         out: dict[str, msgspec.Raw] = {}
         for attr, name in zip(self._attrs, self.fields, strict=True):
             raw = getattr(selected, attr)

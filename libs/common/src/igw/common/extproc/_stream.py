@@ -16,6 +16,9 @@ The rules (Envoy 1.40, see reference/feasibility.md §1.3 and upstream-gie.md §
 * An exchange may answer the request itself (`RequestVerdict.answer`) in any of these phases: the
   reply is then one `ImmediateResponse` instead of the headers/body replies, nothing goes
   upstream, the stream counts as completed and `answered` tells the servicer to end it.
+* A second request headers message is a protocol error (Envoy opens one stream per request): the
+  stream aborts with a message (`StreamAbortError`) rather than show the exchange a second
+  request, which `Exchange.request`'s once-only contract forbids (it would count it twice).
 * STREAMED request body cannot carry a decision made from the body (Envoy forwards the headers
   before the body ends), so the request passes through undecided and a warning is logged once.
 * Response side: headers are answered at once; body chunks go through the exchange and are echoed
@@ -49,6 +52,7 @@ import structlog
 
 from igw.common import envoy
 from igw.common.envoy import BodyMode, HeaderChanges, Phase, ProcessingRequest, ProcessingResponse
+from igw.common.errors import StreamAbortError
 from igw.common.extproc._exchange import Exchange, HttpRequest, RequestVerdict
 
 __all__ = ["Stream"]
@@ -68,6 +72,8 @@ class _RequestSide:
     headers: Mapping[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     chunks: list[bytes] = field(default_factory=list)
+    seen: bool = False
+    """Its headers came (once: one stream is one HTTP request)."""
     decided: bool = False
 
 
@@ -101,6 +107,9 @@ class Stream:
         return await handler(self, message)
 
     async def _request_headers(self, message: ProcessingRequest) -> Replies:
+        if self._request.seen:
+            raise StreamAbortError("request headers sent twice on one ext_proc stream")
+        self._request.seen = True
         headers = message.request_headers
         self._request.headers = envoy.LazyHeaders(headers.headers)
         self._request.metadata = envoy.filter_metadata(message)
