@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
 LOCKED := $(wildcard uv.lock)
 
-.PHONY: help run load test unit lint typecheck fmt bench bench-quick bench-bbr bench-epp bench-failover clean proto e2e-kind
+.PHONY: help run load test unit lint typecheck fmt bench bench-quick bench-bbr bench-epp bench-failover bench-flow-control clean proto e2e-kind
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml) $(LOCKE
 	@touch $@
 
 run: $(STAMP) ## start the local inference gateway at http://127.0.0.1:$${IGW_PORT:-8080}
-	$(VENV)/bin/igw-local run
+	$(VENV)/bin/igw-local run $(RUN_ARGS)
 
 load: $(STAMP) ## a burst through the running gateway: which pod served what
 	$(VENV)/bin/igw-local load $(LOAD_ARGS)
@@ -81,6 +81,9 @@ bench-epp: $(STAMP) ## EPP cost: CPU per request, added latency, scheduling, scr
 
 bench-failover: $(STAMP) ## EPP leader election: seconds from the leader's end to the standby ready
 	$(PY) -m bench.epp_failover
+
+bench-flow-control: $(STAMP) ## flow control off vs on: TTFT per priority under overload, EPP CPU
+	$(PY) -m bench.flow_control $(BENCH_ARGS)
 
 e2e-kind: $(STAMP) ## kind suite: images, charts, Envoy Gateway (skips without Docker/kind/helm)
 	$(PY) e2e/kind/run.py $(E2E_KIND_ARGS)

@@ -31,7 +31,7 @@ import collections
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -83,11 +83,17 @@ def chat_body(size: int = 2048) -> bytes:
     return json.dumps(request).encode()
 
 
-def new_session(limit: int, timeout: aiohttp.ClientTimeout = _TIMEOUT) -> aiohttp.ClientSession:
-    """A session of at most `limit` connections (0: no limit); create it in the running loop."""
+def new_session(
+    limit: int,
+    timeout: aiohttp.ClientTimeout = _TIMEOUT,
+    headers: Mapping[str, str] | None = None,
+) -> aiohttp.ClientSession:
+    """A session of at most `limit` connections (0: no limit), sending `headers` with every
+    request (one class of clients: an objective, a tenant); create it in the running loop."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit),
         timeout=timeout,
+        headers=headers,
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
     )

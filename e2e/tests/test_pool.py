@@ -34,3 +34,16 @@ def test_the_pool_files_agree(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert {r.settings.pod_name for r in ranks} == PODS
     assert [e.address for e in endpoints][-1] == pool.ADAPTER_POD_IP
+
+
+def test_sim_options_apply_to_every_pod_and_keep_the_layout(tmp_path: Path) -> None:
+    path = tmp_path / "options.yaml"
+    path.write_text("max_num_seqs: 2\ntime-scale: 1\n")  # either spelling of a key
+    options = pool.read_sim_options(path)
+    config_path = tmp_path / "sim.yaml"
+    config_path.write_text(pool.sim_yaml(8000, options))
+    ranks = plan(build({}, read_yaml(config_path), environ={}))
+    assert {r.settings.pod_name for r in ranks} == PODS
+    assert [r.settings.port for r in ranks] == [8000, 8001, 8002, 8003]
+    assert {r.engine.max_num_seqs for r in ranks} == {2}
+    assert {r.engine.time_scale for r in ranks} == {1.0}

@@ -1,8 +1,13 @@
 """`igw-local`: the local inference gateway (`make run`) and a load burst against it (`make load`).
 
 `igw-local run` prints where to send requests and how, then serves until Ctrl-C (or SIGTERM) and
-stops every process it started. `igw-local load` sends a burst of chat requests through a running
-gateway and prints which pod served what (see `igw.e2e.load`).
+stops every process it started. Its `--epp-config` (an EndpointPickerConfig for the EPP),
+`--objective NAME=PRIORITY` (repeatable; requests name theirs in `x-gateway-inference-objective`)
+and `--sim-config` (simulator options for every pod, e.g. a smaller capacity) are checked before
+anything starts, so a bad file is a usage error naming it (examples/flow-control has a set).
+
+`igw-local load` sends a burst of chat requests through a running gateway and prints which pod
+served what (see `igw.e2e.load`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from pathlib import Path
 from igw.common.serving import wait_for_signal
 from igw.common.telemetry import configure_logging
 from igw.e2e import load, pool
-from igw.e2e.gateway import GatewayPorts, LocalGateway
+from igw.e2e.gateway import RESPONSE_MODE, GatewayPorts, LocalGateway
+from igw.epp.config import load_config_file
 
 __all__ = ["main"]
 
@@ -60,10 +66,29 @@ def banner(gateway: LocalGateway) -> str:
         f"               {sims[0]}-{sims[-1]}, has its own page)",
         f"Envoy admin:   http://127.0.0.1:{p.admin}/",
         f"Logs:          {gateway.workdir}",
+        *_tuning_lines(gateway),
         "Stop with Ctrl-C.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _tuning_lines(gateway: LocalGateway) -> list[str]:
+    """What `--epp-config`, `--objective` and `--sim-config` changed, if anything."""
+    lines = []
+    if gateway.epp_config is not None:
+        lines.append(f"EPP config:    {gateway.epp_config} ({gateway.response_mode} responses)")
+    if gateway.objectives:
+        table = ", ".join(f"{name}={prio}" for name, prio in gateway.objectives.items())
+        lines += [
+            f"Objectives:    {table}",
+            "               (a request names its own: -H 'x-gateway-inference-objective: NAME';",
+            "               its tenant: -H 'x-gateway-inference-fairness-id: ID')",
+        ]
+    if gateway.sim_options:
+        options = ", ".join(f"{key}: {value}" for key, value in gateway.sim_options.items())
+        lines.append(f"Simulator:     {options} (every pod)")
+    return lines
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -72,7 +97,13 @@ async def _run(args: argparse.Namespace) -> None:
         ports = dataclasses.replace(ports, listen=args.port)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="igw-local-"))
     gateway = LocalGateway(
-        ports, workdir, otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        ports,
+        workdir,
+        otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        epp_config=args.epp_config,
+        objectives=dict(args.objective),
+        sim_options=args.sim_config or {},
+        response_mode=args.response_mode,
     )
     await gateway.start()
     try:
@@ -103,6 +134,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="listen port (default $IGW_PORT or 8080)")
     run.add_argument("--workdir", help="where logs and configs go (default: a temp dir)")
     run.add_argument("--free-ports", action="store_true", help=argparse.SUPPRESS)  # tests
+    run.add_argument(
+        "--epp-config", type=_epp_config, metavar="PATH",
+        help="an EndpointPickerConfig file for the EPP (e.g. examples/flow-control/epp.yaml)",
+    )  # fmt: skip
+    run.add_argument(
+        "--objective", type=_objective, action="append", default=[], metavar="NAME=PRIORITY",
+        help="an InferenceObjective and its priority (repeatable; negative = sheddable)",
+    )  # fmt: skip
+    run.add_argument(
+        "--sim-config", type=_sim_options, metavar="PATH",
+        help="simulator options for every pod, e.g. max-num-seqs: 2 (a smaller pool)",
+    )  # fmt: skip
+    run.add_argument(
+        "--response-mode", choices=("lean", "compatible"), default=RESPONSE_MODE,
+        help="how the EPP sees responses: lean (only the bodies it needs) or compatible "
+        "(every body, to its end: what a concurrency-detector needs to count requests in "
+        f"flight until they finish) (default {RESPONSE_MODE})",
+    )  # fmt: skip
     burst = sub.add_parser("load", help="send a burst through a running gateway, show routing")
     burst.add_argument("--port", type=int, help="gateway port (default $IGW_PORT or 8080)")
     burst.add_argument("--requests", type=_positive, default=48, help="how many (48)")
@@ -113,6 +162,34 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     burst.add_argument("--metrics-url", help="the EPP's /metrics (default :9090)")
     return parser
+
+
+def _epp_config(text: str) -> Path:
+    """An EndpointPickerConfig file the EPP will load: refused here, naming it, if it cannot."""
+    path = Path(text)
+    try:
+        load_config_file(path)
+    except ValueError as e:  # ConfigError, or a plugin refusing its parameters
+        raise argparse.ArgumentTypeError(f"{text}: {e}") from None
+    return path
+
+
+def _objective(text: str) -> tuple[str, int]:
+    name, sep, priority = text.partition("=")
+    try:
+        value = int(priority)
+    except ValueError:
+        sep = ""
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=PRIORITY (an integer), got {text!r}")
+    return name.strip(), value
+
+
+def _sim_options(text: str) -> dict[str, object]:
+    try:
+        return pool.read_sim_options(Path(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive(text: str) -> int:

@@ -16,7 +16,8 @@ this process's environment: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, Envoy's Open
 is on and the BBR, EPP and simulator export their spans to the same collector.
 
 The EPP's response side uses the lean mode (response bodies STREAMED, read only when needed);
-`RESPONSE_MODE` is the one switch for it, "compatible" gives upstream's full-duplex config.
+`RESPONSE_MODE` is the default (`LocalGateway(response_mode=...)`, `igw-local run
+--response-mode`), "compatible" gives upstream's full-duplex config.
 
 Ownership: `LocalGateway` owns the three child processes and the Envoy process; `start()` forks
 the simulator, EPP and BBR together and starts Envoy once all three listen (nothing is exposed
@@ -32,6 +33,7 @@ import os
 import socket
 import sys
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -47,7 +49,7 @@ from igw.common.testing.envoy_process import EnvoyProcess
 from igw.e2e import pool
 from igw.e2e.processes import ChildProcess
 
-__all__ = ["RESPONSE_MODE", "GatewayPorts", "LocalGateway"]
+__all__ = ["RESPONSE_MODE", "GatewayPorts", "LocalGateway", "ResponseMode"]
 
 MODEL_HEADER = "x-gateway-model-name"
 BASE_MODEL_HEADER = "x-gateway-base-model-name"
@@ -144,11 +146,26 @@ class LocalGateway:
     """Starts and stops the whole local gateway; see the module docstring."""
 
     def __init__(
-        self, ports: GatewayPorts, workdir: Path, *, otlp_endpoint: str | None = None
+        self,
+        ports: GatewayPorts,
+        workdir: Path,
+        *,
+        otlp_endpoint: str | None = None,
+        epp_config: Path | None = None,
+        objectives: Mapping[str, int] | None = None,
+        sim_options: Mapping[str, object] | None = None,
+        response_mode: ResponseMode = RESPONSE_MODE,
     ) -> None:
+        """`epp_config` is an EndpointPickerConfig file for the EPP's `--config-file`,
+        `objectives` its `--objective NAME=PRIORITY` table, `sim_options` simulator options for
+        every pod (`pool.read_sim_options`), `response_mode` how the EPP sees responses."""
         self.ports = ports
         self.workdir = workdir
         self.otlp_endpoint = otlp_endpoint
+        self.epp_config = epp_config
+        self.objectives = dict(objectives or {})
+        self.sim_options = dict(sim_options or {})
+        self.response_mode = response_mode
         self.sim = ChildProcess("igw-sim", self._sim_argv(), workdir / "sim.log")
         self.epp = ChildProcess("igw-epp", self._epp_argv(), workdir / "epp.log")
         self.bbr = ChildProcess("igw-bbr", self._bbr_argv(), workdir / "bbr.log")
@@ -173,6 +190,8 @@ class LocalGateway:
             f"--metrics-port={p.epp_metrics}", "--host=127.0.0.1",
             f"--endpoints-file={self.workdir / 'endpoints.yaml'}", "--zap-encoder=console",
             "--metrics-endpoint-auth=false",  # no cluster to ask about scrapers' tokens
+            *([f"--config-file={self.epp_config.resolve()}"] if self.epp_config else []),
+            *(f"--objective={name}={priority}" for name, priority in self.objectives.items()),
         ]  # fmt: skip
 
     def _bbr_argv(self) -> list[str]:
@@ -197,7 +216,7 @@ class LocalGateway:
             ext_procs=[
                 ExtProcFilter(name="bbr", port=p.bbr_grpc, tls=True),
                 LuaFilter("adapter-subset", pool.adapter_subset_lua(MODEL_HEADER)),
-                _epp_filter(p.epp_grpc),
+                _epp_filter(p.epp_grpc, self.response_mode),
             ],
             # The BBR names an adapter's base model in its own header, so both routes reach the
             # pool; any other model matches nothing and gets Envoy's 404.
@@ -214,7 +233,7 @@ class LocalGateway:
     def _write_files(self) -> None:
         first = self.ports.sim_first
         files = {
-            "sim.yaml": pool.sim_yaml(first),
+            "sim.yaml": pool.sim_yaml(first, self.sim_options),
             "endpoints.yaml": pool.endpoints_yaml(first),
             "adapters.yaml": pool.adapters_yaml(),
         }
@@ -247,24 +266,24 @@ class LocalGateway:
             await asyncio.to_thread(child.stop)
 
 
-def _epp_filter(port: int) -> ExtProcFilter:
-    """The EPP's ext_proc filter; its response side follows `RESPONSE_MODE`."""
+def _epp_filter(port: int, mode: ResponseMode) -> ExtProcFilter:
+    """The EPP's ext_proc filter; its response side follows `mode`."""
     # envoy.lb carries the served-endpoint report back to the EPP (GIE protocol §1.6).
     epp = ExtProcFilter(
         name="epp", port=port, tls=True, forwarding_namespaces=(SUBSET_NAMESPACE, LB_NAMESPACE)
     )
-    if RESPONSE_MODE == "compatible":
+    if mode == "compatible":
         return dataclasses.replace(
             epp,
             response_header_mode="SEND",
             response_body_mode="FULL_DUPLEX_STREAMED",
             response_trailer_mode="SEND",
         )
-    if RESPONSE_MODE == "lean":
+    if mode == "lean":
         return dataclasses.replace(
             epp,
             response_header_mode="SEND",
             response_body_mode="STREAMED",
             response_trailer_mode="SKIP",
         )
-    typing.assert_never(RESPONSE_MODE)
+    typing.assert_never(mode)

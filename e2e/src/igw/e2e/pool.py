@@ -9,6 +9,11 @@ Three `igw-sim` pods serve base model `meta-llama/Llama-3.1-8B-Instruct` from on
 The same pool is written three times, each in the format its reader expects: the simulator's
 `--config` (a `pods:` list), the EPP's `--endpoints-file`, and the BBR's `--adapters-file`.
 
+`--sim-config` (`igw-local run`) tunes the simulator without changing that layout: its keys are
+`igw-sim --config` options applied to every pod (`max-num-seqs: 2` shrinks the pool's capacity),
+checked by the simulator's own parser; the keys that make the layout (pods, ports, models,
+adapters) are refused, since the EPP's and the BBR's files describe the same pods.
+
 Why sim-2 sits on 127.0.0.2: only sim-2 serves the adapter, and the EPP cannot tell that from
 model-server metrics (vLLM reports running adapters, not loaded ones). So the gateway narrows an
 adapter request's candidates with the data plane's subset hint (upstream §1.5), which matches
@@ -18,7 +23,14 @@ endpoints by IP; a pod of its own IP is also what a Kubernetes pod has. The simu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from igw.sim.config import ConfigError, build, read_yaml
+from igw.sim.fleet import plan
 
 __all__ = [
     "ADAPTER",
@@ -29,6 +41,7 @@ __all__ = [
     "adapter_subset_lua",
     "adapters_yaml",
     "endpoints_yaml",
+    "read_sim_options",
     "sim_yaml",
 ]
 
@@ -40,6 +53,11 @@ SIM_PORTS = 4
 """Consecutive ports the pool takes from its first: sim-0, sim-1's two ranks, sim-2."""
 TIME_SCALE = 10
 """Simulated seconds per wall second: realistic H100 timings, answers ten times sooner."""
+LAYOUT_OPTIONS = frozenset(
+    {"pods", "port", "host", "pod-name", "model", "served-model-name", "data-parallel-size",
+     "lora-modules", "max-loras"}
+)  # fmt: skip
+"""Simulator options that make the pool's layout, which `--sim-config` may not change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +76,20 @@ _PODS = (
 )
 
 
-def sim_yaml(first_port: int) -> str:
-    """`igw-sim --config`: the three pods on the llama-3.1-8b-h100 preset."""
-    lines = [
-        "# igw-sim --config: the local gateway's pool (see igw.e2e.pool).",
-        "host: 0.0.0.0",
-        "preset: llama-3.1-8b-h100",
-        f"model: {BASE_MODEL}",
-        f"time-scale: {TIME_SCALE}",
-        "log-format: console",
-        "pods:",
-    ]
+def sim_yaml(first_port: int, options: Mapping[str, object] | None = None) -> str:
+    """`igw-sim --config`: the three pods on the llama-3.1-8b-h100 preset, with `options`
+    (from `read_sim_options`) for every pod."""
+    top: dict[str, object] = {
+        "host": "0.0.0.0",
+        "preset": "llama-3.1-8b-h100",
+        "model": BASE_MODEL,
+        "time-scale": TIME_SCALE,
+        "log-format": "console",
+    }
+    top.update({str(key).replace("_", "-"): value for key, value in (options or {}).items()})
+    lines = ["# igw-sim --config: the local gateway's pool (see igw.e2e.pool)."]
+    lines += yaml.safe_dump(top, sort_keys=False, width=1000).splitlines()
+    lines.append("pods:")
     for pod in _PODS:
         entry = f"  - {{pod-name: {pod.name}, port: {first_port + pod.offset}"
         if pod.ranks > 1:
@@ -77,6 +98,29 @@ def sim_yaml(first_port: int) -> str:
             entry += f", lora-modules: [{ADAPTER}=/adapters/{ADAPTER}], max-loras: 1"
         lines.append(entry + "}")
     return "\n".join(lines) + "\n"
+
+
+def read_sim_options(path: Path) -> dict[str, object]:
+    """`--sim-config`'s options, checked as the simulator will read them (module docstring);
+    raises ValueError naming the file and what is wrong with it."""
+    try:
+        options = read_yaml(path)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it: {e.strerror}") from None
+    except (yaml.YAMLError, ConfigError) as e:
+        raise ValueError(f"{path}: {e}") from None
+    layout = sorted(k for k in options if str(k).replace("_", "-") in LAYOUT_OPTIONS)
+    if layout:
+        raise ValueError(
+            f"{path}: {', '.join(map(str, layout))}: the local pool's layout is fixed "
+            "(igw.e2e.pool); set engine options such as max-num-seqs or time-scale"
+        )
+    document = yaml.safe_load(sim_yaml(8000, options))
+    try:
+        plan(build({}, document, environ={}))
+    except ConfigError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return options
 
 
 def endpoints_yaml(first_port: int) -> str:
