@@ -85,6 +85,10 @@ bench-failover: $(STAMP) ## EPP leader election: seconds from the leader's end t
 bench-flow-control: $(STAMP) ## flow control off vs on: TTFT per priority under overload, EPP CPU
 	$(PY) -m bench.flow_control $(BENCH_ARGS)
 
+.PHONY: fuzz
+fuzz: $(STAMP) ## ext_proc fuzzer: 100,000 hostile streams at the BBR, then the EPP (FUZZ_ARGS)
+	$(PY) -m bench.fuzz_extproc --count 100000 $(FUZZ_ARGS)
+
 e2e-kind: $(STAMP) ## kind suite: images, charts, Envoy Gateway (skips without Docker/kind/helm)
 	$(PY) e2e/kind/run.py $(E2E_KIND_ARGS)
 

@@ -13,6 +13,17 @@ def _mib(kib: int | None) -> str:
     return "-" if kib is None else f"{kib / 1024:.1f} MiB"
 
 
+def _rss_trace(result: RunResult, points: int = 10) -> list[str]:
+    """RSS at about `points` evenly spaced moments of the run, to show it flat (or not)."""
+    trace = result.rss_trace
+    if len(trace) < points:
+        return []
+    step = len(trace) / points
+    shown = [trace[min(len(trace) - 1, round((i + 1) * step) - 1)] for i in range(points)]
+    cells = " | ".join(f"{ran:,}: {kib / 1024:.1f}" for ran, kib in shown)
+    return ["", f"RSS (MiB) by streams run: {cells}"]
+
+
 def summary(result: RunResult, command: str) -> str:
     """What ran, how each stream ended, what the process looked like after (module docstring)."""
     rate = result.ran / result.elapsed_s if result.elapsed_s else 0.0
@@ -49,6 +60,7 @@ def summary(result: RunResult, command: str) -> str:
         "|---|---:|",
         *(f"| {kind} | {n:,} |" for kind, n in sorted(result.case_kinds.items())),
     ]
+    lines += _rss_trace(result)
     if result.grpc_details:
         lines += ["", "gRPC statuses, one example each (case index: message):", ""]
         lines += [

@@ -57,6 +57,8 @@ class RunResult:
     problems: list[str] = field(default_factory=list)
     """Process-level failures: died, not SERVING, open requests left."""
     rss_kib: dict[str, int] = field(default_factory=dict)
+    rss_trace: list[tuple[int, int]] = field(default_factory=list)
+    """(streams run, RSS KiB) after each batch."""
     fds: dict[str, int] = field(default_factory=dict)
     open_requests: dict[str, float] = field(default_factory=dict)
     servicer_exceptions: Counter[str] = field(default_factory=Counter)
@@ -106,8 +108,9 @@ async def run(
             await asyncio.gather(*workers)
             if not await _still_healthy(service, result):
                 break
+            result.rss_trace.append((result.ran, service.rss_kib()))
             if first < result.warmup <= first + batch or (result.warmup == 0 and first == 0):
-                result.rss_kib["warm"] = service.rss_kib()
+                result.rss_kib["warm"] = result.rss_trace[-1][1]
             if progress is not None:
                 progress(result)
     result.elapsed_s = time.monotonic() - started

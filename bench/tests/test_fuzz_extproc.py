@@ -11,6 +11,7 @@ only makes it slower.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,9 @@ COUNT = 400
 # owns that tree): a stream ending in one of these is a known bug, any other exception a new one.
 KNOWN_EPP_EXCEPTIONS = frozenset(
     {
-        "RecursionError at igw/epp/parsers/openai_parser.py:171 in parse",
-        "UnicodeDecodeError at igw/epp/parsers/openai_parser.py:109 in _chat_text",
-        "UnicodeDecodeError at igw/epp/parsers/openai_parser.py:122 in _completions_text",
+        "RecursionError at igw/epp/parsers/openai_parser.py in parse",
+        "UnicodeDecodeError at igw/epp/parsers/openai_parser.py in _chat_text",
+        "UnicodeDecodeError at igw/epp/parsers/openai_parser.py in _completions_text",
     }
 )
 RSS_BOUND_KIB = 256 * 1024
@@ -50,7 +51,9 @@ async def test_service_survives_the_short_fuzz_run(name: ServiceName, tmp_path: 
     assert not result.failures, text
     assert not any(value for value in result.open_requests.values()), text
     known = KNOWN_EPP_EXCEPTIONS if name == "epp" else frozenset()
-    assert set(result.servicer_exceptions) <= known, text
+    # Matched without line numbers: edits elsewhere in the file must not turn a known bug new.
+    raised = {re.sub(r":\d+ in ", " in ", key) for key in result.servicer_exceptions}
+    assert raised <= known, text
     unexplained = [p for p in result.problems if "unexpected exception" not in p]
     assert not unexplained, text
     # Memory is judged by the long run; this only catches a runaway.
