@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from igw.common.testing.pytest_plugin import EnvoyFactory
-from igw.epp.requestpath.headers import OBJECTIVE
+from igw.epp.requestpath.headers import FAIRNESS_ID, OBJECTIVE
 from igw.epp.server import EppOptions
 from igw.epp.testing.gateway import GatewaySettings, open_gateway
 from igw.epp.testing.generating_server import GeneratingModelServer
@@ -36,12 +36,14 @@ featureGates: [flowControl]
 plugins:
 - {{type: concurrency-detector, parameters: {{maxConcurrency: 1}}}}
 - type: queue-scorer
+- type: round-robin-fairness-policy
+- {{name: weighted, type: weighted-fair-fairness-policy, parameters: {{weights: {{tenant-a: 3}}}}}}
 schedulingProfiles:
 - {{name: default, plugins: [{{pluginRef: queue-scorer}}]}}
 saturationDetector: {{pluginRef: concurrency-detector}}
 flowControl:
   {flow_control}
-  priorityBands: [{{priority: 10}}, {{priority: 0}}]
+  priorityBands: [{{priority: 10}}, {{priority: 0, fairnessPolicyRef: {fairness}}}]
 """
 CAPACITY = b"inference error: ResourceExhausted - request rejected pre-queue: queue at capacity"
 TIMED_OUT = (
@@ -63,10 +65,13 @@ def outcome(name: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def flow_controlled(
-    envoy_factory: EnvoyFactory, free_port: Callable[[], int], flow_control: str
+    envoy_factory: EnvoyFactory,
+    free_port: Callable[[], int],
+    flow_control: str,
+    fairness: str = "global-strict-fairness-policy",
 ) -> AsyncIterator[tuple[Gateway, GeneratingModelServer]]:
     epp = EppOptions(
-        config_text=CONFIG.format(flow_control=flow_control),
+        config_text=CONFIG.format(flow_control=flow_control, fairness=fairness),
         objectives={"critical": 10, "batch": 0, "sheddable": -1},
     )
     async with (
@@ -91,9 +96,10 @@ def total(gateway: Gateway, name: str) -> float:
 Answer = asyncio.Task[tuple[int, bytes]]
 
 
-def send(gateway: Gateway, prompt: str, objective: str = "batch") -> Answer:
+def send(gateway: Gateway, prompt: str, objective: str = "batch", tenant: str = "") -> Answer:
     body = completion(MODEL, prompt, max_tokens=1)
-    return asyncio.create_task(gateway.post(body, **{OBJECTIVE: objective}))
+    headers = {OBJECTIVE: objective} | ({FAIRNESS_ID: tenant} if tenant else {})
+    return asyncio.create_task(gateway.post(body, **headers))
 
 
 async def occupy(gateway: Gateway, pod: GeneratingModelServer) -> Answer:
@@ -191,3 +197,29 @@ async def test_a_starving_band_evicts_an_in_flight_sheddable_request(
         assert (await critical)[0] == 200
         assert total(gw, QUEUE_SIZE) == 0
         await gw.still_serves(MODEL)
+
+
+@pytest.mark.parametrize(
+    ("fairness", "expected"),
+    [
+        # Tenant a offers 8 requests to b's 3: b still gets every other turn while it waits.
+        pytest.param("round-robin-fairness-policy", "abababaaaaa", id="round-robin"),
+        # weights {tenant-a: 3}: three of a's per one of b's while both wait.
+        pytest.param("weighted", "aaabaaabaab", id="weighted-3-to-1"),
+    ],
+)
+async def test_fairness_shares_dispatch_turns_between_tenants(
+    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int], fairness: str, expected: str
+) -> None:
+    async with flow_controlled(
+        envoy_factory, free_port_factory, "maxRequests: 100", fairness=fairness
+    ) as (gw, pod):
+        first = await occupy(gw, pod)
+        sent = []
+        for i, tenant in enumerate("a" * 8 + "b" * 3):
+            sent.append(send(gw, tenant, tenant=f"tenant-{tenant}"))
+            await queued(gw, i + 1)
+        pod.gate.set()
+        assert [status for status, _ in await asyncio.gather(first, *sent)] == [200] * 12
+    turns = "".join(orjson.loads(received.body)["prompt"] for received in pod.received[1:])
+    assert turns == expected

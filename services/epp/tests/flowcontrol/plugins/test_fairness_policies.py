@@ -18,8 +18,7 @@ from igw.epp.flowcontrol.plugins import (
 from igw.epp.flowcontrol.queue import FlowQueue
 from igw.epp.framework import PluginHandle
 from igw.epp.framework.flowcontrol import FairnessPolicy
-
-from .conftest import flows, item
+from igw.epp.testing.flowcontrol import flows, queued
 
 
 def picks(policy: FairnessPolicy, queues: dict[str, FlowQueue], n: int) -> list[str | None]:
@@ -36,9 +35,9 @@ def picks(policy: FairnessPolicy, queues: dict[str, FlowQueue], n: int) -> list[
 
 def test_global_strict_takes_the_best_head_across_flows() -> None:
     queues = {k: FlowQueue(k, EdfOrderingPolicy(), 0.0) for k in ("a", "b")}
-    queues["a"].push(item("a", at=0.0, ttl=10.0))  # deadline 10
-    queues["b"].push(item("b", at=1.0, ttl=2.0))  # deadline 3
-    queues["a"].push(item("a", at=2.0, ttl=0.5))  # deadline 2.5: a's head
+    queues["a"].push(queued("a", at=0.0, ttl=10.0))  # deadline 10
+    queues["b"].push(queued("b", at=1.0, ttl=2.0))  # deadline 3
+    queues["a"].push(queued("a", at=2.0, ttl=0.5))  # deadline 2.5: a's head
     assert picks(GlobalStrictFairnessPolicy(), queues, 4) == ["a", "b", "a", None]
 
 

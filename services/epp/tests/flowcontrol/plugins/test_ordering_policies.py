@@ -14,8 +14,7 @@ from igw.epp.flowcontrol.plugins import (
 )
 from igw.epp.flowcontrol.queue import FlowQueue, QueueItem
 from igw.epp.framework.flowcontrol import OrderingPolicy
-
-from .conftest import item
+from igw.epp.testing.flowcontrol import queued
 
 
 def drain(ordering: OrderingPolicy, items: list[tuple[str, QueueItem]]) -> list[str]:
@@ -32,16 +31,16 @@ def drain(ordering: OrderingPolicy, items: list[tuple[str, QueueItem]]) -> list[
 
 def test_fcfs_is_arrival_order_on_a_fifo() -> None:
     assert not FcfsOrderingPolicy.needs_heap
-    items = [("a", item(at=2.0)), ("b", item(at=1.0)), ("c", item(at=3.0))]
+    items = [("a", queued(at=2.0)), ("b", queued(at=1.0)), ("c", queued(at=3.0))]
     assert drain(FcfsOrderingPolicy(), items) == ["a", "b", "c"]  # queue order is arrival
 
 
 def test_edf_orders_by_enqueue_plus_ttl_and_no_ttl_goes_last() -> None:
     items = [
-        ("no-ttl", item(at=0.0)),
-        ("late", item(at=0.0, ttl=10.0)),
-        ("soon", item(at=5.0, ttl=1.0)),
-        ("soon-too", item(at=5.5, ttl=0.5)),  # same deadline: arrival decides
+        ("no-ttl", queued(at=0.0)),
+        ("late", queued(at=0.0, ttl=10.0)),
+        ("soon", queued(at=5.0, ttl=1.0)),
+        ("soon-too", queued(at=5.5, ttl=0.5)),  # same deadline: arrival decides
     ]
     assert drain(EdfOrderingPolicy(), items) == ["soon", "soon-too", "late", "no-ttl"]
 
@@ -59,21 +58,21 @@ def test_edf_orders_by_enqueue_plus_ttl_and_no_ttl_goes_last() -> None:
 )
 def test_slo_deadline_reads_the_ttft_header(header: str | None, deadline: float) -> None:
     headers = {} if header is None else {"x-slo-ttft-ms": header}
-    assert SloDeadlineOrderingPolicy().sort_key(item(at=10.0, headers=headers))[0] == deadline
+    assert SloDeadlineOrderingPolicy().sort_key(queued(at=10.0, headers=headers))[0] == deadline
 
 
 def test_slo_deadline_dispatches_the_tightest_slo_first() -> None:
     items = [
-        ("none", item(at=0.0)),
-        ("loose", item(at=0.0, headers={"x-slo-ttft-ms": "5000"})),
-        ("tight", item(at=1.0, headers={"x-slo-ttft-ms": "100"})),
+        ("none", queued(at=0.0)),
+        ("loose", queued(at=0.0, headers={"x-slo-ttft-ms": "5000"})),
+        ("tight", queued(at=1.0, headers={"x-slo-ttft-ms": "100"})),
     ]
     assert drain(SloDeadlineOrderingPolicy(), items) == ["tight", "loose", "none"]
 
 
 def test_a_heap_queue_forgets_removed_requests_at_once() -> None:
     flow = FlowQueue("f", EdfOrderingPolicy(), 0.0)
-    kept, removed = item(at=1.0, ttl=1.0, size=3), item(at=0.0, ttl=1.0, size=5)
+    kept, removed = queued(at=1.0, ttl=1.0, size=3), queued(at=0.0, ttl=1.0, size=5)
     flow.push(kept)
     flow.push(removed)
     flow.remove(removed, 2.0)

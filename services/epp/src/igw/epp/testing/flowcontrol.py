@@ -8,13 +8,14 @@ lets exactly n requests through, in the order the policies choose: deterministic
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 from prometheus_client import CollectorRegistry
 
 from igw.epp.config import load_config
-from igw.epp.endpoints import EndpointSource, EndpointState
+from igw.epp.endpoints import EndpointSource, EndpointState, InferenceRequest
 from igw.epp.flowcontrol import (
     EvictionConfig,
     FlowController,
@@ -22,7 +23,10 @@ from igw.epp.flowcontrol import (
     InFlight,
     flow_controller,
 )
+from igw.epp.flowcontrol.plugins import FcfsOrderingPolicy
+from igw.epp.flowcontrol.queue import FlowQueue, QueueItem
 from igw.epp.framework import PluginHandle
+from igw.epp.framework.flowcontrol import OrderingPolicy
 from igw.epp.framework.requestcontrol import SaturationDetector
 from igw.epp.requestpath import Director, RequestMetrics
 from igw.epp.testing.builders import FakeClock, seeded
@@ -33,6 +37,8 @@ __all__ = [
     "build_controller",
     "flow_control_config",
     "flow_controlled_director",
+    "flows",
+    "queued",
 ]
 
 
@@ -115,3 +121,33 @@ def flow_controlled_director(
     metrics = RequestMetrics(handle.metrics.registry)
     director = director_for(config, source, objectives=objectives, metrics=metrics)
     return director, controller, source
+
+
+_seq = itertools.count()
+
+
+def queued(
+    fairness_id: str = "f",
+    *,
+    at: float = 0.0,
+    ttl: float = 0.0,
+    size: int = 1,
+    headers: Mapping[str, str] | None = None,
+) -> QueueItem:
+    """A queue item as the controller makes it (enqueued `at`, with a TTL and a size)."""
+    request = InferenceRequest("r", "m", dict(headers or {}), fairness_id=fairness_id)
+    labels = (fairness_id, "0", "pool", "m", "m")
+    return QueueItem(request, 0, fairness_id, size, at, ttl, next(_seq), labels)
+
+
+def flows(
+    backlog: Mapping[str, int], ordering: OrderingPolicy | None = None, size: int = 1
+) -> dict[str, FlowQueue]:
+    """Flows with `backlog[id]` requests each, for the fairness policies to pick from."""
+    made = {}
+    for fairness_id, n in backlog.items():
+        flow = FlowQueue(fairness_id, ordering or FcfsOrderingPolicy(), 0.0)
+        for i in range(n):
+            flow.push(queued(fairness_id, at=float(i), size=size))
+        made[fairness_id] = flow
+    return made
