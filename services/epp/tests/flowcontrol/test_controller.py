@@ -278,3 +278,12 @@ async def test_stop_ends_waiting_requests_and_refuses_new_ones(make: Make) -> No
     with pytest.raises(InternalError, match="request rejected pre-queue: flow controller is not"):
         await h.fc.admit(req(), ())
     assert h.gauge("queue_size") == 0
+
+
+async def test_dispatched_requests_do_not_linger_in_the_ttl_index(make: Make) -> None:
+    h = make("{defaultRequestTTL: 60s}")
+    h.detector.budget = 200
+    await asyncio.gather(*(h.fc.admit(req(rid=str(i)), ()) for i in range(200)))
+    h.submit(req(rid="waiting"))  # one more look at the queues
+    await h.queued(1)
+    await wait_until(lambda: len(h.fc._deadlines) <= 64)

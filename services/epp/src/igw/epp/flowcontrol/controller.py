@@ -138,9 +138,8 @@ class FlowController:
             if item.queued:  # the client went away while it waited
                 self._finish(item, Outcome.EVICTED_CONTEXT_CANCELLED, self.clock())
             raise
-        error = outcome_error(outcome)
-        if error is not None:
-            raise error
+        if outcome is not Outcome.DISPATCHED:
+            raise outcome_error(outcome)
 
     def dispatched(self, request: InferenceRequest) -> None:
         """The request was scheduled (PreRequest): track it for eviction if sheddable."""
@@ -167,7 +166,7 @@ class FlowController:
             self.metrics.enqueue_duration.labels(
                 request.fairness_id, priority, Outcome.REJECTED_OTHER.value
             ).observe(perf_counter() - started)
-            raise outcome_error(Outcome.REJECTED_OTHER) or AssertionError
+            raise outcome_error(Outcome.REJECTED_OTHER)
         band = self.bands.band(request.priority, now)
         labels = (
             request.fairness_id, priority, self.pool_name, request.incoming_model,
@@ -181,7 +180,7 @@ class FlowController:
             self.metrics.enqueue_duration.labels(*labels[:2], outcome.value).observe(
                 perf_counter() - started
             )
-            raise outcome_error(outcome) or AssertionError
+            raise outcome_error(outcome)
         item = QueueItem(
             request, request.priority, request.fairness_id, request.size_bytes, now,
             self.config.default_request_ttl, next(self._seq), labels,
@@ -261,6 +260,10 @@ class FlowController:
             _, _, item = heapq.heappop(deadlines)
             if item.queued:
                 self._finish(item, Outcome.EVICTED_TTL, now)
+        if len(deadlines) > 64 and len(deadlines) > 2 * self.bands.length:
+            # Entries of requests that left before their TTL: drop them (and their requests).
+            self._deadlines = [entry for entry in deadlines if entry[2].queued]
+            heapq.heapify(self._deadlines)
 
     def dispatch_cycle(self, now: float) -> bool:
         """One cycle (module docstring); True when a request was dispatched."""

@@ -56,12 +56,10 @@ class FlowControlEvictedError(ResourceExhaustedError):
         return EVICTED_BODY
 
 
-def outcome_error(outcome: Outcome, cause: str = NOT_RUNNING) -> InferenceError | None:
-    """The error a request refused with `outcome` gets; None for `DISPATCHED`. `cause` is the
-    underlying reason of the `*_OTHER` outcomes."""
+def outcome_error(outcome: Outcome, cause: str = NOT_RUNNING) -> InferenceError:
+    """The error a request refused with `outcome` gets (any outcome but `DISPATCHED`). `cause`
+    is the underlying reason of the `*_OTHER` outcomes."""
     match outcome:
-        case Outcome.DISPATCHED:
-            return None
         case Outcome.REJECTED_CAPACITY:
             return ResourceExhaustedError(f"{_REJECTED}: queue at capacity")
         case Outcome.EVICTED_TTL:
@@ -76,3 +74,5 @@ def outcome_error(outcome: Outcome, cause: str = NOT_RUNNING) -> InferenceError 
             return InternalError(f"internal flow control error: {_REJECTED}: {cause}")
         case Outcome.EVICTED_OTHER:
             return InternalError(f"internal flow control error: {_EVICTED}: {cause}")
+        case Outcome.DISPATCHED:
+            raise ValueError("a dispatched request has no error")
