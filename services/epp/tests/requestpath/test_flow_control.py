@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import pytest
 
 from igw.common.envoy import BodyMode
 from igw.common.errors import ServiceUnavailableError
-from igw.common.extproc import HttpRequest, StreamInfo
+from igw.common.extproc import ExtProcServicer, HttpRequest, StreamInfo
+from igw.common.testing import messages
 from igw.common.testing.messages import ReplyView
 from igw.epp.flowcontrol import EvictionConfig, InFlight
 from igw.epp.requestpath.headers import OBJECTIVE, read_control_headers
@@ -87,4 +89,34 @@ async def test_an_admitted_sheddable_request_is_followed_to_its_end() -> None:
         assert len(in_flight) == 0
         assert signal.cancelled()
     finally:
+        await controller.stop()
+
+
+async def test_a_stream_reset_while_queued_takes_the_request_out_at_once() -> None:
+    """Through the real ext_proc servicer over gRPC: a cancelled call (what Envoy does when the
+    client goes) cancels the stream's task, and with it the wait in the queue."""
+    director, controller, _ = flow_controlled_director([BUSY])
+    controller.start()
+    server = grpc.aio.server()
+    duplex = BodyMode.FULL_DUPLEX_STREAMED
+    servicer = ExtProcServicer(build_exchanges(director), request_mode=duplex, response_mode=duplex)
+    server.add_generic_rpc_handlers([servicer.rpc_handler()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        call = messages.ext_proc_call(channel)(timeout=10)
+        await call.write(messages.request_headers(CHAT_HEADERS))
+        await call.write(messages.request_body(CHAT_BODY, end_of_stream=True))
+        await wait_until(lambda: controller.bands.length == 1)
+        call.cancel()
+        await wait_until(lambda: controller.bands.length == 0)
+        cancelled = ("default-flow", "0", "EvictedContextCancelled", "pool", "m", "m")
+        assert sum(controller.metrics.queue_duration.labels(*cancelled).counts) == 1
+        assert (
+            controller.metrics.queue_size.labels("default-flow", "0", "pool", "m", "m").value == 0
+        )
+    finally:
+        await channel.close()
+        await server.stop(None)
         await controller.stop()
