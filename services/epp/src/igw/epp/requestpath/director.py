@@ -5,6 +5,8 @@
     -> candidates (subset hint)                                      `candidates`
     -> admission (sheddable: 429 when saturated or no candidates; then none: 503) -> PrepareData
        -> Admit -> schedule (none: 429) -> PreRequest               `schedule`
+       (with the `flowControl` gate, admission waits in flow control's queues instead, and the
+       candidates are located again once the request is let through)
     -> destination header + `envoy.lb` metadata, body untouched unless the model is rewritten
 
 `decide` runs the steps for a live request and returns the `Decision`: what was learned and the
