@@ -119,6 +119,20 @@ def test_flow_control_eviction_and_weighted_fairness_load() -> None:
     assert load_config(HEAD + "flowControl: {}\n").flow_control.eviction is None
 
 
+def test_flow_control_counts_are_kubernetes_quantities_as_upstream() -> None:
+    """Upstream types maxRequests as a resource.Quantity, like maxBytes: `1k` is 1000."""
+    fc = load_config(
+        HEAD + "featureGates: [flowControl]\n"
+        "flowControl: {maxRequests: 1k, maxBytes: 1Gi, "
+        "defaultPriorityBand: {maxRequests: '250'}, priorityBands: [{priority: 1, maxRequests: 40}]}\n"
+    ).flow_control
+    assert (fc.max_requests, fc.max_bytes) == (1000, 2**30)
+    assert fc.default_band.max_requests == 250
+    assert fc.bands[0].max_requests == 40
+    with pytest.raises(ConfigError, match=r"flowControl\.maxRequests"):
+        load_config(HEAD + "flowControl: {maxRequests: many}\n")
+
+
 def test_loads_from_a_file(tmp_path: Path) -> None:
     path = tmp_path / "epp.yaml"
     path.write_text(UPSTREAM_EXAMPLE)

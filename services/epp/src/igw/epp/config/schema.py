@@ -69,7 +69,7 @@ class PriorityBandDoc(_Doc):
     priority: int | None = None
     """Required in `priorityBands`, absent in `defaultPriorityBand`."""
     max_bytes: int | str | None = None
-    max_requests: int | None = None
+    max_requests: int | str | None = None
     fairness_policy_ref: str | None = None
     ordering_policy_ref: str | None = None
 
@@ -81,7 +81,7 @@ class EvictionDoc(_Doc):
 
 class FlowControlDoc(_Doc):
     max_bytes: int | str | None = None
-    max_requests: int | None = None
+    max_requests: int | str | None = None
     default_request_ttl: str | float | None = msgspec.field(default=None, name="defaultRequestTTL")
     default_priority_band: PriorityBandDoc | None = None
     priority_bands: list[PriorityBandDoc] = []
