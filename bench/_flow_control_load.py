@@ -31,6 +31,7 @@ __all__ = [
     "ClientClass",
     "Probe",
     "Timeline",
+    "bucket_p90",
     "run_classes",
 ]
 
@@ -156,10 +157,12 @@ class Probe:
             per = buckets.setdefault(labels.get("priority", ""), {})
             bound = float(labels["le"])
             per[bound] = per.get(bound, 0) + value
-        return {priority: _p90(per) for priority, per in buckets.items()}
+        return {priority: bucket_p90(per) for priority, per in buckets.items()}
 
 
-def _p90(cumulative: Mapping[float, float]) -> float | None:
+def bucket_p90(cumulative: Mapping[float, float]) -> float | None:
+    """The upper bound of the bucket holding the 90th percentile of a Prometheus histogram
+    (`le` bound -> cumulative count); None when it observed nothing."""
     ordered = sorted(cumulative.items())
     total = ordered[-1][1] if ordered else 0
     if not total:

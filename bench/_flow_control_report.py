@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 from bench._load import Streamed
 from bench.lab.report import as_ms, pct
 
-__all__ = ["NEAR_IDLE_CORES", "figures", "markdown", "plot"]
+__all__ = ["NEAR_IDLE_CORES", "figures", "markdown", "plot", "throughput", "verdicts"]
 
 NEAR_IDLE_CORES = 0.05
 """The EPP with a full queue and a saturated pool may use at most this much more of a core than
@@ -48,6 +48,12 @@ def figures(answers: Sequence[Streamed]) -> dict[str, Any]:
     }
 
 
+def throughput(answers: Sequence[Streamed]) -> float:
+    """Answers per second, from the first request's start to the last answer's end."""
+    ends = [a.done for a in answers if a.ok and a.done is not None]
+    return len(ends) / (max(ends) - min(a.started for a in answers)) if ends else 0.0
+
+
 def _row(cells: Sequence[object]) -> str:
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 
@@ -62,7 +68,7 @@ def _seconds(value: float | None) -> str:
 
 def _load_table(modes: Mapping[str, Mapping[str, Any]], key: str) -> list[str]:
     columns = ["flow control", key, "sent", "200", "429", "503", "other", "unfinished",
-               "TTFT p50 ms", "TTFT p90 ms", "EPP queue time p90 s"]  # fmt: skip
+               "TTFT p50 ms", "TTFT p90 ms", "EPP queue time p90 s (bucket)"]  # fmt: skip
     rows = []
     for mode, run in modes.items():
         queue_p90 = run.get("queue_time_p90", {})
@@ -97,13 +103,17 @@ def verdicts(modes: Mapping[str, Mapping[str, Any]]) -> list[str]:
     off, on = modes.get("off"), modes.get("on")
     if off and on:
         for objective in off["objectives"]:
-            before = off["objectives"][objective]["ttft_p90"]
-            after = on["objectives"][objective]["ttft_p90"]
-            if before and after:
+            before, after = off["objectives"][objective], on["objectives"][objective]
+            if before["ttft_p90"] and after["ttft_p90"]:
                 lines.append(
-                    f"- {objective}: p90 TTFT {as_ms(before)} ms with flow control off, "
-                    f"{as_ms(after)} ms on ({before / after:.1f}x)."
+                    f"- {objective}: p90 TTFT {as_ms(before['ttft_p90'])} ms with flow control "
+                    f"off, {as_ms(after['ttft_p90'])} ms on "
+                    f"({before['ttft_p90'] / after['ttft_p90']:.1f}x lower); answered "
+                    f"{before['ok']}/{before['sent']} off, {after['ok']}/{after['sent']} on "
+                    f"({after['429']} x 429 over capacity, {after['503']} x 503 past the TTL)."
                 )
+    for mode, run in modes.items():
+        lines.append(f"- Throughput with flow control {mode}: {run['throughput']:.2f} answers/s.")
     if on:
         hold = on["hold"]
         extra = hold["busy_cores"] - hold["idle_cores"]
@@ -160,8 +170,7 @@ def plot(modes: Mapping[str, Mapping[str, Any]], path: Path) -> None:
         bars.bar(xs, values, width, label=f"flow control {mode}")
     bars.set_xticks([x + width * (len(modes) - 1) / 2 for x in range(len(objectives))])
     bars.set_xticklabels(objectives)
-    bars.set_ylabel("TTFT p90 (s, log scale)")
-    bars.set_yscale("log")
+    bars.set_ylabel("TTFT p90 (s)")
     bars.set_title("p90 time to first token per objective")
     bars.legend()
     for mode, run in modes.items():

@@ -54,7 +54,8 @@ from igw.sim.engine.presets import PRESETS
 
 __all__ = ["main"]
 
-METHOD = (__doc__ or "").partition("\n\n")[2].strip()
+METHOD = (__doc__ or "").partition("Method (repeated in the report):")[2].partition("\n\nWrites")[0]
+METHOD = METHOD.strip()
 EXAMPLE = REPO / "examples" / "flow-control"
 OBJECTIVES = {"critical": 10, "batch": 0}
 PROMPT_TOKENS = 500
@@ -237,6 +238,7 @@ async def run_mode(
     return {
         "objectives": {o: report.figures(a) for o, a in by_objective.items()},
         "classes": {name: report.figures(a) for name, a in answers.items()},
+        "throughput": report.throughput([a for done in answers.values() for a in done]),
         "priorities": OBJECTIVES,
         "queue_time_p90": queue_p90,
         "hold": hold,
@@ -278,7 +280,8 @@ async def run(args: argparse.Namespace, command: str) -> int:
     plot_name = "flow-control.png"
     report.plot(modes, args.out / plot_name)
     (args.out / "report.md").write_text(report.markdown(modes, facts, METHOD, plot_name))
-    (args.out / "results.json").write_text(json.dumps(modes, indent=1) + "\n")
+    results = {"facts": facts, "modes": modes}
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     print("\n".join(report.verdicts(modes)))
     print(f"report: {repo_relative(args.out / 'report.md')}")
     return 0

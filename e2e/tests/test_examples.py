@@ -30,10 +30,10 @@ def test_the_epp_config_turns_flow_control_on_with_a_band_per_objective() -> Non
         assert 0 < band.max_requests <= flow.max_requests
     detector = config.saturation_detector
     assert isinstance(detector, ConcurrencyDetector)
-    # The detector's limit is what one simulator rank runs at once: the EPP queues exactly
-    # when every rank is busy.
+    # The detector's limit is what one simulator rank runs at once and one more, ready to
+    # start: the EPP queues once every rank is busy and has its next request.
     sim_options = pool.read_sim_options(EXAMPLE / "sim.yaml")
-    assert detector.capacity == sim_options["max-num-seqs"]
+    assert detector.capacity == int(str(sim_options["max-num-seqs"])) + 1
 
 
 @pytest.mark.envoy
