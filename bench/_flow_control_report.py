@@ -98,6 +98,10 @@ def _cpu_table(modes: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return _table(columns, rows)
 
 
+def _ratio(off: float, on: float) -> str:
+    return f"{off / on:.1f}x lower" if off >= on else f"{on / off:.1f}x higher"
+
+
 def verdicts(modes: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = []
     off, on = modes.get("off"), modes.get("on")
@@ -108,7 +112,7 @@ def verdicts(modes: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 lines.append(
                     f"- {objective}: p90 TTFT {as_ms(before['ttft_p90'])} ms with flow control "
                     f"off, {as_ms(after['ttft_p90'])} ms on "
-                    f"({before['ttft_p90'] / after['ttft_p90']:.1f}x lower); answered "
+                    f"({_ratio(before['ttft_p90'], after['ttft_p90'])}); answered "
                     f"{before['ok']}/{before['sent']} off, {after['ok']}/{after['sent']} on "
                     f"({after['429']} x 429 over capacity, {after['503']} x 503 past the TTL)."
                 )

@@ -86,4 +86,6 @@ def test_verdicts_state_the_gain_the_shedding_and_a_busy_wait() -> None:
         "- Throughput with flow control on: 4.50 answers/s.",
     ]
     assert "NOT near idle" in lines[3]
+    worse = report.verdicts({"off": _mode(10, 1000), "on": _mode(10, 1500)})[0]
+    assert "(1.5x higher)" in worse
     assert "; near idle" in report.verdicts({"on": _mode(10, 1000, busy=0.02)})[1]
