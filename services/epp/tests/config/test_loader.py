@@ -124,7 +124,8 @@ def test_flow_control_counts_are_kubernetes_quantities_as_upstream() -> None:
     fc = load_config(
         HEAD + "featureGates: [flowControl]\n"
         "flowControl: {maxRequests: 1k, maxBytes: 1Gi, "
-        "defaultPriorityBand: {maxRequests: '250'}, priorityBands: [{priority: 1, maxRequests: 40}]}\n"
+        "defaultPriorityBand: {maxRequests: '250'}, "
+        "priorityBands: [{priority: 1, maxRequests: 40}]}\n"
     ).flow_control
     assert (fc.max_requests, fc.max_bytes) == (1000, 2**30)
     assert fc.default_band.max_requests == 250

@@ -55,8 +55,12 @@ async def open_stream(
     stream: bool = False,
     response_mode: BodyMode = DUPLEX,
     sample_rate: float = 1.0,
+    follow_responses: bool = False,
 ) -> tuple[Stream, EppExchange]:
-    exchange = build_exchanges(director, response_sample_rate=sample_rate)(StreamInfo(span=None))
+    exchanges = build_exchanges(
+        director, response_sample_rate=sample_rate, follow_responses=follow_responses
+    )
+    exchange = exchanges(StreamInfo(span=None))
     s = Stream(exchange, DUPLEX, response_mode)
     headers = {**CHAT, "x-request-id": "r1"}
     if rewrite is not None:
@@ -224,6 +228,28 @@ async def test_lean_sampled_response_counts_usage() -> None:
     models = {"model_name": "m", "target_model_name": "m"}
     assert sample(director, "inference_objective_input_tokens_sum", **models) == 5
     assert sample(director, "inference_objective_request_duration_seconds_count", **models) == 1
+
+
+async def test_lean_follows_each_response_to_its_end_for_an_in_flight_detector() -> None:
+    """A concurrency-detector gates on requests in flight: a streamed answer keeps its slot
+    until its last byte, not just until its headers (sampling off, no rewrite, no plugins)."""
+    recorder = Completions()
+    control = RequestControl(SchedulerMetrics(), response_complete=[recorder])
+    director = build_director([IDLE], request_control=control)
+    s, exchange = await open_stream(
+        director, stream=True, response_mode=LEAN, sample_rate=0.0, follow_responses=True
+    )
+
+    [head] = messages.describe_all(await s.handle(messages.response_headers(SSE_HEADERS)))
+    assert not head.skip_body
+    await s.handle(messages.response_body(SSE[:30], end_of_stream=False))
+    assert recorder.calls == []
+    assert sample(director, "inference_objective_running_requests", model_name="m") == 1
+    await s.handle(messages.response_body(SSE[30:], end_of_stream=True))
+    exchange.close(s.completed)  # the servicer closes the exchange once the stream has ended
+    assert recorder.calls == [("r1", "pod-1-rank-0")]
+    assert sample(director, "inference_objective_running_requests", model_name="m") == 0
+    assert not exchange.life.body_skipped
 
 
 async def test_sample_rate_reads_about_that_share() -> None:

@@ -91,6 +91,7 @@ from igw.epp.requestpath import (
     RequestMetrics,
     StaticObjectives,
 )
+from igw.epp.scheduling.plugins import ConcurrencyDetector
 
 __all__ = ["EppOptions", "EppService"]
 
@@ -227,6 +228,8 @@ class EppService:
         self.exchanges = Exchanges(
             self.director, config.request_control, config.parser, self.metrics,
             response_sample_rate=options.response_sample_rate, rng=handle.rng,
+            # A detector counting requests in flight must see each response end, lean mode too.
+            follow_responses=isinstance(config.saturation_detector, ConcurrencyDetector),
         )  # fmt: skip
         self.health = HealthService(
             self._ready,

@@ -19,10 +19,13 @@ side (§1.9):
   over the whole body for JSON (buffered to the end, so a split pattern is still replaced).
 * lean mode (Envoy's response body mode STREAMED, DESIGN §6.1): at response headers the core asks
   `response_body_wanted`. The body is read when the model was rewritten (it must be written
-  back), when ResponseBody plugins are configured, or when the response falls in the director's
-  sampled fraction (`--response-sample-rate`, for usage, latency and size metrics); otherwise it
-  is skipped, and the request finishes right there: the running gauge and the ResponseComplete
-  hooks (in-flight accounting) count it done once its response has started. Trade-off: an
+  back), when ResponseBody plugins are configured, when the saturation detector counts requests
+  in flight (`follow_responses`: a `concurrency-detector` gating admission or flow control must
+  see each response end, or a streamed answer would leave its slot at the first byte), or when
+  the response falls in the director's sampled fraction (`--response-sample-rate`, for usage,
+  latency and size metrics); otherwise it is skipped, and the request finishes right there:
+  the running gauge and the ResponseComplete hooks (in-flight accounting) count it done once
+  its response has started. Trade-off: an
   endpoint's in-flight count then covers requests waiting for their first byte, not the ones
   still decoding; the model server's own running and waiting counts, scraped every 50 ms, carry
   that load to the scorers. Nothing leaks: a skipped request is never left in flight. In
@@ -86,6 +89,9 @@ class Exchanges:
     metrics: RequestMetrics
     response_sample_rate: float = 1.0
     """The share of responses read for usage and latency when reading is optional (lean)."""
+    follow_responses: bool = False
+    """Lean mode reads every body to its end: the saturation detector counts requests in flight
+    (`concurrency-detector`), so a request must stay in flight until its response ends."""
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], float] = time.monotonic
 
@@ -217,7 +223,7 @@ class EppExchange:
         life = self.life
         if self._rewrite is not None or self._response is not None:
             return True
-        if self._shared.sample_response():
+        if self._shared.follow_responses or self._shared.sample_response():
             return True
         life.body_skipped = True
         self._finish()

@@ -137,11 +137,13 @@ def build_exchanges(
     *,
     response_sample_rate: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
+    follow_responses: bool = False,
 ) -> Exchanges:
     """The exchange factory around `director`, sharing its hooks, parser and metrics."""
     return Exchanges(
         director, director.request_control, director.parser, director.metrics,
         response_sample_rate=response_sample_rate, rng=seeded(2), clock=clock,
+        follow_responses=follow_responses,
     )  # fmt: skip
 
 
