@@ -277,6 +277,71 @@ async def test_request_headers_twice_abort_the_stream(
     assert len(exchange.requests) <= 1
 
 
+@pytest.mark.parametrize(
+    "first",
+    [
+        pytest.param(messages.request_body(b"{}", end_of_stream=True), id="body"),
+        pytest.param(messages.request_trailers(), id="trailers"),
+    ],
+)
+async def test_duplex_request_before_its_headers_aborts_the_stream(
+    first: ProcessingRequest,
+) -> None:
+    """Found by bench.fuzz_extproc: the stream answered with a headers reply to headers never
+    sent, and headers coming after made a second `request` call (the EPP leaked a request)."""
+    exchange = RecordingExchange(verdict=VERDICT)
+    stream = stream_for(exchange, DUPLEX)
+
+    with pytest.raises(StreamAbortError, match="before the request headers"):
+        await stream.handle(first)
+    assert exchange.requests == []
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        pytest.param(messages.response_headers({":status": "200"}), id="headers"),
+        pytest.param(messages.response_body(b"{}", end_of_stream=True), id="body"),
+        pytest.param(messages.response_trailers(), id="trailers"),
+    ],
+)
+@pytest.mark.parametrize("mode", [DUPLEX, BodyMode.BUFFERED])
+async def test_a_response_before_the_request_was_decided_aborts_the_stream(
+    mode: BodyMode, response: ProcessingRequest
+) -> None:
+    """Found by bench.fuzz_extproc: the EPP saw the response end before the request it then
+    counted as running, and never counted it finished."""
+    exchange = RecordingExchange(verdict=VERDICT)
+    stream = stream_for(exchange, mode, BodyMode.FULL_DUPLEX_STREAMED)
+    await stream.handle(messages.request_headers(HEADERS))
+
+    with pytest.raises(StreamAbortError, match="before the request was decided"):
+        await stream.handle(response)
+    assert (exchange.response_headers_seen, exchange.response_chunks) == ([], [])
+
+
+async def test_streamed_mode_takes_the_response_undecided() -> None:
+    # STREAMED passes the request through undecided, so its response is no protocol error.
+    exchange = RecordingExchange(verdict=VERDICT)
+    stream = stream_for(exchange, BodyMode.STREAMED, BodyMode.STREAMED)
+    await play(stream, messages.request_headers(HEADERS))
+
+    [[reply]] = await play(stream, messages.response_headers({":status": "200"}))
+    assert reply.kind == "response_headers"
+
+
+async def test_headers_after_a_buffered_body_decided_abort_the_stream() -> None:
+    # request_header_mode SKIP: the buffered body alone decides, as before.
+    exchange = RecordingExchange(verdict=VERDICT)
+    stream = stream_for(exchange, BodyMode.BUFFERED)
+    [[reply]] = await play(stream, messages.request_body(b"{}", end_of_stream=True))
+    assert reply.kind == "request_body"
+
+    with pytest.raises(StreamAbortError, match="after the request was decided"):
+        await stream.handle(messages.request_headers(GET, end_of_stream=True))
+    assert len(exchange.requests) == 1
+
+
 ANSWER = ImmediateAnswer(200, '{"object":"list"}', (("content-type", "application/json"),))
 BODY = messages.request_body(b'{"model":"m"}', end_of_stream=True)
 

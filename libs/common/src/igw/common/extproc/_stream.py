@@ -16,9 +16,13 @@ The rules (Envoy 1.40, see reference/feasibility.md §1.3 and upstream-gie.md §
 * An exchange may answer the request itself (`RequestVerdict.answer`) in any of these phases: the
   reply is then one `ImmediateResponse` instead of the headers/body replies, nothing goes
   upstream, the stream counts as completed and `answered` tells the servicer to end it.
-* A second request headers message is a protocol error (Envoy opens one stream per request): the
-  stream aborts with a message (`StreamAbortError`) rather than show the exchange a second
-  request, which `Exchange.request`'s once-only contract forbids (it would count it twice).
+* A second request headers message, or headers after the request was decided (a buffered
+  body that came first), is a protocol error (Envoy opens one stream per request): the stream
+  aborts with a message (`StreamAbortError`) rather than show the exchange a second request,
+  which `Exchange.request`'s once-only contract forbids (it would count it twice). So does a
+  request body or trailers before the headers in FULL_DUPLEX_STREAMED mode, and a response message
+  before the request was decided (the exchange would see the response end before the request
+  it counts, and count it open forever).
 * STREAMED request body cannot carry a decision made from the body (Envoy forwards the headers
   before the body ends), so the request passes through undecided and a warning is logged once.
 * Response side: headers are answered at once; body chunks go through the exchange and are echoed
@@ -124,6 +128,7 @@ class Stream:
         return [envoy.headers_response(Phase.REQUEST)]
 
     async def _request_body(self, message: ProcessingRequest) -> Replies:
+        self._require_headers("request body")
         body = message.request_body
         if self._request.decided or self.request_mode is BodyMode.STREAMED:
             if self.request_mode is BodyMode.FULL_DUPLEX_STREAMED:
@@ -149,6 +154,7 @@ class Stream:
         return await self._finish_duplex(trailers_follow=False)
 
     async def _request_trailers(self, _message: ProcessingRequest) -> Replies:
+        self._require_headers("request trailers")
         replies: Replies = []
         if self.request_mode is BodyMode.FULL_DUPLEX_STREAMED and not self._request.decided:
             replies = await self._finish_duplex(trailers_follow=True)
@@ -174,7 +180,23 @@ class Stream:
         self._request.chunks = []
         return body
 
+    def _require_headers(self, what: str) -> None:
+        """Full duplex has no request without its headers first: the headers reply would answer
+        a message never sent (other modes allow `request_header_mode: SKIP`)."""
+        if self.request_mode is BodyMode.FULL_DUPLEX_STREAMED and not self._request.seen:
+            raise StreamAbortError(f"{what} before the request headers on an ext_proc stream")
+
+    def _require_decided(self, what: str) -> None:
+        """No response before the request went upstream: Envoy forwards it only once decided
+        (but in STREAMED mode, where it passes undecided, and without request headers at all)."""
+        request = self._request
+        if request.seen and not request.decided and self.request_mode is not BodyMode.STREAMED:
+            raise StreamAbortError(f"{what} before the request was decided on an ext_proc stream")
+
     async def _decide(self, body: bytes, *, header_only: bool) -> RequestVerdict:
+        if self._request.decided:
+            # `Exchange.request` is called once per stream; a second call would count twice.
+            raise StreamAbortError("request headers after the request was decided")
         self._request.decided = True
         request = HttpRequest(
             headers=self._request.headers,
@@ -207,6 +229,7 @@ class Stream:
         return envoy.immediate_response(answer.status, answer.body, answer.headers)
 
     async def _response_headers(self, message: ProcessingRequest) -> Replies:
+        self._require_decided("response headers")
         headers = message.response_headers
         if message.HasField("metadata_context"):
             self.exchange.response_metadata(envoy.filter_metadata(message))
@@ -227,6 +250,7 @@ class Stream:
         return not self.exchange.response_body_wanted()
 
     async def _response_body(self, message: ProcessingRequest) -> Replies:
+        self._require_decided("response body")
         if self.body_skipped:
             # Envoy sends nothing after CONTINUE_AND_REPLACE; should a chunk come, let it pass.
             return [envoy.body_continue(Phase.RESPONSE)]
@@ -249,6 +273,7 @@ class Stream:
         return replies
 
     async def _response_trailers(self, _message: ProcessingRequest) -> Replies:
+        self._require_decided("response trailers")
         replies: Replies = []
         ended_here = not self.completed
         if ended_here:
