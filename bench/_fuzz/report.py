@@ -30,7 +30,10 @@ def summary(result: RunResult, command: str) -> str:
     growth = result.growth_per_10k_kib
     rss = result.rss_kib
     verdict = "PASS" if result.ok else "FAIL"
+    late = result.late_growth_per_10k_kib
     growth_text = "-" if growth is None else f"{growth:+.0f} KiB per 10k streams"
+    if late is not None:
+        growth_text += f" ({late:+.0f} KiB per 10k over the second half)"
     open_text = ", ".join(f"{k} = {v:g}" for k, v in result.open_requests.items())
     lines = [
         (

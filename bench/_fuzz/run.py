@@ -77,6 +77,15 @@ class RunResult:
             return None
         return (self.rss_kib["end"] - self.rss_kib["warm"]) * 10_000 / measured
 
+    @property
+    def late_growth_per_10k_kib(self) -> float | None:
+        """Growth over the run's second half: caches that fill up once are full by then."""
+        half = [(ran, kib) for ran, kib in self.rss_trace if ran >= self.ran // 2]
+        if len(half) < 2 or half[-1][0] == half[0][0]:
+            return None
+        (ran0, kib0), (ran1, kib1) = half[0], half[-1]
+        return (kib1 - kib0) * 10_000 / (ran1 - ran0)
+
 
 def warmup_count(count: int) -> int:
     return min(count // 10, 5_000)
