@@ -4,9 +4,9 @@ Method (repeated in the report):
 
 * The gateway is `make run`'s (`igw.e2e.gateway.LocalGateway`: Envoy, BBR, EPP and 4 simulator
   ranks) with `examples/flow-control/sim.yaml` (2 running requests per rank at real H100 speed)
-  and the objectives critical=10 and batch=0, in the compatible response mode (the EPP sees
-  every response to its end, so its concurrency-detector counts a request in flight until it
-  finishes), as the README runs it. "on" runs
+  and the objectives critical=10 and batch=0, in the default lean response mode (with a
+  concurrency-detector the EPP still follows each response to its end, so a request counts in
+  flight until it finishes), as the README runs it. "on" runs
   `examples/flow-control/epp.yaml`; "off" the same file without the `flowControl` feature gate:
   the same plugins, saturation detector and scheduling, but every request is sent on at once
   and waits in the engines' queues. Each mode gets a fresh gateway (cold caches).
@@ -195,7 +195,7 @@ async def _start(mode: str, workdir: Path, sim_options: dict[str, object]) -> Lo
         gateway = LocalGateway(
             GatewayPorts.free(), workdir / f"attempt-{attempt}",
             epp_config=_epp_config(mode, workdir), objectives=OBJECTIVES,
-            sim_options=sim_options, response_mode="compatible",
+            sim_options=sim_options,
         )  # fmt: skip
         try:
             await gateway.start()

@@ -15,7 +15,7 @@ from igw.epp.scheduling.plugins import ConcurrencyDetector
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "flow-control"
 OBJECTIVES = {"critical": 10, "batch": 0}
-"""As the README runs it: --objective critical=10 --objective batch=0 --response-mode compatible."""
+"""As the README runs it: --objective critical=10 --objective batch=0 (lean response mode)."""
 
 
 def test_the_epp_config_turns_flow_control_on_with_a_band_per_objective() -> None:
@@ -44,7 +44,6 @@ async def test_the_local_gateway_runs_the_example(tmp_path: Path) -> None:
         epp_config=EXAMPLE / "epp.yaml",
         objectives=OBJECTIVES,
         sim_options=pool.read_sim_options(EXAMPLE / "sim.yaml"),
-        response_mode="compatible",
     )
     await gateway.start()
     try:
