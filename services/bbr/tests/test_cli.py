@@ -44,6 +44,7 @@ def test_defaults_are_upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
         tracing=True,
         metrics_endpoint_auth=True,
         serve_models_endpoint=True,  # igw's own: the BBR answers GET /v1/models
+        grace_s=25.0,  # igw's own graceful stop: fits Kubernetes' default 30 s with room
     )
     assert args.verbosity == 2
     assert args.enable_pprof  # accepted, as upstream's default
@@ -200,3 +201,12 @@ def test_upstream_compatibility_flags_are_accepted(argv: list[str]) -> None:
 def test_logging_flags_choose_level_and_format(argv: list[str], expected: tuple[int, bool]) -> None:
     _, args = parse_args(["--kubernetes=off", "--metrics-endpoint-auth=false", *argv])
     assert logging_choice(args) == expected
+
+
+def test_graceful_stop_flags() -> None:
+    opts = options("--grace-period=10s", "--shutdown-delay=500ms", "--health-checking")
+    assert (opts.grace_s, opts.shutdown_delay_s, opts.health_checking) == (10.0, 0.5, True)
+
+
+def test_a_negative_grace_period_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "expected a duration" in usage_error(capsys, "--grace-period=-1s")

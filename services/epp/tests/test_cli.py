@@ -165,3 +165,15 @@ def test_upstream_logging_and_pprof_flags_are_accepted() -> None:
     assert not args.enable_pprof
     _, defaults = parse_args(FILE)
     assert defaults.enable_pprof  # upstream's default; Go's pprof has no counterpart here
+
+
+@pytest.mark.parametrize(
+    ("argv", "grace_s", "delay_s"),
+    [
+        pytest.param([], 25.0, 0.0, id="defaults: 25 s drain, no delay"),
+        pytest.param(["--grace-period=40", "--shutdown-delay=3s"], 40.0, 3.0, id="set"),
+    ],
+)
+def test_graceful_stop_flags(argv: list[str], grace_s: float, delay_s: float) -> None:
+    opts, _ = parse_args(["--endpoints-file=x.yaml", *argv])
+    assert (opts.grace_s, opts.shutdown_delay_s) == (grace_s, delay_s)

@@ -19,18 +19,20 @@ The EPP's response side uses the lean mode (response bodies STREAMED, read only 
 `RESPONSE_MODE` is the default (`LocalGateway(response_mode=...)`, `igw-local run
 --response-mode`), "compatible" gives upstream's full-duplex config.
 
-Ownership: `LocalGateway` owns the three child processes and the Envoy process; `start()` forks
-the simulator, EPP and BBR together and starts Envoy once all three listen (nothing is exposed
-before the chain behind it serves); `stop()` stops Envoy first (no new traffic), then the EPP,
-the BBR and the pool.
+Ownership: `LocalGateway` owns the Envoy process and one `Supervised` per service (simulator,
+EPP, BBR), which owns that service's process; `start()` forks the three together and starts
+Envoy once all three serve (nothing is exposed before the chain behind it serves), then watches
+them: a child that exits unexpectedly is restarted with back-off (`igw.e2e.supervisor`), and
+`restart("epp" | "bbr")` replaces one without failing a request. For that, each ext_proc cluster
+lists two ports per service, slots a and b, health-checked by Envoy (`igw.e2e._envoy_slots`);
+the BBR and the EPP run with `--health-checking` and a 3 s `--shutdown-delay`. `stop()` ends the
+watches, stops Envoy first (no new traffic), then the EPP, the BBR and the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import socket
 import sys
 import typing
 from collections.abc import Mapping
@@ -46,10 +48,12 @@ from igw.common.testing.envoy_config import (
     gateway_bootstrap,
 )
 from igw.common.testing.envoy_process import EnvoyProcess
-from igw.e2e import pool
+from igw.e2e import _envoy_slots, pool, readiness
+from igw.e2e.ports import GatewayPorts, check_free
 from igw.e2e.processes import ChildProcess
+from igw.e2e.supervisor import Slot, Supervised
 
-__all__ = ["RESPONSE_MODE", "GatewayPorts", "LocalGateway", "ResponseMode"]
+__all__ = ["RESPONSE_MODE", "SHUTDOWN_DELAY", "GatewayPorts", "LocalGateway", "ResponseMode"]
 
 MODEL_HEADER = "x-gateway-model-name"
 BASE_MODEL_HEADER = "x-gateway-base-model-name"
@@ -57,89 +61,14 @@ SUBSET_NAMESPACE = "envoy.lb.subset_hint"
 LB_NAMESPACE = "envoy.lb"
 POOL_CLUSTER = "pool"
 
+SHUTDOWN_DELAY = "3s"
+"""The BBR's and EPP's `--shutdown-delay`: six of Envoy's health-check intervals."""
+
 ResponseMode = typing.Literal["compatible", "lean"]
 RESPONSE_MODE: ResponseMode = "lean"
 """How the EPP's filter sees responses: "compatible" is upstream's (full duplex both ways);
 "lean" (the default here, as in our charts) streams the response side in STREAMED mode so the EPP
 reads a body only when it needs it (README: "EPP response modes")."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class GatewayPorts:
-    """Where each part listens; the defaults are `make run`'s fixed, documented ports."""
-
-    listen: int = 8080
-    admin: int = 9901
-    epp_grpc: int = 9002
-    epp_health: int = 9003
-    epp_metrics: int = 9090
-    bbr_grpc: int = 9004
-    bbr_health: int = 9005
-    bbr_metrics: int = 9091
-    sim_first: int = 8000
-    """The pool takes `pool.SIM_PORTS` consecutive ports from here."""
-
-    @property
-    def sim_ports(self) -> range:
-        return range(self.sim_first, self.sim_first + pool.SIM_PORTS)
-
-    @classmethod
-    def from_env(cls) -> GatewayPorts:
-        """Defaults, with the listener on `IGW_PORT` when it is set."""
-        port = os.environ.get("IGW_PORT")
-        return cls(listen=int(port)) if port else cls()
-
-    @classmethod
-    def free(cls) -> GatewayPorts:
-        """Ports picked by the kernel (for tests running side by side), the pool's consecutive."""
-        socks = [socket.socket() for _ in range(len(dataclasses.fields(cls)) - 1)]
-        try:
-            for sock in socks:
-                sock.bind(("127.0.0.1", 0))
-            singles = [sock.getsockname()[1] for sock in socks]
-        finally:
-            for sock in socks:
-                sock.close()
-        first = _free_port_block(pool.SIM_PORTS, avoid=set(singles))
-        return dataclasses.replace(cls(*singles), sim_first=first)
-
-
-def _free_port_block(size: int, avoid: set[int]) -> int:
-    """The first of `size` consecutive ports that are free on every address the pool binds."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        block = range(first, first + size)
-        if block[-1] < 65536 and not avoid.intersection(block) and all(map(_bindable, block)):
-            return first
-    raise RuntimeError(f"found no {size} consecutive free ports")
-
-
-def _bindable(port: int, host: str = "0.0.0.0") -> bool:
-    """Whether a server could listen on `port` now (like servers, lingering TIME_WAITs are ok)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _check_free(ports: GatewayPorts) -> None:
-    """Raise a clear error when a port is taken (often: another `make run` is still running)."""
-    taken = [
-        f"{field.name.replace('_', ' ')} :{getattr(ports, field.name)}"
-        for field in dataclasses.fields(ports)
-        if field.name != "sim_first" and not _bindable(getattr(ports, field.name), "127.0.0.1")
-    ]
-    taken += [f"simulator :{port}" for port in ports.sim_ports if not _bindable(port)]
-    if taken:
-        raise RuntimeError(
-            f"ports in use: {', '.join(taken)}; is another local gateway running? "
-            "(IGW_PORT moves the listener)"
-        )
 
 
 class LocalGateway:
@@ -166,40 +95,85 @@ class LocalGateway:
         self.objectives = dict(objectives or {})
         self.sim_options = dict(sim_options or {})
         self.response_mode = response_mode
-        self.sim = ChildProcess("igw-sim", self._sim_argv(), workdir / "sim.log")
-        self.epp = ChildProcess("igw-epp", self._epp_argv(), workdir / "epp.log")
-        self.bbr = ChildProcess("igw-bbr", self._bbr_argv(), workdir / "bbr.log")
+        sim_slot = Slot("a", ports.sim_ports[-1], ports.sim_ports[-1], ports.sim_ports[0])
+        self.services = {
+            "sim": Supervised("igw-sim", [sim_slot], self._sim_child, self._sim_ready),
+            "epp": Supervised("igw-epp", ports.epp_slots, self._epp_child, self._epp_ready),
+            "bbr": Supervised("igw-bbr", ports.bbr_slots, self._bbr_child, self._bbr_ready),
+        }
         self.envoy: EnvoyProcess | None = None
+        self._watches: list[asyncio.Task[None]] = []
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports.listen}"
 
     @property
+    def sim(self) -> ChildProcess:
+        return self._current("sim")
+
+    @property
+    def epp(self) -> ChildProcess:
+        return self._current("epp")
+
+    @property
+    def bbr(self) -> ChildProcess:
+        return self._current("bbr")
+
+    def _current(self, service: str) -> ChildProcess:
+        """The service's current process (its first, before `start()`)."""
+        unit = self.services[service]
+        return unit.make(unit.slot) if unit.child is None else unit.child
+
+    @property
     def children(self) -> tuple[ChildProcess, ...]:
         return (self.sim, self.epp, self.bbr)
+
+    def _sim_child(self, _slot: Slot) -> ChildProcess:
+        return ChildProcess("igw-sim", self._sim_argv(), self.workdir / "sim.log")
+
+    def _epp_child(self, slot: Slot) -> ChildProcess:
+        return ChildProcess("igw-epp", self._epp_argv(slot), self.workdir / "epp.log")
+
+    def _bbr_child(self, slot: Slot) -> ChildProcess:
+        return ChildProcess("igw-bbr", self._bbr_argv(slot), self.workdir / "bbr.log")
+
+    async def _sim_ready(self, child: ChildProcess, slot: Slot) -> None:
+        await readiness.port_listening(child, slot.grpc)
+
+    async def _epp_ready(self, child: ChildProcess, slot: Slot) -> None:
+        await self._ext_proc_ready("epp", child, slot)
+
+    async def _bbr_ready(self, child: ChildProcess, slot: Slot) -> None:
+        await self._ext_proc_ready("bbr", child, slot)
+
+    async def _ext_proc_ready(self, name: str, child: ChildProcess, slot: Slot) -> None:
+        """gRPC health SERVING, then (once Envoy runs) Envoy's own check passed."""
+        await readiness.grpc_serving(child, slot.health)
+        if self.envoy is not None:
+            await readiness.envoy_host_health(self.envoy, f"ext_proc_{name}", slot.grpc)
 
     def _sim_argv(self) -> list[str]:
         return [sys.executable, "-m", "igw.sim.cli", f"--config={self.workdir / 'sim.yaml'}"]
 
-    def _epp_argv(self) -> list[str]:
-        p = self.ports
+    def _epp_argv(self, slot: Slot) -> list[str]:
         return [
             sys.executable, "-m", "igw.epp.cli",
-            f"--grpc-port={p.epp_grpc}", f"--grpc-health-port={p.epp_health}",
-            f"--metrics-port={p.epp_metrics}", "--host=127.0.0.1",
+            f"--grpc-port={slot.grpc}", f"--grpc-health-port={slot.health}",
+            f"--metrics-port={slot.metrics}", "--host=127.0.0.1",
+            "--health-checking", f"--shutdown-delay={SHUTDOWN_DELAY}",
             f"--endpoints-file={self.workdir / 'endpoints.yaml'}", "--zap-encoder=console",
             "--metrics-endpoint-auth=false",  # no cluster to ask about scrapers' tokens
             *([f"--config-file={self.epp_config.resolve()}"] if self.epp_config else []),
             *(f"--objective={name}={priority}" for name, priority in self.objectives.items()),
         ]  # fmt: skip
 
-    def _bbr_argv(self) -> list[str]:
-        p = self.ports
+    def _bbr_argv(self, slot: Slot) -> list[str]:
         return [
             sys.executable, "-m", "igw.bbr.cli",
-            f"--grpc-port={p.bbr_grpc}", f"--grpc-health-port={p.bbr_health}",
-            f"--metrics-port={p.bbr_metrics}", "--host=127.0.0.1",
+            f"--grpc-port={slot.grpc}", f"--grpc-health-port={slot.health}",
+            f"--metrics-port={slot.metrics}", "--host=127.0.0.1",
+            "--health-checking", f"--shutdown-delay={SHUTDOWN_DELAY}",
             "--streaming", f"--adapters-file={self.workdir / 'adapters.yaml'}",
             "--kubernetes=off", "--metrics-endpoint-auth=false", "--zap-encoder=console",
         ]  # fmt: skip
@@ -210,7 +184,7 @@ class LocalGateway:
         if self.otlp_endpoint:
             port = urlparse(self.otlp_endpoint).port or 4317
             tracing = OtelTracing(port=port, service_name="igw-gateway")
-        return gateway_bootstrap(
+        config = gateway_bootstrap(
             listen_port=p.listen,
             admin_port=p.admin,
             ext_procs=[
@@ -229,6 +203,9 @@ class LocalGateway:
             tracing=tracing,
             served_endpoint_metadata=True,
         )
+        for name, slots in (("epp", p.epp_slots), ("bbr", p.bbr_slots)):
+            _envoy_slots.health_checked_slots(config, f"ext_proc_{name}", [s.grpc for s in slots])
+        return config
 
     def _write_files(self) -> None:
         first = self.ports.sim_first
@@ -243,27 +220,42 @@ class LocalGateway:
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._write_files()
-        _check_free(self.ports)
-        p = self.ports
-        ready = ((self.sim, p.sim_ports[-1]), (self.epp, p.epp_grpc), (self.bbr, p.bbr_grpc))
+        check_free(self.ports)
         try:
-            for child, _ in ready:
-                child.spawn()  # all at once: each takes a second or two to import and bind
-            for child, port in ready:
-                await asyncio.to_thread(child.wait_ready, port)
+            for unit in self.services.values():
+                unit.spawn()  # all at once: each takes a second or two to import and bind
+            for unit in self.services.values():
+                await unit.wait_ready()
             envoy = EnvoyProcess(self.envoy_config(), workdir=self.workdir)
             self.envoy = envoy
             await envoy.start_async()
+            for unit in (self.services["epp"], self.services["bbr"]):
+                await unit.wait_ready()  # Envoy's first health check passed
+            self._watches = [asyncio.create_task(u.watch()) for u in self.services.values()]
         except BaseException:
             await self.stop()
             raise
 
+    async def restart(self, service: str) -> str:
+        """Rolling restart of "epp" or "bbr" (`Supervised.roll`); returns what happened."""
+        if service not in ("epp", "bbr"):
+            raise ValueError(f"only epp and bbr have rolling restarts, not {service!r}")
+        return await self.services[service].roll()
+
+    def status(self) -> str:
+        """One line per service: state, pid, slot, uptime and restarts (`igw-local status`)."""
+        return "\n".join(unit.status() for unit in self.services.values())
+
     async def stop(self) -> None:
+        for task in self._watches:
+            task.cancel()
+        await asyncio.gather(*self._watches, return_exceptions=True)
+        self._watches = []
         if self.envoy is not None:
             await self.envoy.stop_async()
             self.envoy = None
-        for child in (self.epp, self.bbr, self.sim):
-            await asyncio.to_thread(child.stop)
+        for name in ("epp", "bbr", "sim"):
+            await self.services[name].stop()
 
 
 def _epp_filter(port: int, mode: ResponseMode) -> ExtProcFilter:

@@ -7,7 +7,14 @@ upstream binaries take (`-v` and controller-runtime's `--zap-*`, with their defa
 mode on, so console logs unless `--zap-encoder json`, as upstream's charts pass) and
 `--enable-pprof`, accepted for manifests' sake: Go's pprof has no counterpart here (py-spy
 attaches from outside). `serve` runs a service on uvloop until SIGTERM or SIGINT and stops it in
-order.
+order; `shutdown_flags` adds how that stop drains (`igw.common.serving` describes the steps):
+
+    --grace-period   25s  in-flight streams may finish for this long after new ones are refused;
+                          with the default shutdown delay it fits Kubernetes' default
+                          terminationGracePeriodSeconds (30 s) with 5 s to spare
+    --shutdown-delay 0s   new streams are still taken this long after readiness turned
+                          NOT_SERVING, for a proxy that has not noticed yet (the local gateway's
+                          rolling restart uses 3 s; on Kubernetes, about the endpoint update delay)
 """
 
 from __future__ import annotations
@@ -29,8 +36,13 @@ __all__ = [
     "logging_choice",
     "logging_flags",
     "port",
+    "seconds",
     "serve",
+    "shutdown_flags",
 ]
+
+GRACE_PERIOD_S = 25.0
+SHUTDOWN_DELAY_S = 0.0
 
 _ZAP_LEVELS = {"debug": 1, "info": 0, "error": 0}
 """`--zap-log-level` names as logr verbosities (zap level = -v): `info` logs V(0) only."""
@@ -99,6 +111,37 @@ def logging_choice(args: argparse.Namespace) -> tuple[int, bool]:
     verbosity = args.zap_log_level if args.zap_log_level is not None else args.verbosity
     encoder = args.zap_encoder or ("console" if args.zap_devel else "json")
     return verbosity, encoder == "json"
+
+
+def seconds(text: str) -> float:
+    """A duration: `20`, `20s` or `500ms` (Go's spellings for whole units); never negative."""
+    scale = 1.0
+    number = text
+    if text.endswith("ms"):
+        number, scale = text[:-2], 0.001
+    elif text.endswith("s"):
+        number = text[:-1]
+    try:
+        value = float(number) * scale
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a duration such as 20s or 500ms, got {text!r}")
+    return value
+
+
+def shutdown_flags(parser: argparse.ArgumentParser) -> None:
+    """`--grace-period` and `--shutdown-delay` (module docstring), in seconds as floats."""
+    parser.add_argument(
+        "--grace-period", type=seconds, default=GRACE_PERIOD_S, metavar="DURATION",
+        help="on SIGTERM, how long in-flight streams may finish after new ones are refused "
+        f"(default {GRACE_PERIOD_S:g}s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--shutdown-delay", type=seconds, default=SHUTDOWN_DELAY_S, metavar="DURATION",
+        help="on SIGTERM, how long new streams are still taken after readiness turned "
+        f"NOT_SERVING (default {SHUTDOWN_DELAY_S:g}s)",
+    )  # fmt: skip
 
 
 def go_style_argv(argv: Sequence[str]) -> list[str]:

@@ -5,8 +5,16 @@ Ownership: `ExtProcServer` owns two `grpc.aio` servers (ext_proc on `grpc_port`,
 ConfigMap watch or a metrics scraper). Shutdown is ordered, as STYLE.md §14 asks:
 
 1. health turns NOT_SERVING, so probes and Envoy's health checks stop sending new streams;
-2. `server.stop(grace)` lets in-flight streams finish for up to `grace` seconds;
-3. background tasks are cancelled and awaited; the health server stops last.
+2. for `shutdown_delay_s` (0 by default) the ext_proc server still takes new streams, so that a
+   proxy which has not yet seen the NOT_SERVING answer loses no request (kube-apiserver's
+   `--shutdown-delay-duration`; the local gateway's rolling restart relies on it);
+3. `server.stop(grace)` refuses new streams and lets in-flight ones (request and response phases)
+   finish for up to `grace_s` seconds; streams still open then are cancelled;
+4. background tasks are cancelled and awaited; the health server stops last, so probes get
+   NOT_SERVING rather than a refused connection until the very end.
+
+A process stopped by SIGTERM (`igw.common.cli.serve`) goes through these steps and exits 0; a
+second SIGTERM during the drain kills it at once (the handler is removed after the first).
 
 `SO_REUSEPORT` is disabled so that a port already in use is an error at start-up rather than two
 processes silently sharing it.
@@ -51,6 +59,9 @@ class ServerOptions:
     cert_reload: bool = False
     """Serve `cert_path`'s files as they change (see `igw.common.tls`)."""
     grace_s: float = 5.0
+    """How long in-flight streams may run on after new ones are refused (`--grace-period`)."""
+    shutdown_delay_s: float = 0.0
+    """How long new streams are still taken after health turned NOT_SERVING (`--shutdown-delay`)."""
     health_on_grpc_port: bool = False
     """Also serve gRPC health on the ext_proc port (upstream's `--health-checking`)."""
 
@@ -111,10 +122,14 @@ class ExtProcServer:
         )
 
     async def stop(self) -> None:
-        """Graceful, ordered stop; safe to call twice."""
+        """Graceful, ordered stop (module docstring); safe to call twice."""
         self._health.shutdown()
         if self._server is not None:
-            await self._server.stop(self._options.grace_s)
+            opts = self._options
+            _log.info("draining", shutdown_delay_s=opts.shutdown_delay_s, grace_s=opts.grace_s)
+            if opts.shutdown_delay_s > 0:
+                await asyncio.sleep(opts.shutdown_delay_s)
+            await self._server.stop(opts.grace_s)
             self._server = None
         for task in self._tasks:
             task.cancel()

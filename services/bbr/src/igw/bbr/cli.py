@@ -3,8 +3,9 @@
 Flags match upstream's `pkg/bbr/server/options.go` (Go-style booleans: `--streaming`,
 `--streaming=false`), plus igw's own `--adapters-file`, `--kubernetes`, `--host` and
 `--serve-models-endpoint` (the BBR answers the OpenAI `GET /v1/models`; `false` = upstream's
-pass-through). Flags that name Go-only features are accepted so existing manifests keep working,
-and say what they do here.
+pass-through), `--health-checking` (gRPC health on the ext_proc port too, as the EPP's flag) and
+the graceful-stop flags `--grace-period` and `--shutdown-delay` (`igw.common.cli`). Flags that
+name Go-only features are accepted so existing manifests keep working, and say what they do here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from igw.common.cli import (
     logging_flags,
     port,
     serve,
+    shutdown_flags,
 )
 from igw.common.telemetry import configure_logging
 
@@ -62,6 +64,8 @@ def _serving_flags(p: argparse.ArgumentParser) -> None:
         "serve ext_proc over TLS (default true; self-signed unless --cert-path)",
     )
     flag("--cert-path", type=Path, default=None, help="directory with tls.crt and tls.key")
+    bool_flag(p, "--health-checking", False, "also serve gRPC health on the ext_proc port")
+    shutdown_flags(p)
     bool_flag(
         p,
         "--metrics-endpoint-auth",
@@ -141,6 +145,9 @@ def parse_args(argv: Sequence[str]) -> tuple[BbrOptions, argparse.Namespace]:
         tracing=args.tracing,
         metrics_endpoint_auth=args.metrics_endpoint_auth,
         serve_models_endpoint=args.serve_models_endpoint,
+        health_checking=args.health_checking,
+        grace_s=args.grace_period,
+        shutdown_delay_s=args.shutdown_delay,
     )
     return options, args
 

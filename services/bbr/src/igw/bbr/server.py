@@ -65,6 +65,11 @@ class BbrOptions:
     metrics_endpoint_auth: bool = True
     serve_models_endpoint: bool = True
     """Answer `GET /v1/models` from the adapter index (igw beyond upstream, `igw.bbr.models`)."""
+    health_checking: bool = False
+    """Also serve gRPC health on the ext_proc port (what Envoy's active health checks ask)."""
+    grace_s: float = 5.0
+    shutdown_delay_s: float = 0.0
+    """Graceful stop: `igw.common.serving` (`--grace-period`, `--shutdown-delay`)."""
 
 
 class BbrService:
@@ -100,6 +105,9 @@ class BbrService:
                 host=options.host,
                 secure=options.secure_serving,
                 cert_path=options.cert_path,
+                grace_s=options.grace_s,
+                shutdown_delay_s=options.shutdown_delay_s,
+                health_on_grpc_port=options.health_checking,
             ),
         )
         self._metrics_kube_client: ApiClient | None = None

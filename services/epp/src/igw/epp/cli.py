@@ -8,6 +8,7 @@ no cluster needed), with `--objective NAME=PRIORITY` standing in for InferenceOb
 Flags upstream removed (the metric-name flags) are refused with a message saying what to use
 instead; Go-only flags (pprof, zap) are accepted so manifests keep working.
 `--ha-enable-leader-election` (active-passive replicas, `igw.epp.server`) needs Kubernetes.
+`--grace-period` and `--shutdown-delay` say how SIGTERM drains (`igw.common.cli`).
 
 `--response-sample-rate` (igw's own, default 0.0) matters only in the lean response mode, where
 Envoy's EPP filter has `response_body_mode: STREAMED`: the share of responses whose body the EPP
@@ -35,6 +36,7 @@ from igw.common.cli import (
     logging_flags,
     port,
     serve,
+    shutdown_flags,
 )
 from igw.common.telemetry import configure_logging
 from igw.epp.admin import ADMIN_COMMANDS, admin_main
@@ -126,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     bool_flag(p, "--enable-cert-reload", False,
               "serve --cert-path's files as they change, from the next connection on")  # fmt: skip
     bool_flag(p, "--health-checking", False, "also serve gRPC health on the ext_proc port")
+    shutdown_flags(p)
     bool_flag(p, "--disable-endpoint-subset-filter", False, "ignore the proxy's subset hint")
     bool_flag(p, "--tracing", True, "OpenTelemetry tracing, configured by OTEL_* (default true)")
     bool_flag(p, "--metrics-endpoint-auth", True, "check scrapers' tokens with the Kubernetes API")
@@ -275,6 +278,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
         metrics_port=args.metrics_port, host=args.host, secure_serving=args.secure_serving,
         cert_path=args.cert_path, cert_reload=args.enable_cert_reload,
         health_checking=args.health_checking,
+        grace_s=args.grace_period, shutdown_delay_s=args.shutdown_delay,
         disable_endpoint_subset_filter=args.disable_endpoint_subset_filter,
         refresh_metrics_interval_s=args.refresh_metrics_interval,
         metrics_staleness_threshold_s=args.metrics_staleness_threshold,

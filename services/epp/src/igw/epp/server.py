@@ -134,6 +134,8 @@ class EppOptions:
     """Objective name -> priority (stands in for InferenceObjective resources)."""
     tracing: bool = True
     grace_s: float = 5.0
+    shutdown_delay_s: float = 0.0
+    """Graceful stop: `igw.common.serving` (`--grace-period`, `--shutdown-delay`)."""
     response_sample_rate: float = 0.0
     metrics_source_flags: Mapping[str, Any] = field(default_factory=dict)
     """Upstream's deprecated `--model-server-metrics-*` flags, as `metrics-data-source` params."""
@@ -305,6 +307,7 @@ class EppService:
                 cert_path=opts.cert_path,
                 cert_reload=opts.cert_reload,
                 grace_s=opts.grace_s,
+                shutdown_delay_s=opts.shutdown_delay_s,
                 health_on_grpc_port=opts.health_checking,
             ),
             health_port_handlers=[self.admin.rpc_handler()],
