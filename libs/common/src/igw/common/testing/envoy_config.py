@@ -14,7 +14,17 @@ What the layout encodes (feasibility §1, each learned by running Envoy 1.40):
 * HTTP/1.1 request trailers reach the processors only with `enable_trailers` on the HCM;
 * the served-endpoint report (`served_endpoint_metadata=True`, upstream-gie.md §1.6): the router
   stamps the upstream it connected to on the response and a Lua filter moves the stamp into the
-  `envoy.lb` dynamic metadata GIE's EPP reads (`_envoy_lua` explains how).
+  `envoy.lb` dynamic metadata GIE's EPP reads (`_envoy_lua` explains how);
+* failure modes (GIE's `failureMode`, upstream-gie.md §1.11): `FailClose` (the default) answers
+  500 (or `status_on_error`) when the processor fails; `FailOpen` lets the request go on without
+  it. Envoy's `failure_mode_allow` alone does not fail open for a dead processor in full-duplex
+  mode, so FailOpen also health-checks the processor (it must serve gRPC health on its ext_proc
+  port: `--health-checking`) and ejects it at its first refused connection; a request arriving
+  after that passes at once (`_envoy_failover`). A request the processor was handling when it
+  died still fails in FULL_DUPLEX_STREAMED mode (Envoy has handed it the body); in BUFFERED mode
+  Envoy keeps the body and continues. An EPP that failed open sets no destination, so an
+  `OriginalDstCluster` with `fallback_endpoints` sends such requests to those endpoints
+  (Envoy's round robin) and a client's own destination header is removed first.
 
 The typed pieces live in private modules that take plain values, so the public dataclasses stay
 here: clusters in `_envoy_clusters`, Lua filters in `_envoy_lua`, access log and tracing in
@@ -46,22 +56,12 @@ with warnings.catch_warnings():
     )
     from envoy_data_plane.envoy.config.cluster.v3 import Cluster
     from envoy_data_plane.envoy.config.core.v3 import (
-        DataSource,
         GrpcService,
         GrpcServiceEnvoyGrpc,
         Http1ProtocolOptions,
     )
     from envoy_data_plane.envoy.config.listener.v3 import Filter, FilterChain, Listener
     from envoy_data_plane.envoy.config.overload.v3 import OverloadManager, ResourceMonitor
-    from envoy_data_plane.envoy.config.route.v3 import (
-        DirectResponseAction,
-        HeaderMatcher,
-        Route,
-        RouteAction,
-        RouteConfiguration,
-        RouteMatch,
-        VirtualHost,
-    )
     from envoy_data_plane.envoy.extensions.filters.http.ext_proc.v3 import (
         ExternalProcessor,
         MetadataOptions,
@@ -78,11 +78,17 @@ with warnings.catch_warnings():
     from envoy_data_plane.envoy.extensions.resource_monitors.downstream_connections.v3 import (
         DownstreamConnectionsConfig,
     )
-    from envoy_data_plane.envoy.type.matcher.v3 import StringMatcher
     from envoy_data_plane.envoy.type.v3 import HttpStatus, StatusCode
 
-    from igw.common.testing import _envoy_clusters, _envoy_lua, _envoy_telemetry
+    from igw.common.testing import (
+        _envoy_clusters,
+        _envoy_failover,
+        _envoy_lua,
+        _envoy_routes,
+        _envoy_telemetry,
+    )
     from igw.common.testing._envoy_lua import SERVED_ENDPOINT_HEADER, SERVED_ENDPOINT_LUA
+    from igw.common.testing._envoy_routes import NO_ROUTE_BODY
     from igw.common.testing._envoy_telemetry import ACCESS_LOG_FORMAT
 
 __all__ = [
@@ -92,6 +98,7 @@ __all__ = [
     "SERVED_ENDPOINT_LUA",
     "BodyMode",
     "ExtProcFilter",
+    "FailureMode",
     "HeaderMode",
     "HeaderRoute",
     "LuaFilter",
@@ -103,8 +110,7 @@ __all__ = [
 
 BodyMode = Literal["FULL_DUPLEX_STREAMED", "BUFFERED", "STREAMED", "NONE"]
 HeaderMode = Literal["SEND", "SKIP"]
-
-NO_ROUTE_BODY = "no route matched the request's model (x-gateway-model-name)\n"
+FailureMode = Literal["FailOpen", "FailClose"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +126,8 @@ class ExtProcFilter:
     response_header_mode: HeaderMode = "SKIP"
     response_body_mode: BodyMode = "NONE"
     response_trailer_mode: HeaderMode = "SKIP"
-    failure_mode_allow: bool = False
+    failure_mode: FailureMode = "FailClose"
+    """What a request does when the processor fails or is gone (module docstring)."""
     message_timeout_s: float = 5.0
     metadata_namespaces: tuple[str, ...] = ("envoy.lb",)
     forwarding_namespaces: tuple[str, ...] = ()
@@ -143,10 +150,11 @@ class LuaFilter:
 
 @dataclass(frozen=True, slots=True)
 class HeaderRoute:
-    """Requests whose `header` equals `value` exactly go to `cluster`."""
+    """Requests whose `header` equals `value` exactly (value None: that lack the header) go to
+    `cluster`."""
 
     header: str
-    value: str
+    value: str | None
     cluster: str
 
 
@@ -164,6 +172,13 @@ class OriginalDstCluster:
 
     name: str
     header: str = "x-gateway-destination-endpoint"
+    fallback_endpoints: tuple[tuple[str, int], ...] = ()
+    """Where a request without `header` goes (the EPP failed open), round robin; empty: nowhere
+    (Envoy's 503). With endpoints, a client's own `header` is removed before any filter runs."""
+
+    @property
+    def fallback_name(self) -> str:
+        return f"{self.name}_fallback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,17 +211,24 @@ def gateway_bootstrap(
     expects a gateway to (module docstring). Raises ValueError when a route names a cluster that
     is not defined or two clusters share a name.
     """
-    upstreams = [_upstream_cluster(c) for c in clusters]
+    upstreams = [cluster for spec in clusters for cluster in _upstream_clusters(spec)]
     internal = _internal_clusters(ext_procs, tracing)
     _check_cluster_names([*upstreams, *internal], routes, default_cluster)
-    route_config = _route_config(
-        routes, default_cluster, route_timeout_s, served_endpoint=served_endpoint_metadata
+    pools = [c for c in clusters if isinstance(c, OriginalDstCluster) and c.fallback_endpoints]
+    route_config = _envoy_routes.route_config(
+        [(r.header, r.value, r.cluster) for r in routes],
+        default_cluster,
+        {c.name: (c.header, c.fallback_name) for c in pools},
+        route_timeout_s,
+        served_endpoint=served_endpoint_metadata,
     )
     hcm = HttpConnectionManager(
         stat_prefix="gateway",
         http_protocol_options=Http1ProtocolOptions(enable_trailers=True),
         route_config=route_config,
-        http_filters=_http_filters(ext_procs, served_endpoint=served_endpoint_metadata),
+        http_filters=_http_filters(
+            ext_procs, [c.header for c in pools], served_endpoint=served_endpoint_metadata
+        ),
         access_log=[_envoy_telemetry.stdout_access_log()] if access_log else [],
         tracing=(
             _envoy_telemetry.tracing(tracing.service_name, tracing.cluster_name)
@@ -227,21 +249,28 @@ def gateway_bootstrap(
     return config
 
 
-def _upstream_cluster(spec: StaticCluster | OriginalDstCluster) -> Cluster:
+def _upstream_clusters(spec: StaticCluster | OriginalDstCluster) -> list[Cluster]:
     if isinstance(spec, StaticCluster):
-        return _envoy_clusters.static_cluster(spec.name, spec.endpoints)
-    return _envoy_clusters.original_dst_cluster(spec.name, spec.header)
+        return [_envoy_clusters.static_cluster(spec.name, spec.endpoints)]
+    clusters = [_envoy_clusters.original_dst_cluster(spec.name, spec.header)]
+    if spec.fallback_endpoints:
+        clusters.append(
+            _envoy_failover.fallback_cluster(spec.fallback_name, spec.fallback_endpoints)
+        )
+    return clusters
 
 
 def _internal_clusters(
     ext_procs: Sequence[ExtProcFilter | LuaFilter], tracing: OtelTracing | None
 ) -> list[Cluster]:
     """The gateway's own gRPC peers: each ext_proc processor and the OTLP collector."""
-    internal = [
-        _envoy_clusters.grpc_cluster(f.cluster_name, f.host, f.port, tls=f.tls)
-        for f in ext_procs
-        if isinstance(f, ExtProcFilter)
-    ]
+    internal = []
+    for f in ext_procs:
+        if isinstance(f, ExtProcFilter):
+            cluster = _envoy_clusters.grpc_cluster(f.cluster_name, f.host, f.port, tls=f.tls)
+            if f.failure_mode == "FailOpen":
+                _envoy_failover.health_and_ejection(cluster)
+            internal.append(cluster)
     if tracing:
         internal.append(
             _envoy_clusters.grpc_cluster(tracing.cluster_name, "127.0.0.1", tracing.port, tls=False)
@@ -272,53 +301,13 @@ def _listener(port: int, hcm: HttpConnectionManager) -> Listener:
     )
 
 
-def _route_config(
-    routes: Sequence[HeaderRoute],
-    default_cluster: str | None,
-    timeout_s: float,
-    *,
-    served_endpoint: bool,
-) -> RouteConfiguration:
-    timeout = datetime.timedelta(seconds=timeout_s)
-    by_header = [
-        Route(
-            match=RouteMatch(
-                prefix="/",
-                headers=[HeaderMatcher(name=r.header, string_match=StringMatcher(exact=r.value))],
-            ),
-            route=RouteAction(cluster=r.cluster, timeout=timeout),
-        )
-        for r in routes
-    ]
-    host = VirtualHost(
-        name="all",
-        domains=["*"],
-        routes=[*by_header, _fallback_route(default_cluster, timeout)],
-        response_headers_to_add=[_envoy_lua.served_endpoint_stamp()] if served_endpoint else [],
-    )
-    return RouteConfiguration(name="gateway", virtual_hosts=[host])
-
-
-def _fallback_route(default_cluster: str | None, timeout: datetime.timedelta) -> Route:
-    """Where a request no header route matched goes: `default_cluster`, or a 404 without one."""
-    if default_cluster is None:
-        return Route(
-            match=RouteMatch(prefix="/"),
-            direct_response=DirectResponseAction(
-                status=404, body=DataSource(inline_string=NO_ROUTE_BODY)
-            ),
-        )
-    return Route(
-        match=RouteMatch(prefix="/"),
-        route=RouteAction(cluster=default_cluster, timeout=timeout),
-    )
-
-
 def _http_filters(
-    specs: Sequence[ExtProcFilter | LuaFilter], *, served_endpoint: bool
+    specs: Sequence[ExtProcFilter | LuaFilter], stripped: Sequence[str], *, served_endpoint: bool
 ) -> list[HttpFilter]:
-    """The HCM's filter chain: `specs` in order, the served-endpoint report, the router."""
-    filters = [
+    """The HCM's filter chain: removing the client's `stripped` headers, `specs` in order, the
+    served-endpoint report, the router."""
+    filters = [_envoy_failover.strip_header_filter(header) for header in sorted(set(stripped))]
+    filters += [
         _envoy_lua.lua_filter(s.name, s.source) if isinstance(s, LuaFilter) else _ext_proc_filter(s)
         for s in specs
     ]
@@ -342,7 +331,7 @@ def _ext_proc_filter(spec: ExtProcFilter) -> HttpFilter:
     processor = ExternalProcessor(
         grpc_service=GrpcService(envoy_grpc=GrpcServiceEnvoyGrpc(cluster_name=spec.cluster_name)),
         processing_mode=mode,
-        failure_mode_allow=spec.failure_mode_allow,
+        failure_mode_allow=spec.failure_mode == "FailOpen",
         message_timeout=datetime.timedelta(seconds=spec.message_timeout_s),
         allow_mode_override=spec.allow_mode_override,
         metadata_options=MetadataOptions(
