@@ -8,6 +8,12 @@ anything starts, so a bad file is a usage error naming it (examples/flow-control
 
 `igw-local load` sends a burst of chat requests through a running gateway and prints which pod
 served what (see `igw.e2e.load`).
+
+`igw-local run` supervises what it started (`igw.e2e.supervisor`): a BBR, EPP or simulator that
+exits is restarted with back-off, each restart logged with the exit status and the count.
+`igw-local restart epp|bbr` asks the running gateway (`igw.e2e.control`) for a rolling restart:
+the new process serves before the old one drains, and no request fails; `igw-local status` lists
+each service's state, pid, slot, uptime and restarts.
 """
 
 from __future__ import annotations
@@ -18,19 +24,24 @@ import dataclasses
 import os
 import sys
 import tempfile
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-from igw.common.serving import wait_for_signal
-from igw.common.telemetry import configure_logging
-from igw.e2e import load, pool
-from igw.e2e.gateway import RESPONSE_MODE, GatewayPorts, LocalGateway
-from igw.epp.config import load_config_file
+from igw.e2e import control
+
+if typing.TYPE_CHECKING:
+    from igw.e2e.gateway import LocalGateway
 
 __all__ = ["main"]
 
 
+# The gateway's modules load in seconds on a busy machine: `restart` and `status` import none.
+
+
 def banner(gateway: LocalGateway) -> str:
+    from igw.e2e import pool  # noqa: PLC0415 - see above
+
     url, p = gateway.url, gateway.ports
     sims = p.sim_ports
     chat = '{"model": "%s", "messages": [{"role": "user", "content": "Say hello"}]%s}'
@@ -59,6 +70,7 @@ def banner(gateway: LocalGateway) -> str:
         f'  curl -si {url}/v1/completions -d \'{{"model": "nope", "prompt": "hi"}}\'',
         "",
         "Watch the routing: make load   (a burst of requests; prints which pod served what)",
+        "Rolling restart, no request lost: igw-local restart epp   (or bbr);  igw-local status",
         "",
         f"EPP metrics:   http://127.0.0.1:{p.epp_metrics}/metrics",
         f"BBR metrics:   http://127.0.0.1:{p.bbr_metrics}/metrics",
@@ -92,6 +104,9 @@ def _tuning_lines(gateway: LocalGateway) -> list[str]:
 
 
 async def _run(args: argparse.Namespace) -> None:
+    from igw.common.serving import wait_for_signal  # noqa: PLC0415 - see banner()
+    from igw.e2e.gateway import RESPONSE_MODE, GatewayPorts, LocalGateway  # noqa: PLC0415
+
     ports = GatewayPorts.free() if args.free_ports else GatewayPorts.from_env()
     if args.port:
         ports = dataclasses.replace(ports, listen=args.port)
@@ -103,19 +118,23 @@ async def _run(args: argparse.Namespace) -> None:
         epp_config=args.epp_config,
         objectives=dict(args.objective),
         sim_options=args.sim_config or {},
-        response_mode=args.response_mode,
+        response_mode=args.response_mode or RESPONSE_MODE,
     )
     await gateway.start()
     try:
-        print(banner(gateway), flush=True)  # noqa: T201 - the banner is this command's output
-        await wait_for_signal()
+        async with control.serve_control(gateway):
+            print(banner(gateway), flush=True)  # noqa: T201 - the banner is this command's output
+            await wait_for_signal()
     finally:
         print("stopping...", flush=True)  # noqa: T201
         await gateway.stop()
 
 
 async def _load(args: argparse.Namespace) -> None:
-    port = args.port or GatewayPorts.from_env().listen
+    from igw.e2e import load  # noqa: PLC0415 - see banner()
+    from igw.e2e.ports import GatewayPorts  # noqa: PLC0415
+
+    port = args.port or control.default_port()
     plan = load.LoadPlan(
         url=f"http://127.0.0.1:{port}",
         metrics_url=args.metrics_url or f"http://127.0.0.1:{GatewayPorts().epp_metrics}/metrics",
@@ -125,6 +144,12 @@ async def _load(args: argparse.Namespace) -> None:
     )
     result = await load.run_load(plan)
     print(load.format_report(result), flush=True)  # noqa: T201 - the report is the output
+
+
+async def _control(args: argparse.Namespace) -> None:
+    port = args.port or control.default_port()
+    command = f"restart {args.service}" if args.command == "restart" else "status"
+    print(await control.request(port, command), flush=True)  # noqa: T201 - the answer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,10 +172,10 @@ def _parser() -> argparse.ArgumentParser:
         help="simulator options for every pod, e.g. max-num-seqs: 2 (a smaller pool)",
     )  # fmt: skip
     run.add_argument(
-        "--response-mode", choices=("lean", "compatible"), default=RESPONSE_MODE,
-        help="how the EPP sees responses: lean (only the bodies it needs) or compatible "
-        "(every body, to its end: what a concurrency-detector needs to count requests in "
-        f"flight until they finish) (default {RESPONSE_MODE})",
+        "--response-mode", choices=("lean", "compatible"), default=None,
+        help="how the EPP sees responses: lean (only the bodies it needs; the default) or "
+        "compatible (every body, to its end: what a concurrency-detector needs to count "
+        "requests in flight until they finish)",
     )  # fmt: skip
     burst = sub.add_parser("load", help="send a burst through a running gateway, show routing")
     burst.add_argument("--port", type=int, help="gateway port (default $IGW_PORT or 8080)")
@@ -161,11 +186,20 @@ def _parser() -> argparse.ArgumentParser:
         help="groups sharing a long system prompt; the last asks for the adapter (4)",
     )  # fmt: skip
     burst.add_argument("--metrics-url", help="the EPP's /metrics (default :9090)")
+    restart = sub.add_parser(
+        "restart", help="rolling restart of the running gateway's epp or bbr (no request fails)"
+    )
+    restart.add_argument("service", choices=("epp", "bbr"))
+    status = sub.add_parser("status", help="the running gateway's services, pids and restarts")
+    for command in (restart, status):
+        command.add_argument("--port", type=int, help="gateway port (default $IGW_PORT or 8080)")
     return parser
 
 
 def _epp_config(text: str) -> Path:
     """An EndpointPickerConfig file the EPP will load: refused here, naming it, if it cannot."""
+    from igw.epp.config import load_config_file  # noqa: PLC0415 - see banner()
+
     path = Path(text)
     try:
         load_config_file(path)
@@ -186,6 +220,8 @@ def _objective(text: str) -> tuple[str, int]:
 
 
 def _sim_options(text: str) -> dict[str, object]:
+    from igw.e2e import pool  # noqa: PLC0415 - see banner()
+
     try:
         return pool.read_sim_options(Path(text))
     except ValueError as e:
@@ -201,8 +237,11 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    configure_logging(2, json_format=False)
-    command = _run if args.command == "run" else _load
+    if args.command in ("run", "load"):
+        from igw.common.telemetry import configure_logging  # noqa: PLC0415 - see banner()
+
+        configure_logging(2, json_format=False)
+    command = {"run": _run, "load": _load, "restart": _control, "status": _control}[args.command]
     try:
         asyncio.run(command(args))
     except (RuntimeError, OSError) as e:  # GatewayDownError is a RuntimeError
