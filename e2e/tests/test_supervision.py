@@ -151,3 +151,57 @@ async def test_sigterm_lets_a_streamed_answer_in_flight_finish(gateway: LocalGat
         return unit.serving and unit.pid != process.pid and await _serves(gateway)
 
     await _wait(back, "the gateway did not serve after the EPP's restart")
+
+
+async def test_sigterm_lets_a_request_body_in_flight_through_the_bbr_finish(
+    gateway: LocalGateway,
+) -> None:
+    """The BBR's side of a drain: a request whose body is still arriving when the BBR gets
+    SIGTERM (and stops taking new streams) is routed and answered; the BBR exits 0."""
+    unit = gateway.services["bbr"]
+    process, slot = gateway.bbr.process, unit.slot
+    assert process is not None
+    head = b'{"model": "meta-llama/Llama-3.1-8B-Instruct", "messages": ['
+    tail = b'{"role": "user", "content": "hi"}], "max_tokens": 4}'
+    release = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        await release.wait()
+        yield tail
+
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        headers = {"content-type": "application/json"}
+        url = f"{gateway.url}/v1/chat/completions"
+        request = asyncio.create_task(session.post(url, data=body(), headers=headers))
+
+        async def receiving() -> bool:  # the BBR's stream for this request is open
+            return _stream_count(gateway, "bbr") >= 1
+
+        await _wait(receiving, "the request never reached the BBR")
+        process.send_signal(signal.SIGTERM)
+
+        async def refusing() -> bool:
+            return not _listening(slot.grpc)
+
+        await _wait(refusing, "the BBR kept taking new streams", timeout_s=30)
+        assert process.poll() is None, "the BBR exited with a request in flight"
+        release.set()
+        async with await request as response:
+            answer = await response.json()
+    assert response.status == 200, answer
+    assert answer["choices"]
+    assert await asyncio.to_thread(process.wait, 60) == 0
+
+    async def back() -> bool:
+        return unit.serving and unit.pid != process.pid and await _serves(gateway)
+
+    await _wait(back, "the gateway did not serve after the BBR's restart")
+
+
+def _stream_count(gateway: LocalGateway, service: str) -> int:
+    """ext_proc streams Envoy has open to `service` (its cluster's active requests)."""
+    assert gateway.envoy is not None
+    stats = gateway.envoy.admin_stats(f"cluster.ext_proc_{service}.upstream_rq_active")
+    return sum(stats.values())

@@ -283,3 +283,20 @@ async def test_health_port_serves_extra_handlers() -> None:
         await server.stop()
 
     assert replies == {"health": b"hi", "ext_proc": grpc.StatusCode.UNIMPLEMENTED}
+
+
+async def test_the_shutdown_delay_takes_new_streams_while_health_says_not_serving() -> None:
+    """`shutdown_delay_s`: a proxy that has not seen NOT_SERVING yet loses no request."""
+    async with (
+        running(options(shutdown_delay_s=WAIT_S, grace_s=WAIT_S)) as server,
+        channel_to(server.grpc_port) as ext_proc,
+        channel_to(server.health_port) as health,
+    ):
+        stopping = asyncio.create_task(server.stop())
+        during_delay = await health_check(health)
+        taken = await get(ext_proc)
+        await asyncio.wait_for(stopping, 3 * WAIT_S)
+        after = await get(ext_proc)
+    assert during_delay == NOT_SERVING
+    assert taken == (["request_headers"], grpc.StatusCode.OK)
+    assert after == ([], grpc.StatusCode.UNAVAILABLE)
