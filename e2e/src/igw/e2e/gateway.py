@@ -48,7 +48,7 @@ from igw.common.testing.envoy_config import (
     gateway_bootstrap,
 )
 from igw.common.testing.envoy_process import EnvoyProcess
-from igw.e2e import _envoy_slots, pool, readiness
+from igw.e2e import _envoy_slots, failover, pool, readiness
 from igw.e2e.ports import GatewayPorts, check_free
 from igw.e2e.processes import ChildProcess
 from igw.e2e.supervisor import Slot, Supervised
@@ -84,10 +84,12 @@ class LocalGateway:
         objectives: Mapping[str, int] | None = None,
         sim_options: Mapping[str, object] | None = None,
         response_mode: ResponseMode = RESPONSE_MODE,
+        failure_mode: failover.FailureMode = "FailClose",
     ) -> None:
         """`epp_config` is an EndpointPickerConfig file for the EPP's `--config-file`,
         `objectives` its `--objective NAME=PRIORITY` table, `sim_options` simulator options for
-        every pod (`pool.read_sim_options`), `response_mode` how the EPP sees responses."""
+        every pod (`pool.read_sim_options`), `response_mode` how the EPP sees responses,
+        `failure_mode` what Envoy does when the BBR or the EPP is gone (`igw.e2e.failover`)."""
         self.ports = ports
         self.workdir = workdir
         self.otlp_endpoint = otlp_endpoint
@@ -95,6 +97,7 @@ class LocalGateway:
         self.objectives = dict(objectives or {})
         self.sim_options = dict(sim_options or {})
         self.response_mode = response_mode
+        self.failure_mode = failure_mode
         sim_slot = Slot("a", ports.sim_ports[-1], ports.sim_ports[-1], ports.sim_ports[0])
         self.services = {
             "sim": Supervised("igw-sim", [sim_slot], self._sim_child, self._sim_ready),
@@ -184,21 +187,29 @@ class LocalGateway:
         if self.otlp_endpoint:
             port = urlparse(self.otlp_endpoint).port or 4317
             tracing = OtelTracing(port=port, service_name="igw-gateway")
-        config = gateway_bootstrap(
-            listen_port=p.listen,
-            admin_port=p.admin,
-            ext_procs=[
+        filters, routes, cluster = failover.apply(
+            self.failure_mode,
+            [
                 ExtProcFilter(name="bbr", port=p.bbr_grpc, tls=True),
                 LuaFilter("adapter-subset", pool.adapter_subset_lua(MODEL_HEADER)),
                 _epp_filter(p.epp_grpc, self.response_mode),
             ],
             # The BBR names an adapter's base model in its own header, so both routes reach the
             # pool; any other model matches nothing and gets Envoy's 404.
-            routes=[
+            [
                 HeaderRoute(MODEL_HEADER, pool.BASE_MODEL, POOL_CLUSTER),
                 HeaderRoute(BASE_MODEL_HEADER, pool.BASE_MODEL, POOL_CLUSTER),
             ],
-            clusters=[OriginalDstCluster(POOL_CLUSTER)],
+            OriginalDstCluster(POOL_CLUSTER),
+            first_port=p.sim_first,
+            model_header=MODEL_HEADER,
+        )
+        config = gateway_bootstrap(
+            listen_port=p.listen,
+            admin_port=p.admin,
+            ext_procs=filters,
+            routes=routes,
+            clusters=[cluster],
             default_cluster=None,
             tracing=tracing,
             served_endpoint_metadata=True,

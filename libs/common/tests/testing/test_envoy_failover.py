@@ -15,6 +15,7 @@ import pytest
 
 from igw.common.testing.echo import run_echo_backends
 from igw.common.testing.envoy_config import (
+    PROCESSOR_FAILED_BODY,
     ExtProcFilter,
     FailureMode,
     HeaderRoute,
@@ -168,3 +169,6 @@ async def test_fail_close_answers_500_without_a_processor(
         session.post(url + "/v1/completions", data=b"{}") as response,
     ):
         assert response.status == 500
+        body = await response.text()
+    # Envoy's own reply is empty; the client learns why from the body.
+    assert body.startswith(PROCESSOR_FAILED_BODY + "ext_proc_error_gRPC_error_14"), body

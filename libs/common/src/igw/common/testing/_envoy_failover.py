@@ -17,6 +17,8 @@ Private to `envoy_config`, which explains the design; what each piece is for, me
   ORIGINAL_DST cluster needs (`503 no healthy upstream` without it). `fallback_cluster` lists
   the pool's endpoints for Envoy's own round robin, and the routes to the pool are split: header
   present (the EPP picked) -> ORIGINAL_DST, absent -> fallback.
+* `processor_failure_reply`: Envoy answers a failed processor with an empty 500 (its reason only
+  in the access log); the client gets the reason in the body too.
 * `strip_header_filter` removes a client's own destination header before any processor runs:
   with the EPP down it would otherwise send the request wherever the client said.
 """
@@ -26,14 +28,23 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 
+from envoy_data_plane.envoy.config.accesslog.v3 import AccessLogFilter, ExtensionFilter
 from envoy_data_plane.envoy.config.cluster.v3 import (
     Cluster,
     ClusterCommonLbConfig,
     OutlierDetection,
 )
-from envoy_data_plane.envoy.config.core.v3 import HealthCheck, HealthCheckGrpcHealthCheck
+from envoy_data_plane.envoy.config.core.v3 import (
+    DataSource,
+    HealthCheck,
+    HealthCheckGrpcHealthCheck,
+    SubstitutionFormatString,
+)
+from envoy_data_plane.envoy.extensions.access_loggers.filters.cel.v3 import ExpressionFilter
 from envoy_data_plane.envoy.extensions.filters.network.http_connection_manager.v3 import (
     HttpFilter,
+    LocalReplyConfig,
+    ResponseMapper,
 )
 from envoy_data_plane.envoy.type.v3 import Percent
 
@@ -96,3 +107,27 @@ function envoy_on_request(handle)
 end
 """
     return _envoy_lua.lua_filter(f"strip-{header}", source)
+
+
+PROCESSOR_FAILED_BODY = "gateway: an ext_proc processor failed: "
+"""How the body of Envoy's answer to a failed processor starts; Envoy's reason follows."""
+
+
+def processor_failure_reply() -> LocalReplyConfig:
+    """Envoy's own replies to a failed processor (its `ext_proc_error...` details) get a body."""
+    failed = ExpressionFilter(expression="response.code_details.startsWith('ext_proc_error')")
+    body = SubstitutionFormatString(
+        text_format_source=DataSource(
+            inline_string=PROCESSOR_FAILED_BODY + "%RESPONSE_CODE_DETAILS%\n"
+        )
+    )
+    mapper = ResponseMapper(
+        filter=AccessLogFilter(
+            extension_filter=ExtensionFilter(
+                name="envoy.access_loggers.extension_filters.cel",
+                typed_config=_envoy_clusters.pack(failed),
+            )
+        ),
+        body_format_override=body,
+    )
+    return LocalReplyConfig(mappers=[mapper])

@@ -87,6 +87,7 @@ with warnings.catch_warnings():
         _envoy_routes,
         _envoy_telemetry,
     )
+    from igw.common.testing._envoy_failover import PROCESSOR_FAILED_BODY
     from igw.common.testing._envoy_lua import SERVED_ENDPOINT_HEADER, SERVED_ENDPOINT_LUA
     from igw.common.testing._envoy_routes import NO_ROUTE_BODY
     from igw.common.testing._envoy_telemetry import ACCESS_LOG_FORMAT
@@ -94,6 +95,7 @@ with warnings.catch_warnings():
 __all__ = [
     "ACCESS_LOG_FORMAT",
     "NO_ROUTE_BODY",
+    "PROCESSOR_FAILED_BODY",
     "SERVED_ENDPOINT_HEADER",
     "SERVED_ENDPOINT_LUA",
     "BodyMode",
@@ -226,6 +228,7 @@ def gateway_bootstrap(
         stat_prefix="gateway",
         http_protocol_options=Http1ProtocolOptions(enable_trailers=True),
         route_config=route_config,
+        local_reply_config=_envoy_failover.processor_failure_reply(),
         http_filters=_http_filters(
             ext_procs, [c.header for c in pools], served_endpoint=served_endpoint_metadata
         ),
