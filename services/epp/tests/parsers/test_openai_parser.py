@@ -81,6 +81,15 @@ def test_api_types_and_prompt_text(
                      "model not found in request body", id="model-not-string"),
         pytest.param(CHAT, b'{"model":null,"messages":[{"role":"user","content":"x"}]}',
                      "model not found in request body", id="model-null"),
+        # Found by the ext_proc fuzzer (bench.fuzz_extproc): once unexpected exceptions (500).
+        pytest.param(CHAT, b'{"model":"m\x80\x80","messages":[{"role":"user","content":"x"}]}',
+                     "error unmarshaling request bodyMap: invalid UTF-8", id="model-bad-utf8"),
+        pytest.param(CHAT, b'{"model":"m","messages":[{"role":"user","content":"\xff"}]}',
+                     "error unmarshaling request bodyMap: invalid UTF-8", id="content-bad-utf8"),
+        pytest.param("/v1/completions", b'{"model":"m","prompt":"\xc3("}',
+                     "error unmarshaling request bodyMap: invalid UTF-8", id="prompt-bad-utf8"),
+        pytest.param("/v1/completions", b'{"model":"m","prompt":%s}' % (b"[" * 5000 + b"]" * 5000),
+                     "error unmarshaling request bodyMap: JSON nested too deeply", id="deep"),
     ],
 )  # fmt: skip
 def test_bad_requests(path: str, body: bytes, message: str) -> None:

@@ -166,6 +166,21 @@ class OpenAIParser(ParameterlessPlugin):
     reads_models: ClassVar[bool] = True
 
     def parse(self, path: str, body: bytes) -> ParsedRequest:
+        """The request's fields; a body that is not usable JSON is a `BadRequestError` (400).
+
+        msgspec checks a string's UTF-8 only when the string is decoded, and recursion depth
+        only when a nested value is, both past the first decode: those errors are the body's
+        fault too, not the parser's (found by the ext_proc fuzzer)."""
+        try:
+            return self._parse(path, body)
+        except UnicodeDecodeError:
+            raise BadRequestError("error unmarshaling request bodyMap: invalid UTF-8") from None
+        except RecursionError:
+            raise BadRequestError(
+                "error unmarshaling request bodyMap: JSON nested too deeply"
+            ) from None
+
+    def _parse(self, path: str, body: bytes) -> ParsedRequest:
         api_type = api_type_for_path(path)
         try:
             decoded = _DECODERS[api_type].decode(body)
