@@ -5,6 +5,8 @@ BBR under load, through `make run`'s gateway (real Envoy, processes, simulated p
   round robin, the model header the request carried); once the supervisor has it back, the
   EPP routes again (its fresh process counts the requests it schedules).
 * FailClose: a request fails only as a 500 whose body names the processor failure; none hangs.
+* Either way, a streamed answer the EPP let go of at its response headers (the lean response
+  mode, body not needed) survives the EPP's death mid-stream, whole.
 
 Each test prints its summary (requests sent, succeeded, failed). Every wait is on a condition,
 with bounds a loaded 2-core machine keeps.
@@ -18,7 +20,7 @@ import os
 import signal
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -41,8 +43,11 @@ _SCHEDULED = "inference_objective_request_total"
 
 
 @contextlib.asynccontextmanager
-async def _gateway(workdir: Path, mode: FailureMode) -> AsyncIterator[LocalGateway]:
-    gateway = LocalGateway(GatewayPorts.free(), workdir, failure_mode=mode)
+async def _gateway(
+    workdir: Path, mode: FailureMode, sim_options: Mapping[str, object] | None = None
+) -> AsyncIterator[LocalGateway]:
+    ports = GatewayPorts.free()
+    gateway = LocalGateway(ports, workdir, failure_mode=mode, sim_options=sim_options)
     await gateway.start()
     try:
         yield gateway
@@ -153,3 +158,27 @@ async def _one(url: str) -> tuple[int, str, float]:
         session.post(f"{url}/v1/chat/completions", json=chat_body(stream=False, max_tokens=4)) as r,
     ):
         return r.status, await r.text(), time.monotonic() - started
+
+
+async def test_a_lean_streamed_answer_survives_kill_9_of_the_epp(tmp_path: Path) -> None:
+    # Real-time simulation: the answer takes seconds, the EPP dies while it flows.
+    async with _gateway(tmp_path, "FailClose", sim_options={"time-scale": 1}) as gateway:
+        unit = gateway.services["epp"]
+        body = chat_body(stream=True, max_tokens=300, text="Tell me a long story")
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(f"{gateway.url}/v1/chat/completions", json=body) as response,
+        ):
+            assert response.status == 200
+            lines = [await response.content.readline()]
+            process = gateway.epp.process
+            assert process is not None
+            _kill(unit)
+            await asyncio.to_thread(process.wait, 30)  # dead before the answer goes on
+            lines += [line async for line in response.content]
+    events = [line.strip() for line in lines if line.startswith(b"data: ")]
+    print(f"\nlean stream, kill -9 of the EPP mid-answer: {len(events)} events")  # noqa: T201
+    assert events[-1] == b"data: [DONE]"
+    # Every token came (300 content chunks; the role and finish chunks and [DONE] around them).
+    assert len(events) >= 300

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
 from igw.common import errors
-from igw.common.envoy import ProcessingRequest, ProcessingResponse
+from igw.common.envoy import BodyMode, ProcessingRequest, ProcessingResponse
 from igw.common.extproc import (
     PASS_THROUGH,
     ExtProcServicer,
@@ -53,6 +53,7 @@ class Exchanges:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     closed_event: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt: asyncio.Future[errors.InferenceError] | None = None
+    body_wanted: bool = True
 
     def __call__(self, info: StreamInfo) -> PassThroughExchange:
         self.infos.append(info)
@@ -73,6 +74,9 @@ class _Exchange(PassThroughExchange):
 
     def interruption(self) -> asyncio.Future[errors.InferenceError] | None:
         return self._owner.interrupt
+
+    def response_body_wanted(self) -> bool:
+        return self._owner.body_wanted
 
 
 def raising(error: Exception) -> Decide:
@@ -157,6 +161,27 @@ async def test_an_immediate_answer_ends_the_stream_completed() -> None:
     assert [(r.kind, r.status, r.body, r.set_headers) for r in replies] == [
         ("immediate_response", 404, b'{"error":{}}', {"content-type": "application/json"})
     ]
+    assert code is grpc.StatusCode.OK
+    assert exchanges.closed == [True]
+
+
+async def test_a_declined_response_body_ends_the_call_without_waiting_for_envoy() -> None:
+    """Decide at response headers, then let go: the server ends the call (OK) right after the
+    headers reply, so the response flowing back in Envoy no longer needs this process."""
+    exchanges = Exchanges(body_wanted=False)
+    streamed = (BodyMode.FULL_DUPLEX_STREAMED, BodyMode.STREAMED)
+    async with serving(exchanges) as process:
+        call = process(timeout=WAIT_S)  # left open: Envoy sends nothing after the skip
+        await call.write(messages.request_headers(GET, end_of_stream=True, modes=streamed))
+        first = messages.describe(await call.read())
+        await call.write(messages.response_headers({":status": "200"}))
+        replies = []
+        while (reply := await call.read()) is not grpc.aio.EOF:
+            replies.append(messages.describe(reply))
+        code = await call.code()
+
+    assert first.kind == "request_headers"
+    assert [(r.kind, r.skip_body) for r in replies] == [("response_headers", True)]
     assert code is grpc.StatusCode.OK
     assert exchanges.closed == [True]
 

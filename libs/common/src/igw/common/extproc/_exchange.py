@@ -16,7 +16,8 @@ decoded events and answers with plain values:
   the EPP's served-endpoint feedback).
 * `response_body_wanted() -> bool`: asked just after `response_headers` (unless the
   response has no body) when Envoy's response body mode is STREAMED or BUFFERED. False skips
-  the body: `response_body` is never called, the stream ends soon after, and `close(True)`
+  the body: `response_body` is never called, the server ends the stream right after the
+  headers reply (the response then no longer depends on this process), and `close(True)`
   follows, so whatever "request finished" work the exchange has must not wait for a response
   end it will not see. Never asked in FULL_DUPLEX_STREAMED mode, where skipping loses data.
 * `interruption() -> asyncio.Future[InferenceError] | None`: asked before each message is

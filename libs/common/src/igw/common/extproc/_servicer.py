@@ -5,7 +5,8 @@ it, write the replies. Errors end the stream in one of two ways:
 
 * an `InferenceError` with an HTTP status becomes an `ImmediateResponse` (the client gets that
   status and upstream's `inference error: ...` body) and the stream ends normally, as it does
-  after an exchange's own `ImmediateAnswer`;
+  after an exchange's own `ImmediateAnswer`, or after the exchange declined the response body
+  (`Stream.released`: the response continues in Envoy without this process);
 * a `StreamAbortError`, or any unexpected exception, aborts the gRPC stream, so Envoy applies the
   filter's failure mode. Unexpected exceptions are logged with their traceback; they never take
   the server down.
@@ -97,8 +98,10 @@ class ExtProcServicer:
                     return
                 for reply in replies:
                     yield reply
-                if stream.answered:
-                    return  # an immediate answer ends the request, as an error's does
+                if stream.released:
+                    # An immediate answer ends the request, as an error's does; a declined
+                    # response body leaves nothing for this process to do.
+                    return
         except InferenceError as e:
             _record_error(span, e)
             await context.abort(grpc.StatusCode.UNKNOWN, e.message)

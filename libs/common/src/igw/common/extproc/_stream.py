@@ -32,8 +32,11 @@ The rules (Envoy 1.40, see reference/feasibility.md §1.3 and upstream-gie.md §
 * Skipping the response body (the lean mode, DESIGN §6.1): in STREAMED or BUFFERED response mode
   an exchange with the optional `response_body_wanted()` hook may decline the body at response
   headers. The headers reply then carries `CONTINUE_AND_REPLACE` without a body mutation: Envoy
-  forwards the body untouched, sends this stream nothing more and closes it. The stream counts
-  as completed (the request was answered) although no response end was seen. Never in
+  forwards the body untouched and sends this stream nothing more; the stream is `released` and
+  the servicer ends the call (status OK) at once, so the response flowing back no longer needs
+  this process (decide at response headers, then let go: a processor killed mid-answer does not
+  touch it). The stream counts as completed (the request was answered) although no response end
+  was seen. Never in
   FULL_DUPLEX_STREAMED mode: there Envoy sends body chunks before the headers reply arrives, and
   chunks handed to the processor are dropped when it stops, so the client silently loses SSE
   events (reference/streaming-cost.md §3.4-3.5). In that mode the hook is not even asked.
@@ -96,6 +99,12 @@ class Stream:
     """The exchange answered the request itself (an `ImmediateAnswer`): the stream is over."""
     _request: _RequestSide = field(default_factory=_RequestSide)
     _first: bool = True
+
+    @property
+    def released(self) -> bool:
+        """Nothing more will pass through this stream: the request was answered here, or the
+        response body declined. The gRPC call can end now (module docstring)."""
+        return self.answered or self.body_skipped
 
     async def handle(self, message: ProcessingRequest) -> Replies:
         """The replies for one message; raises `InferenceError` for a direct error answer."""
