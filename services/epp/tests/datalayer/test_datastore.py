@@ -79,8 +79,10 @@ async def test_a_failing_endpoint_ages_while_others_keep_updating(
     servers.set_page(good, vllm_page(VllmState(waiting=2)))
     await until(lambda: state(datastore, "good").metrics.waiting == 2)
     await asyncio.sleep(0.3)  # longer than the poll timeout
+    seen = state(datastore, "good").metrics.updated_at
+    # The good endpoint keeps being refreshed (a condition, not a bound a busy machine could miss).
+    await until(lambda: state(datastore, "good").metrics.updated_at > seen)
     now = time.monotonic()
-    assert state(datastore, "good").age(now) < 0.1
     assert state(datastore, "bad").age(now) > 0.25  # stale: last good (or no) metrics kept
     assert state(datastore, "bad").metrics.waiting in (0, 1)
 

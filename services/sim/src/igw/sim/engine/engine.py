@@ -277,9 +277,12 @@ class Engine:
             scheduler.complete(step, end)
 
     async def _idle(self) -> None:
+        """Waits for work. The next step then starts at the clock or, later, at the arrival of a
+        request it admits (`_step_start`), not when the loop got round to waking this task: the
+        wake-up latency of a busy process is not simulated time. Idle for longer than the lag
+        allowance, the clock slips to the present there too."""
         self._wake.clear()
         await self._wake.wait()
-        self._clock = max(self._clock, self.now())
 
     def _step_start(self, step: Step) -> float:
         start = self._clock
