@@ -5,6 +5,8 @@ stops every process it started. Its `--epp-config` (an EndpointPickerConfig for 
 `--objective NAME=PRIORITY` (repeatable; requests name theirs in `x-gateway-inference-objective`)
 and `--sim-config` (simulator options for every pod, e.g. a smaller capacity) are checked before
 anything starts, so a bad file is a usage error naming it (examples/flow-control has a set).
+`--failure-mode FailOpen|FailClose` says what Envoy does without the BBR or the EPP
+(`igw.e2e.failover`).
 
 `igw-local load` sends a burst of chat requests through a running gateway and prints which pod
 served what (see `igw.e2e.load`).
@@ -100,6 +102,8 @@ def _tuning_lines(gateway: LocalGateway) -> list[str]:
     if gateway.sim_options:
         options = ", ".join(f"{key}: {value}" for key, value in gateway.sim_options.items())
         lines.append(f"Simulator:     {options} (every pod)")
+    if gateway.failure_mode == "FailOpen":
+        lines.append("Failure mode:  FailOpen (without the BBR or EPP, Envoy routes on its own)")
     return lines
 
 
@@ -119,6 +123,7 @@ async def _run(args: argparse.Namespace) -> None:
         objectives=dict(args.objective),
         sim_options=args.sim_config or {},
         response_mode=args.response_mode or RESPONSE_MODE,
+        failure_mode=args.failure_mode,
     )
     await gateway.start()
     try:
@@ -176,6 +181,11 @@ def _parser() -> argparse.ArgumentParser:
         help="how the EPP sees responses: lean (only the bodies it needs; the default) or "
         "compatible (every body, to its end: what a concurrency-detector needs to count "
         "requests in flight until they finish)",
+    )  # fmt: skip
+    run.add_argument(
+        "--failure-mode", choices=("FailClose", "FailOpen"), default="FailClose",
+        help="without the BBR or the EPP: FailClose answers 500 (the default, as upstream); "
+        "FailOpen lets Envoy route on its own (the pool's round robin; igw.e2e.failover)",
     )  # fmt: skip
     burst = sub.add_parser("load", help="send a burst through a running gateway, show routing")
     burst.add_argument("--port", type=int, help="gateway port (default $IGW_PORT or 8080)")
