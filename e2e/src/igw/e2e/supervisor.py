@@ -144,8 +144,9 @@ class Supervised:
             await self._ready(self.child, self.slot)
             self.serving = True
         except (RuntimeError, TimeoutError) as e:
-            # The next poll sees the exit (ChildProcess stops what never became ready).
+            # Stopped if it still runs (never ready): the next poll sees the exit and retries.
             _log.warning(f"{self.name} did not come back", error=str(e).splitlines()[0])
+            await asyncio.to_thread(self.child.stop, 5.0)
             return
         _log.info(f"{self.name} is back", pid=self.pid, slot=self.slot.name, restart=self.restarts)
 
@@ -161,6 +162,7 @@ class Supervised:
             try:
                 await self._ready(new, slot)
             except (RuntimeError, TimeoutError) as e:
+                await asyncio.to_thread(new.stop, 5.0)
                 raise RuntimeError(f"the new {self.name} did not become ready: {e}") from None
             self.child, self.slot, self.started_at = new, slot, time.monotonic()
             _log.info(f"new {self.name} ready; draining the old one", slot=slot.name)
