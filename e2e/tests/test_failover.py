@@ -17,7 +17,11 @@ from igw.common.testing.envoy_config import (
 from igw.e2e import cli, failover, pool
 from igw.e2e.gateway import GatewayPorts, LocalGateway
 
-FILTERS = [ExtProcFilter("bbr", 1), LuaFilter("hint", "-- lua"), ExtProcFilter("epp", 2)]
+FILTERS: list[ExtProcFilter | LuaFilter] = [
+    ExtProcFilter("bbr", 1),
+    LuaFilter("hint", "-- lua"),
+    ExtProcFilter("epp", 2),
+]
 ROUTES = [HeaderRoute("x-gateway-model-name", "m", "pool")]
 
 
