@@ -125,7 +125,7 @@ async def test_sigterm_lets_a_streamed_answer_in_flight_finish(gateway: LocalGat
     unit = gateway.services["epp"]
     process, slot = gateway.epp.process, unit.slot
     assert process is not None
-    body = chat_body(stream=True, max_tokens=4000, text="Tell me a long story")
+    body = chat_body(stream=True, max_tokens=10_000, text="Tell me a long story")  # ~10 s
     events: list[bytes] = []
     timeout = aiohttp.ClientTimeout(total=120)
     async with (
