@@ -1,3 +1,3 @@
-"""Fixtures every test package shares: free ports and real Envoy processes."""
+"""Fixtures every test package shares: free ports, real Envoy processes, the fault report."""
 
-pytest_plugins = ["igw.common.testing.pytest_plugin"]
+pytest_plugins = ["igw.common.testing.pytest_plugin", "igw.e2e.fault_report"]

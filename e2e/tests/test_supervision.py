@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import grpc
@@ -67,7 +67,7 @@ async def _serves(gateway: LocalGateway) -> bool:
 
 @pytest.mark.parametrize("service", ["epp", "bbr"])
 async def test_a_rolling_restart_under_load_fails_no_request(
-    gateway: LocalGateway, service: str
+    gateway: LocalGateway, service: str, fault_report: Callable[[str], None]
 ) -> None:
     unit = gateway.services[service]
     old_pid, old_slot = unit.pid, unit.slot
@@ -77,7 +77,7 @@ async def test_a_rolling_restart_under_load_fails_no_request(
         after = load.tally.succeeded
         await load.wait_for(lambda t: t.succeeded >= after + WARM, timeout_s=60)
     summary = load.tally.summary(f"rolling restart of the {service}")
-    print(f"\n{summary}\n{report}")  # noqa: T201 - the fault suite's summary
+    fault_report(f"{summary}; {report}")
     assert load.tally.failed == 0, summary
     assert (unit.pid, unit.slot) != (old_pid, old_slot)
     assert "drained and exited 0" in report
@@ -85,7 +85,7 @@ async def test_a_rolling_restart_under_load_fails_no_request(
 
 @pytest.mark.parametrize("service", ["epp", "bbr"])
 async def test_kill_9_is_restarted_and_the_gateway_serves_again(
-    gateway: LocalGateway, service: str
+    gateway: LocalGateway, service: str, fault_report: Callable[[str], None]
 ) -> None:
     unit = gateway.services[service]
     restarts, pid = unit.restarts, unit.pid
@@ -100,7 +100,7 @@ async def test_kill_9_is_restarted_and_the_gateway_serves_again(
 
     await _wait(back, f"the {service} was not restarted, or the gateway does not serve")
     assert f"restarts {restarts + 1}" in gateway.status()
-    print(f"\nkill -9 of the {service}: restarted, serving again\n{gateway.status()}")  # noqa: T201
+    fault_report(f"kill -9 of the {service}: restarted (restart {unit.restarts}), serving again")
 
 
 def _listening(port: int) -> bool:
