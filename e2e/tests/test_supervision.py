@@ -83,7 +83,7 @@ async def test_a_rolling_restart_under_load_fails_no_request(
     assert "drained and exited 0" in report
 
 
-@pytest.mark.parametrize("service", ["epp", "bbr"])
+@pytest.mark.parametrize("service", ["epp", "bbr", "sim"])
 async def test_kill_9_is_restarted_and_the_gateway_serves_again(
     gateway: LocalGateway, service: str, fault_report: Callable[[str], None]
 ) -> None:
