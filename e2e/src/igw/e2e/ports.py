@@ -3,16 +3,23 @@
 Each ext_proc service has two slots (a and b, `igw.e2e.supervisor.Slot`): the second is used only
 while a rolling restart runs the new process beside the old one.
 
-Known limit (issue 13 item 6): `GatewayPorts.free()` asks the kernel for free ports, closes them
-and lets the children bind them later, so a busy machine can, rarely, hand one to someone else in
-between; the children would then fail to start with "address in use".
+Known limit (issue 13 item 6): `GatewayPorts.free()` picks ports that are free now and lets the
+children bind them later, so someone else can take one in between; the children would then fail
+to start with "address in use". To make that rare it picks them at random *below* the kernel's
+ephemeral range (`ip_local_port_range`, 32768-60999 by default): ports the kernel hands out for
+`bind(0)` and outgoing connections, which a loaded machine running many tests and clients
+recycles within milliseconds (a gateway once lost its simulator's port that way). The real fix,
+binding port 0 in each child and reading the port back, needs Envoy's clusters to learn ports at
+run time (EDS); not done.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import socket
+from pathlib import Path
 
 from igw.e2e import pool
 from igw.e2e.supervisor import Slot
@@ -68,28 +75,36 @@ class GatewayPorts:
 
     @classmethod
     def free(cls) -> GatewayPorts:
-        """Ports picked by the kernel (for tests running side by side), the pool's consecutive."""
+        """Free ports below the ephemeral range (module docstring), the pool's consecutive."""
         names = [f.name for f in dataclasses.fields(cls) if f.name != "sim_first"]
-        socks = [socket.socket() for _ in names]
-        try:
-            for sock in socks:
-                sock.bind(("127.0.0.1", 0))
-            singles = [sock.getsockname()[1] for sock in socks]
-        finally:
-            for sock in socks:
-                sock.close()
-        first = _free_port_block(pool.SIM_PORTS, avoid=set(singles))
+        taken: set[int] = set()
+        singles = [_free_port_block(1, taken) for _ in names]
+        first = _free_port_block(pool.SIM_PORTS, taken)
         return cls(sim_first=first, **dict(zip(names, singles, strict=True)))
 
 
-def _free_port_block(size: int, avoid: set[int]) -> int:
-    """The first of `size` consecutive ports that are free on every address the pool binds."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        block = range(first, first + size)
-        if block[-1] < 65536 and not avoid.intersection(block) and all(map(_bindable, block)):
+_LOWEST = 10_000
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (32768 when it cannot be read)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    return low if low > _LOWEST + 1000 else 32768
+
+
+def _free_port_block(size: int, taken: set[int]) -> int:
+    """The first of `size` consecutive ports, free on every address the pool binds and not in
+    `taken` (which it joins), at random between 10000 and the ephemeral range."""
+    rng = random.SystemRandom()
+    high = _ephemeral_low() - size
+    for _ in range(500):
+        block = range(first := rng.randrange(_LOWEST, high), first + size)
+        free = all(_bindable(port) and _bindable(port, "127.0.0.1") for port in block)
+        if free and not taken.intersection(block):
+            taken.update(block)
             return first
     raise RuntimeError(f"found no {size} consecutive free ports")
 
