@@ -87,7 +87,9 @@ def _kill(unit: Supervised) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("service", ["epp", "bbr"])
-async def test_fail_open_kill_9_fails_no_request(tmp_path: Path, service: str) -> None:
+async def test_fail_open_kill_9_fails_no_request(
+    tmp_path: Path, service: str, fault_report: Callable[[str], None]
+) -> None:
     async with (
         _gateway(tmp_path, "FailOpen") as gateway,
         SteadyLoad(gateway.url, clients=8) as load,
@@ -116,7 +118,7 @@ async def test_fail_open_kill_9_fails_no_request(tmp_path: Path, service: str) -
         assert gateway.envoy is not None
         stats = gateway.envoy.admin_stats("")
     summary = load.tally.summary(f"FailOpen, kill -9 of the {service}")
-    print(f"\n{summary}")  # noqa: T201 - the fault suite's summary
+    fault_report(summary)
     assert load.tally.failed == 0, summary
     # The outage was real and served: requests went on without the service.
     assert stats["http.gateway.ext_proc.failure_mode_allowed"] > 0
@@ -124,7 +126,9 @@ async def test_fail_open_kill_9_fails_no_request(tmp_path: Path, service: str) -
         assert stats["cluster.pool_fallback.upstream_rq_200"] > 0
 
 
-async def test_fail_close_kill_9_fails_with_a_clear_500_and_never_hangs(tmp_path: Path) -> None:
+async def test_fail_close_kill_9_fails_with_a_clear_500_and_never_hangs(
+    tmp_path: Path, fault_report: Callable[[str], None]
+) -> None:
     async with _gateway(tmp_path, "FailClose") as gateway:
         unit = gateway.services["epp"]
         async with SteadyLoad(gateway.url, clients=8) as load:
@@ -140,7 +144,7 @@ async def test_fail_close_kill_9_fails_with_a_clear_500_and_never_hangs(tmp_path
             after = load.tally.succeeded
             await load.wait_for(lambda t: t.succeeded >= after + WARM, timeout_s=60)
     summary = load.tally.summary("FailClose, kill -9 of the EPP")
-    print(f"\n{summary}")  # noqa: T201 - the fault suite's summary
+    fault_report(summary)
     # Every failure is a 500 (no reset, no truncated stream, no timeout) ...
     assert set(load.tally.failures) <= {"status 500"}, summary
     # ... and, as the one request shows, it says why and comes at once.
@@ -160,7 +164,9 @@ async def _one(url: str) -> tuple[int, str, float]:
         return r.status, await r.text(), time.monotonic() - started
 
 
-async def test_a_lean_streamed_answer_survives_kill_9_of_the_epp(tmp_path: Path) -> None:
+async def test_a_lean_streamed_answer_survives_kill_9_of_the_epp(
+    tmp_path: Path, fault_report: Callable[[str], None]
+) -> None:
     # Real-time simulation: the answer takes seconds, the EPP dies while it flows.
     async with _gateway(tmp_path, "FailClose", sim_options={"time-scale": 1}) as gateway:
         unit = gateway.services["epp"]
@@ -178,7 +184,9 @@ async def test_a_lean_streamed_answer_survives_kill_9_of_the_epp(tmp_path: Path)
             await asyncio.to_thread(process.wait, 30)  # dead before the answer goes on
             lines += [line async for line in response.content]
     events = [line.strip() for line in lines if line.startswith(b"data: ")]
-    print(f"\nlean stream, kill -9 of the EPP mid-answer: {len(events)} events")  # noqa: T201
+    whole = int(events[-1] == b"data: [DONE]")
+    fault_report(f"lean stream, kill -9 of the EPP mid-answer: sent 1, succeeded {whole}, "
+                 f"failed {1 - whole} ({len(events)} events)")  # fmt: skip
     assert events[-1] == b"data: [DONE]"
     # Every token came (300 content chunks; the role and finish chunks and [DONE] around them).
     assert len(events) >= 300

@@ -164,6 +164,7 @@ async def test_a_pod_with_bad_metrics_is_stale_and_routing_goes_on(
     free_port_factory: Callable[[], int],
     tmp_path: Path,
     fault: Behaviour | str,
+    fault_report: Callable[[str], None],
 ) -> None:
     async with _pool(envoy_factory, free_port_factory, tmp_path, fault) as pool:
         want = {"good-a": False, "good-b": False, "bad": True}
@@ -173,7 +174,7 @@ async def test_a_pod_with_bad_metrics_is_stale_and_routing_goes_on(
         served = {name: len(pod.received) for name, pod in pool.pods.items()}
     name = fault if isinstance(fault, str) else fault.value
     summary = tally.summary(f"metrics endpoint {name}")
-    print(f"\n{summary}; served {json.dumps(served)}")  # noqa: T201 - the fault suite's summary
+    fault_report(f"{summary}; served {json.dumps(served)}")
     assert tally.failures == [], summary
     assert tally.succeeded == REQUESTS
     assert reported == want  # still stale after the load: the page never became readable

@@ -168,7 +168,11 @@ async def _load(url: str) -> collections.Counter[str]:
 
 @pytest.mark.parametrize("fault", ["dies", "resets", "stalls", "stalls-before-headers"])
 async def test_a_failing_model_server_fails_requests_visibly_never_silently(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int], tmp_path: Path, fault: str
+    envoy_factory: EnvoyFactory,
+    free_port_factory: Callable[[], int],
+    tmp_path: Path,
+    fault: str,
+    fault_report: Callable[[str], None],
 ) -> None:
     async with _gateway(envoy_factory, free_port_factory, tmp_path, fault) as (
         url,
@@ -181,7 +185,7 @@ async def test_a_failing_model_server_fails_requests_visibly_never_silently(
         f"model server {fault}: sent {sum(outcomes.values())}, "
         f"succeeded {outcomes['ok']}, failed {failed} {dict(outcomes)}"
     )
-    print(f"\n{summary}")  # noqa: T201 - the fault suite's summary
+    fault_report(summary)
     assert sum(outcomes.values()) == REQUESTS
     assert faulty.hits > 0, "no request reached the faulty pod"
     assert len(healthy.received) > 0, "the healthy pod took nothing"
