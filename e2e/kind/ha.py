@@ -42,17 +42,18 @@ EPP_START_TIMEOUT_S = 180.0
 FAIL_OPEN_SETTLE_S = 30.0  # Envoy learns that the EPP Service has no endpoints left
 FAIL_OPEN_REQUESTS = 3
 
-# Caveat: fail-open with a full-duplex ext_proc depends on the gateway implementation. Envoy >= 1.35
-# refuses failure_mode_allow together with FULL_DUPLEX_STREAMED (upstream GIE issue #1266), so a
-# gateway may drop the fail-open, refuse the config, or fall back its own way; and without the
-# EPP's destination header the InferencePool backend has to pick a pod by itself. This check
+# Caveat: fail-open with a full-duplex ext_proc depends on the gateway implementation. Envoy
+# (1.40, measured) accepts failure_mode_allow with FULL_DUPLEX_STREAMED but fails open only until
+# the first body chunk was sent, which in full duplex is before a dead processor is noticed; a
+# gateway must also stop sending to the dead EPP, and without the EPP's destination header the
+# InferencePool backend has to pick a pod by itself. This check
 # therefore states what the pinned Envoy Gateway + AI Gateway do, and its failure says so.
 FAIL_OPEN_CAVEAT = (
     "the pool's endpointPickerRef.failureMode is FailOpen, but whether a gateway routes without "
-    "its EPP is up to the gateway implementation: Envoy >= 1.35 refuses failure_mode_allow with "
-    "a FULL_DUPLEX_STREAMED request body (upstream GIE issue #1266), and how the InferencePool "
-    "backend picks a pod without the EPP's header is the Envoy Gateway/AI Gateway pinned in "
-    "run.py; this check states what that gateway does"
+    "its EPP is up to the gateway implementation: Envoy fails open on a FULL_DUPLEX_STREAMED "
+    "request body only before its first chunk was sent (upstream GIE issue #1266), and how the "
+    "InferencePool backend picks a pod without the EPP's header is the Envoy Gateway/AI "
+    "Gateway pinned in run.py; this check states what that gateway does"
 )
 
 
