@@ -89,6 +89,10 @@ bench-flow-control: $(STAMP) ## flow control off vs on: TTFT per priority under 
 fuzz: $(STAMP) ## ext_proc fuzzer: 100,000 hostile streams at the BBR, then the EPP (FUZZ_ARGS)
 	$(PY) -m bench.fuzz_extproc --count 100000 $(FUZZ_ARGS)
 
+.PHONY: soak
+soak: $(STAMP) ## soak: 1,000,000 requests through the local gateway, RSS/FDs per process (SOAK_ARGS)
+	$(PY) -m bench.soak $(SOAK_ARGS)
+
 e2e-kind: $(STAMP) ## kind suite: images, charts, Envoy Gateway (skips without Docker/kind/helm)
 	$(PY) e2e/kind/run.py $(E2E_KIND_ARGS)
 

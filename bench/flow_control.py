@@ -47,9 +47,10 @@ from bench import _flow_control_report as report
 from bench._cpu import cpu_seconds
 from bench._errors import BenchmarkError
 from bench._flow_control_load import CLASSES, MAX_TOKENS, Probe, Timeline, run_classes
+from bench._local_gateway import start_gateway
 from bench._paths import REPO, RESULTS, command_line, repo_relative
 from igw.e2e import pool
-from igw.e2e.gateway import GatewayPorts, LocalGateway
+from igw.e2e.gateway import LocalGateway
 from igw.sim.engine.presets import PRESETS
 
 __all__ = ["main"]
@@ -60,7 +61,6 @@ EXAMPLE = REPO / "examples" / "flow-control"
 OBJECTIVES = {"critical": 10, "batch": 0}
 PROMPT_TOKENS = 500
 """About a request's prompt (2 kB of English), for the capacity estimate only."""
-START_ATTEMPTS = 3
 HOLD_TOKENS = 4000
 """The hold phase's answers: long enough (~50 s) to keep the pool busy through the windows."""
 
@@ -189,23 +189,18 @@ async def _at_most(probe: Probe, value: float) -> bool:
 
 
 async def _start(mode: str, workdir: Path, sim_options: dict[str, object]) -> LocalGateway:
-    """A started gateway after at most `START_ATTEMPTS` tries, each on fresh free ports (another
-    process on the machine may take one between its pick and its use)."""
-    for attempt in range(1, START_ATTEMPTS + 1):
-        gateway = LocalGateway(
-            GatewayPorts.free(), workdir / f"attempt-{attempt}",
-            epp_config=_epp_config(mode, workdir), objectives=OBJECTIVES,
+    """A started gateway (`bench._local_gateway.start_gateway`: retried on fresh ports)."""
+    epp_config = _epp_config(mode, workdir)
+    return await start_gateway(
+        lambda ports, attempt_dir: LocalGateway(
+            ports,
+            attempt_dir,
+            epp_config=epp_config,
+            objectives=OBJECTIVES,
             sim_options=sim_options,
-        )  # fmt: skip
-        try:
-            await gateway.start()
-        except RuntimeError as e:
-            print(f"   start attempt {attempt} failed: {str(e).splitlines()[0]}", flush=True)
-            if attempt == START_ATTEMPTS:
-                raise
-            continue
-        return gateway
-    raise AssertionError("unreachable")
+        ),
+        workdir,
+    )
 
 
 async def run_mode(
