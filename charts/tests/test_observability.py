@@ -1,9 +1,5 @@
-"""The EPP chart's Grafana dashboard and autoscaling objects (issue 11, points 6 and 7).
-
-The dashboard may reference only series our services export: the names come from the services'
-own metric classes, collected from fresh registries, and the pool collector. Charts are rendered
-offline with `helm template` (helm from `make .tools/bin/helm`).
-"""
+"""The EPP chart's Grafana dashboard and autoscaling objects: they may reference only series our
+services export, named by the services' own metric classes on fresh registries."""
 
 from __future__ import annotations
 
@@ -261,10 +257,6 @@ def test_dashboard_configmap_namespace_and_labels(render_epp: Render) -> None:
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
 
 
-def _target(spec: Obj) -> None:
-    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": TARGET}
-
-
 def test_keda_scaled_object(render_epp: Render) -> None:
     docs = render_epp(
         *autoscaling(
@@ -281,7 +273,7 @@ def test_keda_scaled_object(render_epp: Render) -> None:
     assert so["apiVersion"] == "keda.sh/v1alpha1"
     assert so["metadata"]["namespace"] == NS
     spec = so["spec"]
-    _target(spec)
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": TARGET}
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 7)
     triggers = {t["name"]: t for t in spec["triggers"]}
     assert set(triggers) == {"queue-size", "kv-cache-utilization"}
@@ -310,7 +302,7 @@ def test_hpa_on_external_metrics(render_epp: Render) -> None:
     (hpa,) = of_kind(docs, "HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
     spec = hpa["spec"]
-    _target(spec)
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": TARGET}
     assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 4)
     assert spec["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 600}}
     metrics = {m["external"]["metric"]["name"]: m for m in spec["metrics"]}
@@ -344,8 +336,7 @@ def test_keda_scales_on_the_flow_control_queue_when_asked(render_epp: Render) ->
     triggers = {t["name"]: t for t in so["spec"]["triggers"]}
     assert set(triggers) == {"queue-size", "kv-cache-utilization", "flow-control-queue-size"}
     queue = triggers["flow-control-queue-size"]
-    assert queue["metricType"] == "AverageValue"  # a total: ceil(queued / threshold)
-    assert queue["metadata"]["threshold"] == "4"
+    assert (queue["metricType"], queue["metadata"]["threshold"]) == ("AverageValue", "4")
     query = queue["metadata"]["query"]
     assert f'{FLOW_QUEUE}{{inference_pool="llama"}}' in query
     assert query.startswith("sum(max by (")  # one leader queues: max over replicas, then sum

@@ -231,8 +231,7 @@ async def test_lean_sampled_response_counts_usage() -> None:
 
 
 async def test_lean_follows_each_response_to_its_end_for_an_in_flight_detector() -> None:
-    """A concurrency-detector gates on requests in flight: a streamed answer keeps its slot
-    until its last byte, not just until its headers (sampling off, no rewrite, no plugins)."""
+    # A concurrency-detector gates on requests in flight: the slot is held to the last byte.
     recorder = Completions()
     control = RequestControl(SchedulerMetrics(), response_complete=[recorder])
     director = build_director([IDLE], request_control=control)

@@ -214,25 +214,8 @@ class EppService:
         if self._provider is None and options.tracing:
             self._provider = configure_tracing(SERVICE_NAME)
         traced = self._provider is not None
+        self.director, self.exchanges = self._request_path(source, handle, traced)
         config = self.config
-        self.director = Director(
-            source=source,
-            scheduler=config.scheduler,
-            request_control=config.request_control,
-            parser=config.parser,
-            metrics=self.metrics,
-            objectives=self.objectives,
-            rewrites=self.rewrites,
-            subset_filter=not options.disable_endpoint_subset_filter,
-            tracer=tracer(self._provider, ORCHESTRATION_TRACER) if traced else None,
-            rng=handle.rng,
-        )
-        self.exchanges = Exchanges(
-            self.director, config.request_control, config.parser, self.metrics,
-            response_sample_rate=options.response_sample_rate, rng=handle.rng,
-            # A detector counting requests in flight must see each response end, lean mode too.
-            follow_responses=isinstance(config.saturation_detector, ConcurrencyDetector),
-        )  # fmt: skip
         self.health = HealthService(
             self._ready,
             services=(EXT_PROC_SERVICE,),
@@ -252,6 +235,31 @@ class EppService:
         self.metrics_server = MetricsServer(
             self.registry, port=options.metrics_port, host=options.host, authorizer=authorizer
         )
+
+    def _request_path(
+        self, source: EndpointSource, handle: PluginHandle, traced: bool
+    ) -> tuple[Director, Exchanges]:
+        """The director (request -> Decision) and the per-stream exchange factory."""
+        options, config = self.options, self.config
+        director = Director(
+            source=source,
+            scheduler=config.scheduler,
+            request_control=config.request_control,
+            parser=config.parser,
+            metrics=self.metrics,
+            objectives=self.objectives,
+            rewrites=self.rewrites,
+            subset_filter=not options.disable_endpoint_subset_filter,
+            tracer=tracer(self._provider, ORCHESTRATION_TRACER) if traced else None,
+            rng=handle.rng,
+        )
+        exchanges = Exchanges(
+            director, config.request_control, config.parser, self.metrics,
+            response_sample_rate=options.response_sample_rate, rng=handle.rng,
+            # A detector counting requests in flight must see each response end, lean mode too.
+            follow_responses=isinstance(config.saturation_detector, ConcurrencyDetector),
+        )  # fmt: skip
+        return director, exchanges
 
     def _make_datastore(self) -> Datastore:
         self.datastore = datastore_from_config(
