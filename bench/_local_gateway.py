@@ -8,12 +8,20 @@ attempt's logs stay readable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
+import uvloop
+
+from bench._paths import command_line
 from igw.e2e.gateway import GatewayPorts, LocalGateway
 
-__all__ = ["START_ATTEMPTS", "start_gateway"]
+__all__ = ["START_ATTEMPTS", "main", "start_gateway"]
+
+_Args = TypeVar("_Args")
 
 START_ATTEMPTS = 3
 
@@ -36,3 +44,21 @@ async def start_gateway(
             continue
         return gateway
     raise AssertionError("unreachable")
+
+
+def main(
+    module: str,
+    argv: Sequence[str] | None,
+    parse_args: Callable[[list[str]], _Args],
+    run: Callable[[_Args, str], Coroutine[Any, Any, int]],
+) -> int:
+    """A gateway benchmark's `main`: `run(args, command line)` on uvloop, with no OTEL_ variable
+    reaching the gateway's processes (they would export spans); Ctrl-C exits 130."""
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(args_in)
+    for key in [k for k in os.environ if k.startswith("OTEL_")]:
+        del os.environ[key]
+    try:
+        return uvloop.run(run(args, command_line(["python", "-m", module, *args_in])))
+    except KeyboardInterrupt:
+        return 130

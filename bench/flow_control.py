@@ -41,14 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import uvloop
 
 from bench import _flow_control_report as report
 from bench._cpu import cpu_seconds
 from bench._errors import BenchmarkError
 from bench._flow_control_load import CLASSES, MAX_TOKENS, Probe, Timeline, run_classes
+from bench._local_gateway import main as gateway_bench_main
 from bench._local_gateway import start_gateway
-from bench._paths import REPO, RESULTS, command_line, repo_relative
+from bench._paths import REPO, RESULTS, repo_relative
 from igw.e2e import pool
 from igw.e2e.gateway import LocalGateway
 from igw.sim.engine.presets import PRESETS
@@ -283,14 +283,7 @@ async def run(args: argparse.Namespace, command: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    for key in [k for k in os.environ if k.startswith("OTEL_")]:
-        del os.environ[key]
-    try:
-        return uvloop.run(run(args, command_line(["python", "-m", "bench.flow_control", *argv])))
-    except KeyboardInterrupt:
-        return 130
+    return gateway_bench_main("bench.flow_control", argv, parse_args, run)
 
 
 if __name__ == "__main__":

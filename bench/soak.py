@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import uvloop
 
 from bench import _soak_probe as probe
 from bench import _soak_report as report
 from bench._load import closed_loop, new_session
+from bench._local_gateway import main as gateway_bench_main
 from bench._local_gateway import start_gateway
-from bench._paths import RESULTS, command_line, repo_relative
+from bench._paths import RESULTS, repo_relative
 from bench._soak_client import OUTCOMES, send
 from bench._soak_mix import KINDS, Planned, plan
 from igw.e2e.gateway import LocalGateway
@@ -250,14 +250,7 @@ async def _soak(gateway: LocalGateway, args: argparse.Namespace, command: str) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    for key in [k for k in os.environ if k.startswith("OTEL_")]:
-        del os.environ[key]
-    try:
-        return uvloop.run(run(args, command_line(["python", "-m", "bench.soak", *argv])))
-    except KeyboardInterrupt:
-        return 130
+    return gateway_bench_main("bench.soak", argv, parse_args, run)
 
 
 if __name__ == "__main__":
