@@ -62,10 +62,10 @@ def tracing(service_name: str, cluster_name: str) -> HttpConnectionManagerTracin
 
 
 def flush_spans_at_once() -> dict[str, Any]:
-    """The bootstrap's `layered_runtime` that has the tracer export each request's spans at once.
+    """Runtime keys that have the tracer export each request's spans at once.
 
     Envoy's OpenTelemetry tracer exports every 5 s or every 5 spans by default; a local gateway and
     its tests want each request's spans at once. (A Struct-valued runtime layer is simpler to state
     as JSON than through the typed classes.)
     """
-    return {"layers": [{"name": "static", "static_layer": dict(_FLUSH_SPANS_AT_ONCE)}]}
+    return dict(_FLUSH_SPANS_AT_ONCE)

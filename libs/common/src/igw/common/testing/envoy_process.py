@@ -13,6 +13,12 @@ through `igw.common.deathsig`, which arms PR_SET_PDEATHSIG(SIGTERM) before exec 
 saw Envoy 1.40 do it itself, but an Envoy orphaned by a SIGKILLed `igw-local` kept serving).
 Linux ties that signal to the forking *thread*, so the fork always happens on the calling thread
 and the async entry point only moves the readiness polling off the event loop.
+
+Ports: a config may give the admin endpoint and any listener port 0, and should (issue 13 item 6:
+a port picked free and bound later can be taken in between). Envoy then binds ports of the
+kernel's choosing; `start()` reads the admin's from the file `--admin-address-path` writes and the
+listeners' from the admin's `/listeners`, so `admin_port`, `listen_ports` and `url` are the bound
+ones once it returns.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import http.client
+import itertools
 import json
+import os
 import re
 import shutil
 import signal
@@ -39,6 +47,7 @@ from igw.common import deathsig
 
 _POLL_INTERVAL_S = 0.05
 _STOP_GRACE_S = 5.0
+_instances = itertools.count()
 
 
 class EnvoyError(RuntimeError):
@@ -57,15 +66,19 @@ class EnvoyProcess:
         workdir: Path | None = None,
         startup_timeout_s: float = 20.0,
     ) -> None:
-        self.admin_port = int(config["admin"]["address"]["socket_address"]["port_value"])
-        self.listen_ports = _listener_ports(config)
+        self.admin_port = int(config["admin"]["address"]["socket_address"].get("port_value", 0))
+        self._listeners = _listeners(config)
+        self.listen_ports = tuple(port for _, port in self._listeners)
+        """The listeners' ports, in config order (the bound ones once started: module docstring)."""
         if workdir is None:
             workdir = Path(tempfile.mkdtemp(prefix="igw-envoy-"))
             weakref.finalize(self, shutil.rmtree, workdir, ignore_errors=True)
         self.workdir = workdir
-        self.config_path = workdir / f"envoy-{self.admin_port}.json"
+        name = f"envoy-{os.getpid()}-{next(_instances)}"
+        self.config_path = workdir / f"{name}.json"
         self.config_path.write_text(json.dumps(config, indent=1))
-        self.log_path = workdir / f"envoy-{self.admin_port}.log"
+        self.log_path = workdir / f"{name}.log"
+        self._admin_address_path = workdir / f"{name}.admin"
         self._log_level = log_level
         self._concurrency = concurrency
         self._startup_timeout_s = startup_timeout_s
@@ -181,9 +194,9 @@ class EnvoyProcess:
             *("-c", str(self.config_path)),
             *("-l", self._log_level),
             *("--concurrency", str(self._concurrency)),
-            # Side-by-side instances must not share hot-restart state; the admin port is unique.
-            *("--base-id", str(self.admin_port)),
+            # No hot restart, so side-by-side instances share no memory and need no --base-id.
             "--disable-hot-restart",
+            *("--admin-address-path", str(self._admin_address_path)),
             # Access logs otherwise reach the file up to 10 s late, too late for a failure report.
             *("--file-flush-interval-msec", "100"),
         ]
@@ -198,12 +211,32 @@ class EnvoyProcess:
         return self._process
 
     def _ready(self) -> bool:
-        """Whether the admin endpoint says LIVE and every listener accepts connections."""
+        """Whether the admin endpoint says LIVE and every listener accepts connections (on the
+        ports Envoy bound, read back first: module docstring)."""
         try:
+            if self.admin_port == 0:
+                self.admin_port = _admin_port(self._admin_address_path)
+                if self.admin_port == 0:
+                    return False
             status, body = self.admin_get("/ready", timeout_s=0.5)
+            if status != 200 or body.strip() != "LIVE":
+                return False
+            if 0 in self.listen_ports:
+                self.listen_ports = self._bound_listener_ports()
         except OSError:
             return False
-        return status == 200 and body.strip() == "LIVE" and all(map(_accepts, self.listen_ports))
+        return all(map(_accepts, self.listen_ports))
+
+    def _bound_listener_ports(self) -> tuple[int, ...]:
+        """The port each configured listener bound, from the admin's `/listeners`."""
+        status, body = self.admin_get("/listeners?format=json")
+        if status != 200:
+            raise EnvoyError(f"admin /listeners answered {status}: {body}")
+        bound = {
+            item["name"]: int(item["local_address"]["socket_address"]["port_value"])
+            for item in json.loads(body).get("listener_statuses", [])
+        }
+        return tuple(bound.get(name, port) if port == 0 else port for name, port in self._listeners)
 
     def _raise_if_hopeless(self, process: subprocess.Popen[bytes], deadline: float) -> None:
         if (code := process.poll()) is not None:
@@ -227,9 +260,23 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _listener_ports(config: dict[str, Any]) -> tuple[int, ...]:
+def _listeners(config: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """Each static listener's name and configured port (0: Envoy picks)."""
     listeners = config.get("static_resources", {}).get("listeners", [])
-    return tuple(int(item["address"]["socket_address"]["port_value"]) for item in listeners)
+    return tuple(
+        (item.get("name", ""), int(item["address"]["socket_address"].get("port_value", 0)))
+        for item in listeners
+    )
+
+
+def _admin_port(path: Path) -> int:
+    """The port in the admin address Envoy wrote (`127.0.0.1:9901`); 0 until it is written."""
+    try:
+        address = path.read_text().strip()
+    except FileNotFoundError:
+        return 0
+    _, _, port = address.rpartition(":")
+    return int(port) if port.isdigit() else 0
 
 
 def _accepts(port: int) -> bool:
