@@ -23,7 +23,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from igw.bbr.cli import parse_args
 from igw.bbr.registry import PluginSpec
 from igw.bbr.server import BbrOptions, BbrService
-from igw.common.testing import free_port
 from igw.common.testing.kube_api import FakeKubeApi
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
@@ -41,14 +40,11 @@ baseModels:
 
 
 def bbr_options(adapters_file: Path | None = None) -> BbrOptions:
-    ports: set[int] = set()
-    while len(ports) < 3:  # three distinct ports, or the options are refused
-        ports.add(free_port())
-    grpc_port, health_port, metrics_port = sorted(ports)
+    """Options serving on loopback ports the OS picks (read back from the started service)."""
     return BbrOptions(
-        grpc_port=grpc_port,
-        grpc_health_port=health_port,
-        metrics_port=metrics_port,
+        grpc_port=0,
+        grpc_health_port=0,
+        metrics_port=0,
         host="127.0.0.1",
         kubernetes="off",
         tracing=False,
@@ -157,12 +153,12 @@ async def eventually(check: Callable[[], object], timeout_s: float = 10.0) -> No
     ],
 )
 async def test_health_answers_serving(service: BbrService, name: str) -> None:
-    assert await health_check(service.options.grpc_health_port, name) == SERVING
+    assert await health_check(service.server.health_port, name) == SERVING
 
 
 async def test_metrics_endpoint_has_the_bbr_families(service: BbrService) -> None:
-    await route(service.options.grpc_port, b'{"model": "sql-lora"}')
-    kinds = await asyncio.to_thread(scrape, service.options.metrics_port)
+    await route(service.server.grpc_port, b'{"model": "sql-lora"}')
+    kinds = await asyncio.to_thread(scrape, service.metrics_server.port)
     assert {
         "bbr_info": "gauge",
         "bbr_success": "counter",
@@ -186,12 +182,12 @@ async def test_metrics_endpoint_has_the_bbr_families(service: BbrService) -> Non
 async def test_ext_proc_sets_headers_from_the_adapter_file(
     service: BbrService, body: bytes, headers: dict[str, str]
 ) -> None:
-    reply = await route(service.options.grpc_port, body, **{MODEL: "client-sent"})
+    reply = await route(service.server.grpc_port, body, **{MODEL: "client-sent"})
     assert set_headers(reply) == headers
 
 
 async def test_malformed_body_is_answered_with_400(service: BbrService) -> None:
-    reply = await route(service.options.grpc_port, b"{not json")
+    reply = await route(service.server.grpc_port, b"{not json")
     assert reply.WhichOneof("response") == "immediate_response"
     assert reply.immediate_response.status.code == 400
     assert reply.immediate_response.body.decode().startswith(
@@ -202,7 +198,7 @@ async def test_malformed_body_is_answered_with_400(service: BbrService) -> None:
 async def test_base_model_header_follows_the_adapter_file(
     service: BbrService, adapters_file: Path
 ) -> None:
-    port = service.options.grpc_port
+    port = service.server.grpc_port
     assert set_headers(await route(port, b'{"model": "sql-lora"}'))[BASE] == LLAMA
     new_file = "baseModels:\n  - baseModel: Qwen/Qwen3-0.6B\n    adapters: [sql-lora]\n"
     await asyncio.to_thread(adapters_file.write_text, new_file, encoding="utf-8")
@@ -216,18 +212,17 @@ async def test_base_model_header_follows_the_adapter_file(
 
 async def test_stop_ends_health_and_frees_every_port(adapters_file: Path) -> None:
     bbr = BbrService(bbr_options(adapters_file))
-    opts = bbr.options
-    ports = (opts.grpc_port, opts.grpc_health_port, opts.metrics_port)
     await bbr.start()
+    ports = (bbr.server.grpc_port, bbr.server.health_port, bbr.metrics_server.port)
     try:
-        assert await health_check(opts.grpc_health_port) == SERVING
+        assert await health_check(bbr.server.health_port) == SERVING
         assert not any(port_is_free(port) for port in ports)
     finally:
         await bbr.stop()
     # NOT_SERVING first, then the health server goes away.
     assert bbr.health.serving() is False
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await health_check(opts.grpc_health_port)
+        await health_check(ports[1])
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert all(port_is_free(port) for port in ports)
 
@@ -265,12 +260,11 @@ async def test_metrics_need_a_permitted_token_by_default(
         api.allowed = {(prometheus, "get", "/metrics")}
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path / "kubeconfig")))
-        base = bbr_options()
         options, _ = parse_args(
             [
-                f"--grpc-port={base.grpc_port}",
-                f"--grpc-health-port={base.grpc_health_port}",
-                f"--metrics-port={base.metrics_port}",
+                "--grpc-port=0",
+                "--grpc-health-port=0",
+                "--metrics-port=0",
                 "--host=127.0.0.1",
                 "--kubernetes=off",
                 "--secure-serving=false",
@@ -281,7 +275,7 @@ async def test_metrics_need_a_permitted_token_by_default(
         bbr = BbrService(options)
         await bbr.start()
         try:
-            port = options.metrics_port
+            port = bbr.metrics_server.port
             assert await asyncio.to_thread(metrics_status, port) == 401
             assert await asyncio.to_thread(metrics_status, port, "stolen") == 401
             assert await asyncio.to_thread(metrics_status, port, "other-token") == 403

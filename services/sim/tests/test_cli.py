@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -12,7 +13,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from igw.common.testing import free_port
 from igw.sim.cli import parse_args
 from igw.sim.config import LoraModule, SimConfig
 
@@ -142,10 +142,9 @@ def test_tracing_flag(argv: list[str], expected: bool) -> None:
 
 
 async def test_the_process_serves_after_its_startup_delay_and_stops_on_sigterm() -> None:
-    port = free_port()
     argv = [
         "--port",
-        str(port),
+        "0",
         "--preset",
         "tiny",
         "--startup-delay",
@@ -159,6 +158,7 @@ async def test_the_process_serves_after_its_startup_delay_and_stops_on_sigterm()
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
+        port = await asyncio.wait_for(_serving_port(process), timeout=60)
         statuses = await health_until_ok(f"http://127.0.0.1:{port}/health")
         assert statuses[0] == 503, "not ready during the startup delay"
         assert statuses[-1] == 200
@@ -168,6 +168,15 @@ async def test_the_process_serves_after_its_startup_delay_and_stops_on_sigterm()
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def _serving_port(process: asyncio.subprocess.Process) -> int:
+    """The port the simulator bound for `--port 0`, from its JSON `pod serving` log line."""
+    assert process.stderr is not None
+    async for line in process.stderr:
+        if line.startswith(b"{") and (event := json.loads(line)).get("event") == "pod serving":
+            return int(event["port"])
+    raise AssertionError(f"the simulator exited ({await process.wait()}) without serving")
 
 
 async def health_until_ok(url: str) -> list[int]:

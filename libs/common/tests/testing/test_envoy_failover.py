@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -118,22 +117,13 @@ def test_a_route_for_requests_without_a_header() -> None:
     assert matcher == {"name": "x-gateway-model-name", "present_match": True, "invert_match": True}
 
 
-@pytest.fixture
-def dead_port() -> Iterator[int]:
-    """A loopback port held bound but not listening: connections to it are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield int(sock.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def _gateway(
-    envoy_factory: EnvoyFactory, free_port: Callable[[], int], dead: int, mode: FailureMode
+    envoy_factory: EnvoyFactory, dead: int, mode: FailureMode
 ) -> AsyncIterator[tuple[str, dict[str, int]]]:
     async with run_echo_backends("pod-a", "pod-b") as pods:
         pool = OriginalDstCluster("pool", fallback_endpoints=(("127.0.0.1", pods["pod-a"].port),))
         config = gateway_bootstrap(
-            listen_port=free_port(), admin_port=free_port(),
             ext_procs=(ExtProcFilter("epp", dead, tls=False, failure_mode=mode),),
             routes=(), clusters=(pool,), default_cluster="pool",
         )  # fmt: skip
@@ -143,10 +133,10 @@ async def _gateway(
 
 @pytest.mark.envoy
 async def test_fail_open_sends_requests_past_a_processor_that_never_started(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int], dead_port: int
+    envoy_factory: EnvoyFactory, refused_port: int
 ) -> None:
     async with (
-        _gateway(envoy_factory, free_port_factory, dead_port, "FailOpen") as (url, ports),
+        _gateway(envoy_factory, refused_port, "FailOpen") as (url, ports),
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
     ):
         served = []
@@ -161,10 +151,10 @@ async def test_fail_open_sends_requests_past_a_processor_that_never_started(
 
 @pytest.mark.envoy
 async def test_fail_close_answers_500_without_a_processor(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int], dead_port: int
+    envoy_factory: EnvoyFactory, refused_port: int
 ) -> None:
     async with (
-        _gateway(envoy_factory, free_port_factory, dead_port, "FailClose") as (url, _),
+        _gateway(envoy_factory, refused_port, "FailClose") as (url, _),
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
         session.post(url + "/v1/completions", data=b"{}") as response,
     ):

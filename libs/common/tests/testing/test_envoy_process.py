@@ -7,7 +7,7 @@ import hashlib
 import io
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -42,12 +42,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 def _config(
     backends: dict[str, EchoBackend],
-    free_port_factory: Callable[[], int],
     default_cluster: str | None = None,
 ) -> dict[str, Any]:
     return gateway_bootstrap(
-        listen_port=free_port_factory(),
-        admin_port=free_port_factory(),
         ext_procs=(),
         routes=[HeaderRoute(MODEL_HEADER, name, f"backend-{name}") for name in backends],
         clusters=[
@@ -61,10 +58,9 @@ def _config(
 @pytest.fixture
 async def gateway(
     backends: dict[str, EchoBackend],
-    free_port_factory: Callable[[], int],
     envoy_factory: EnvoyFactory,
 ) -> EnvoyProcess:
-    return await envoy_factory.start_async(_config(backends, free_port_factory))
+    return await envoy_factory.start_async(_config(backends))
 
 
 @pytest.mark.parametrize(
@@ -95,11 +91,10 @@ async def test_routes_by_model_header(
 
 async def test_default_cluster_takes_unmatched_requests(
     backends: dict[str, EchoBackend],
-    free_port_factory: Callable[[], int],
     envoy_factory: EnvoyFactory,
     session: aiohttp.ClientSession,
 ) -> None:
-    config = _config(backends, free_port_factory, default_cluster="backend-b")
+    config = _config(backends, default_cluster="backend-b")
     gateway = await envoy_factory.start_async(config)
 
     async with session.get(f"{gateway.url}/v1/models") as response:
@@ -164,13 +159,15 @@ async def test_stop_leaves_no_process(gateway: EnvoyProcess) -> None:
 
 async def test_two_envoys_run_side_by_side(
     backends: dict[str, EchoBackend],
-    free_port_factory: Callable[[], int],
     session: aiohttp.ClientSession,
 ) -> None:
-    first = EnvoyProcess(_config(backends, free_port_factory))
-    second = EnvoyProcess(_config(backends, free_port_factory))
+    first = EnvoyProcess(_config(backends))
+    second = EnvoyProcess(_config(backends))
 
     async with first, second:
+        # Both configs ask for port 0: each Envoy bound its own, read back at start.
+        assert 0 not in (first.admin_port, second.admin_port, *first.listen_ports)
+        assert first.listen_ports != second.listen_ports
         for envoy in (first, second):
             async with session.get(envoy.url, headers={MODEL_HEADER: "a"}) as response:
                 assert response.headers["x-served-by"] == "a"
@@ -178,10 +175,8 @@ async def test_two_envoys_run_side_by_side(
     assert first.pid != second.pid
 
 
-def test_sync_context_manager_starts_and_stops(free_port_factory: Callable[[], int]) -> None:
+def test_sync_context_manager_starts_and_stops() -> None:
     config = gateway_bootstrap(
-        listen_port=free_port_factory(),
-        admin_port=free_port_factory(),
         ext_procs=(),
         routes=(),
         clusters=(),
@@ -194,13 +189,12 @@ def test_sync_context_manager_starts_and_stops(free_port_factory: Callable[[], i
         socket.create_connection(("127.0.0.1", envoy.admin_port), timeout=1).close()
 
 
-def test_start_failure_reports_envoys_log(free_port_factory: Callable[[], int]) -> None:
+def test_start_failure_reports_envoys_log() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         config = gateway_bootstrap(
             listen_port=taken.getsockname()[1],
-            admin_port=free_port_factory(),
             ext_procs=(),
             routes=(),
             clusters=(),

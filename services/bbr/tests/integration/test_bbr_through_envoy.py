@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,6 @@ class Gateway:
 async def _start(
     tmp_path: Path,
     envoy_factory: EnvoyFactory,
-    free_port: Callable[[], int],
     *,
     streaming: bool,
     otlp: OtlpReceiver | None = None,
@@ -102,8 +101,6 @@ async def _start(
         await backend.start()
     await bbr.start()
     config = gateway_bootstrap(
-        listen_port=free_port(),
-        admin_port=free_port(),
         ext_procs=[
             ExtProcFilter(
                 name="bbr",
@@ -139,17 +136,14 @@ async def gateway(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     envoy_factory: EnvoyFactory,
-    free_port_factory: Callable[[], int],
 ) -> AsyncIterator[Gateway]:
-    async for gw in _start(tmp_path, envoy_factory, free_port_factory, streaming=request.param):
+    async for gw in _start(tmp_path, envoy_factory, streaming=request.param):
         yield gw
 
 
 @pytest.fixture
-async def duplex(
-    tmp_path: Path, envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
-) -> AsyncIterator[Gateway]:
-    async for gw in _start(tmp_path, envoy_factory, free_port_factory, streaming=True):
+async def duplex(tmp_path: Path, envoy_factory: EnvoyFactory) -> AsyncIterator[Gateway]:
+    async for gw in _start(tmp_path, envoy_factory, streaming=True):
         yield gw
 
 
@@ -286,12 +280,11 @@ async def test_get_models_is_answered_by_the_bbr(gateway: Gateway) -> None:
 async def test_get_models_with_other_settings(
     tmp_path: Path,
     envoy_factory: EnvoyFactory,
-    free_port_factory: Callable[[], int],
     serve_models: bool,
     served_by: str | None,
 ) -> None:
     async for gw in _start(
-        tmp_path, envoy_factory, free_port_factory, streaming=True,
+        tmp_path, envoy_factory, streaming=True,
         serve_models=serve_models, response_side=serve_models,
     ):  # fmt: skip
         status, _, answer = await _get(gw, "/v1/models")
@@ -363,12 +356,10 @@ async def test_request_with_trailers_does_not_hang(duplex: Gateway) -> None:
 
 
 async def test_bbr_spans_join_the_trace_envoy_started(
-    tmp_path: Path, envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
+    tmp_path: Path, envoy_factory: EnvoyFactory
 ) -> None:
     async with OtlpReceiver() as otlp:
-        async for gw in _start(
-            tmp_path, envoy_factory, free_port_factory, streaming=True, otlp=otlp
-        ):
+        async for gw in _start(tmp_path, envoy_factory, streaming=True, otlp=otlp):
             status, _ = await gw.post(_chat("a"))
             assert status == 200
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from igw.common.testing import free_port
 from igw.epp.datalayer.datastore import Datastore
 from igw.epp.datalayer.metrics_data_source import MetricsDataSource
 from igw.epp.endpoints import Endpoint, EndpointState
@@ -65,13 +64,13 @@ async def test_metrics_appear_within_a_few_intervals(
 
 @pytest.mark.parametrize("failure", [Behaviour.ERROR, Behaviour.GARBAGE, Behaviour.HANG, "down"])
 async def test_a_failing_endpoint_ages_while_others_keep_updating(
-    servers: MetricsServers, datastore: Datastore, failure: Behaviour | str
+    servers: MetricsServers, datastore: Datastore, failure: Behaviour | str, refused_port: int
 ) -> None:
     bad, good = await servers.start(2, vllm_page(VllmState(waiting=1)))
     datastore.reconcile([local("bad", bad), local("good", good)])
     await until(lambda: all(s.metrics.waiting == 1 for s in datastore.endpoints()))
     if failure == "down":
-        datastore.reconcile([local("bad", free_port()), local("good", good)])
+        datastore.reconcile([local("bad", refused_port), local("good", good)])
     else:
         assert isinstance(failure, Behaviour)
         servers.set_behaviour(bad, failure)

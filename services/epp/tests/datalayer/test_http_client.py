@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from igw.common.testing import free_port
 from igw.common.tls import self_signed_pair
 from igw.epp.datalayer.http_client import FetchError, HttpClient
 
@@ -232,8 +231,8 @@ async def test_a_bad_answer_is_a_fetch_error_and_the_next_fetch_starts_afresh(
     assert server.connections == 2
 
 
-async def test_a_server_that_is_down_is_a_fetch_error() -> None:
-    client = HttpClient("127.0.0.1", free_port(), "/metrics", timeout_s=0.3)
+async def test_a_server_that_is_down_is_a_fetch_error(refused_port: int) -> None:
+    client = HttpClient("127.0.0.1", refused_port, "/metrics", timeout_s=0.3)
     with pytest.raises(FetchError, match="cannot connect"):
         await client.fetch()
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from igw.common.testing import free_port
 from igw.common.tls import self_signed_pair
 from igw.epp.datalayer.metrics_data_source import (
     MetricsDataSource,
@@ -68,8 +67,10 @@ async def test_failures_are_scrape_errors(
     assert time.monotonic() - started < 1.0
 
 
-async def test_refused_connection_is_a_scrape_error(source: MetricsDataSource) -> None:
-    port = free_port()
+async def test_refused_connection_is_a_scrape_error(
+    source: MetricsDataSource, refused_port: int
+) -> None:
+    port = refused_port
     with pytest.raises(ScrapeError, match=f"127.0.0.1:{port}/metrics: cannot connect"):
         await source.client_for(Endpoint("a", "127.0.0.1", port)).fetch()
 

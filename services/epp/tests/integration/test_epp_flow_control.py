@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -66,7 +66,6 @@ def outcome(name: str) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def flow_controlled(
     envoy_factory: EnvoyFactory,
-    free_port: Callable[[], int],
     flow_control: str,
     fairness: str = "global-strict-fairness-policy",
 ) -> AsyncIterator[tuple[Gateway, GeneratingModelServer]]:
@@ -75,7 +74,7 @@ async def flow_controlled(
         objectives={"critical": 10, "batch": 0, "sheddable": -1},
     )
     async with (
-        open_gateway(envoy_factory, free_port, GatewaySettings(epp=epp)) as gateway,
+        open_gateway(envoy_factory, GatewaySettings(epp=epp)) as gateway,
         GeneratingModelServer("pod-0", token_interval_s=0.0) as pod,
     ):
         pod.gate.clear()
@@ -113,10 +112,8 @@ async def queued(gateway: Gateway, n: int) -> None:
     await wait_until(lambda: total(gateway, QUEUE_SIZE) == n)
 
 
-async def test_over_capacity_answers_429(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
-) -> None:
-    async with flow_controlled(envoy_factory, free_port_factory, "maxRequests: 2") as (gw, pod):
+async def test_over_capacity_answers_429(envoy_factory: EnvoyFactory) -> None:
+    async with flow_controlled(envoy_factory, "maxRequests: 2") as (gw, pod):
         first = await occupy(gw, pod)
         waiting = [send(gw, f"w{i}") for i in range(2)]
         await queued(gw, 2)
@@ -126,10 +123,8 @@ async def test_over_capacity_answers_429(
         assert total(gw, QUEUE_SIZE) == 0
 
 
-async def test_a_request_waiting_past_its_ttl_answers_503(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
-) -> None:
-    async with flow_controlled(envoy_factory, free_port_factory, "defaultRequestTTL: 300ms") as (
+async def test_a_request_waiting_past_its_ttl_answers_503(envoy_factory: EnvoyFactory) -> None:
+    async with flow_controlled(envoy_factory, "defaultRequestTTL: 300ms") as (
         gw,
         pod,
     ):
@@ -142,9 +137,9 @@ async def test_a_request_waiting_past_its_ttl_answers_503(
 
 
 async def test_clients_leaving_while_queued_leave_the_queue_empty(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
+    envoy_factory: EnvoyFactory,
 ) -> None:
-    async with flow_controlled(envoy_factory, free_port_factory, "maxRequests: 100") as (gw, pod):
+    async with flow_controlled(envoy_factory, "maxRequests: 100") as (gw, pod):
         first = await occupy(gw, pod)
         leaving = [send(gw, f"w{i}") for i in range(3)]
         await queued(gw, 3)
@@ -163,10 +158,8 @@ async def test_clients_leaving_while_queued_leave_the_queue_empty(
         await gw.still_serves(MODEL)
 
 
-async def test_the_higher_band_overtakes_the_lower_one(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
-) -> None:
-    async with flow_controlled(envoy_factory, free_port_factory, "maxRequests: 100") as (gw, pod):
+async def test_the_higher_band_overtakes_the_lower_one(envoy_factory: EnvoyFactory) -> None:
+    async with flow_controlled(envoy_factory, "maxRequests: 100") as (gw, pod):
         first = await occupy(gw, pod)
         low = []
         for i in range(2):  # one at a time: their order through Envoy is then known
@@ -182,10 +175,10 @@ async def test_the_higher_band_overtakes_the_lower_one(
 
 
 async def test_a_starving_band_evicts_an_in_flight_sheddable_request(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
+    envoy_factory: EnvoyFactory,
 ) -> None:
     eviction = "eviction: {starvationThreshold: 200ms}"
-    async with flow_controlled(envoy_factory, free_port_factory, eviction) as (gw, pod):
+    async with flow_controlled(envoy_factory, eviction) as (gw, pod):
         victim = send(gw, "sheddable", objective="sheddable")
         await wait_until(lambda: pod.running == 1)
         critical = send(gw, "critical", objective="critical")
@@ -209,11 +202,9 @@ async def test_a_starving_band_evicts_an_in_flight_sheddable_request(
     ],
 )
 async def test_fairness_shares_dispatch_turns_between_tenants(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int], fairness: str, expected: str
+    envoy_factory: EnvoyFactory, fairness: str, expected: str
 ) -> None:
-    async with flow_controlled(
-        envoy_factory, free_port_factory, "maxRequests: 100", fairness=fairness
-    ) as (gw, pod):
+    async with flow_controlled(envoy_factory, "maxRequests: 100", fairness=fairness) as (gw, pod):
         first = await occupy(gw, pod)
         sent = []
         for i, tenant in enumerate("a" * 8 + "b" * 3):

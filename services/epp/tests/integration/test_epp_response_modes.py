@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -66,12 +66,11 @@ async def gateway(
     mode: Mode,
     pod: GeneratingModelServer,
     envoy_factory: EnvoyFactory,
-    free_port_factory: Callable[[], int],
 ) -> AsyncIterator[Gateway]:
     settings = GatewaySettings(
         epp=EppOptions(response_sample_rate=mode.sample_rate), response_mode=mode.response_mode
     )
-    async with open_gateway(envoy_factory, free_port_factory, settings) as gateway:
+    async with open_gateway(envoy_factory, settings) as gateway:
         gateway.route_to(endpoint_for(pod))
         yield gateway
 

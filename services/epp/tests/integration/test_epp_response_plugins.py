@@ -16,7 +16,7 @@ reporter alone makes the EPP read the body).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -69,16 +69,14 @@ async def pods() -> AsyncIterator[tuple[GeneratingModelServer, GeneratingModelSe
 
 
 @pytest.fixture
-async def gateway(
-    mode: ResponseMode, envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
-) -> AsyncIterator[Gateway]:
+async def gateway(mode: ResponseMode, envoy_factory: EnvoyFactory) -> AsyncIterator[Gateway]:
     settings = GatewaySettings(
         epp=EppOptions(config_text=CONFIG, response_sample_rate=0.0),
         response_mode=mode,
         lua_filters=(LuaFilter("reveal-cost", REVEAL_COST_LUA),),
         served_endpoint_metadata=True,
     )
-    async with open_gateway(envoy_factory, free_port_factory, settings) as gateway:
+    async with open_gateway(envoy_factory, settings) as gateway:
         yield gateway
 
 

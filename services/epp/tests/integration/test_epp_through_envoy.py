@@ -9,7 +9,7 @@ over real gRPC.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,10 +27,8 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello there"}]}
 
 
 @pytest.fixture
-async def gateway(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
-) -> AsyncIterator[Gateway]:
-    async with open_gateway(envoy_factory, free_port_factory) as gateway:
+async def gateway(envoy_factory: EnvoyFactory) -> AsyncIterator[Gateway]:
+    async with open_gateway(envoy_factory) as gateway:
         yield gateway
 
 

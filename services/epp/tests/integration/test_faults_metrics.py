@@ -68,7 +68,7 @@ class Pool:
 
 @contextlib.asynccontextmanager
 async def _pool(
-    envoy_factory: EnvoyFactory, free_port: Callable[[], int], workdir: Path, fault: Behaviour | str
+    envoy_factory: EnvoyFactory, workdir: Path, fault: Behaviour | str
 ) -> AsyncIterator[Pool]:
     async with contextlib.AsyncExitStack() as stack:
         pods = {
@@ -99,7 +99,7 @@ async def _pool(
         await epp.start()
         stack.push_async_callback(epp.stop)
         bootstrap = gateway_bootstrap(
-            listen_port=free_port(), admin_port=free_port(), routes=[],
+            routes=[],
             ext_procs=[ExtProcFilter("epp", epp.server.grpc_port, tls=False,
                                      response_header_mode="SEND", response_body_mode="STREAMED")],
             clusters=[OriginalDstCluster("pool")], default_cluster="pool",
@@ -161,12 +161,11 @@ async def _load(url: str) -> Tally:
 )
 async def test_a_pod_with_bad_metrics_is_stale_and_routing_goes_on(
     envoy_factory: EnvoyFactory,
-    free_port_factory: Callable[[], int],
     tmp_path: Path,
     fault: Behaviour | str,
     fault_report: Callable[[str], None],
 ) -> None:
-    async with _pool(envoy_factory, free_port_factory, tmp_path, fault) as pool:
+    async with _pool(envoy_factory, tmp_path, fault) as pool:
         want = {"good-a": False, "good-b": False, "bad": True}
         await _until_reported(pool.admin, want)
         tally = await _load(pool.url)

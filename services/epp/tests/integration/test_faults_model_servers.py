@@ -89,7 +89,7 @@ class FaultyServer(LoopbackServer):
 
 @contextlib.asynccontextmanager
 async def _gateway(
-    envoy_factory: EnvoyFactory, free_port: Callable[[], int], workdir: Path, fault: str
+    envoy_factory: EnvoyFactory, workdir: Path, fault: str
 ) -> AsyncIterator[tuple[str, GeneratingModelServer, FaultyServer]]:
     """The gateway's URL, the healthy pod and the faulty one."""
     async with contextlib.AsyncExitStack() as stack:
@@ -116,7 +116,7 @@ async def _gateway(
         await epp.start()
         stack.push_async_callback(epp.stop)
         bootstrap = gateway_bootstrap(
-            listen_port=free_port(), admin_port=free_port(), routes=[],
+            routes=[],
             ext_procs=[ExtProcFilter("epp", epp.server.grpc_port, tls=False,
                                      response_header_mode="SEND", response_body_mode="STREAMED")],
             clusters=[OriginalDstCluster("pool")], default_cluster="pool",
@@ -169,12 +169,11 @@ async def _load(url: str) -> collections.Counter[str]:
 @pytest.mark.parametrize("fault", ["dies", "resets", "stalls", "stalls-before-headers"])
 async def test_a_failing_model_server_fails_requests_visibly_never_silently(
     envoy_factory: EnvoyFactory,
-    free_port_factory: Callable[[], int],
     tmp_path: Path,
     fault: str,
     fault_report: Callable[[str], None],
 ) -> None:
-    async with _gateway(envoy_factory, free_port_factory, tmp_path, fault) as (
+    async with _gateway(envoy_factory, tmp_path, fault) as (
         url,
         healthy,
         faulty,

@@ -30,7 +30,7 @@ does). The EPP runs in-process over real gRPC; endpoints read as freshly scraped
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -71,11 +71,9 @@ def target(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def gateway(
-    mode: ResponseMode, envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
-) -> AsyncIterator[Gateway]:
+async def gateway(mode: ResponseMode, envoy_factory: EnvoyFactory) -> AsyncIterator[Gateway]:
     settings = GatewaySettings(epp=EppOptions(config_text=CONFIG), response_mode=mode)
-    async with open_gateway(envoy_factory, free_port_factory, settings) as gateway:
+    async with open_gateway(envoy_factory, settings) as gateway:
         # The leak checks read the in-flight counts, so they must be tracked.
         assert await gateway.in_flight() == 0
         yield gateway

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -50,19 +51,22 @@ async def read_into(got: list[bytes], response: aiohttp.ClientResponse) -> None:
 
 
 @contextlib.asynccontextmanager
-async def broken_pod(fault: str, port: int) -> AsyncIterator[Address]:
-    """A pod that refuses connections (nothing listens), or accepts and hangs up unanswered."""
+async def broken_pod(fault: str) -> AsyncIterator[Address]:
+    """A pod that refuses connections (a port held bound, so nothing else can take it, but not
+    listening), or accepts and hangs up unanswered."""
     if fault == "refuses":
-        yield Address("pod-gone", "127.0.0.1", port)
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            yield Address("pod-gone", "127.0.0.1", held.getsockname()[1])
         return
 
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")  # the request's headers arrived, then: nothing
         writer.close()
 
-    server = await asyncio.start_server(hang_up, "127.0.0.1", port)
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
     async with server:
-        yield Address("pod-hangs-up", "127.0.0.1", port)
+        yield Address("pod-hangs-up", "127.0.0.1", server.sockets[0].getsockname()[1])
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["sse", "json"])
@@ -124,10 +128,8 @@ async def test_pod_stopped_mid_stream(gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize("fault", ["refuses", "hangs-up"])
-async def test_model_server_unreachable(
-    gateway: Gateway, free_port_factory: Callable[[], int], fault: str
-) -> None:
-    async with broken_pod(fault, free_port_factory()) as pod:
+async def test_model_server_unreachable(gateway: Gateway, fault: str) -> None:
+    async with broken_pod(fault) as pod:
         gateway.route_to(endpoint_for(pod))
         status, body = await gateway.post(completion(MODEL))
 

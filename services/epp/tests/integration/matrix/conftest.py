@@ -19,7 +19,7 @@ scraped.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -30,14 +30,12 @@ from igw.epp.testing.started_gateway import Gateway
 
 
 @pytest.fixture
-async def start_gateway(
-    envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]
-) -> AsyncIterator[StartGateway]:
+async def start_gateway(envoy_factory: EnvoyFactory) -> AsyncIterator[StartGateway]:
     """Starts a gateway with the test's settings; each is stopped after the test."""
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(settings: GatewaySettings) -> Gateway:
-            opened = open_gateway(envoy_factory, free_port_factory, settings)
+            opened = open_gateway(envoy_factory, settings)
             return await stack.enter_async_context(opened)
 
         yield start

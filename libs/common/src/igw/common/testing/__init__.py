@@ -25,7 +25,7 @@ from igw.common.testing.messages import (
     response_trailers,
     streamed_body,
 )
-from igw.common.testing.ports import free_port
+from igw.common.testing.ports import free_port, refused_port
 
 __all__ = [
     "PROCESS_METHOD",
@@ -44,6 +44,7 @@ __all__ = [
     "ext_proc_call",
     "free_port",
     "gateway_bootstrap",
+    "refused_port",
     "request_body",
     "request_headers",
     "request_trailers",

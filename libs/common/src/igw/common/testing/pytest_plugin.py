@@ -1,4 +1,4 @@
-"""Pytest fixtures for tests that run real processes: free ports and Envoy gateways.
+"""Pytest fixtures for tests that run real processes: refused ports and Envoy gateways.
 
 Load with `pytest_plugins = ["igw.common.testing.pytest_plugin"]`. Every Envoy a test starts
 through `envoy_factory` is stopped at teardown; when the test fails, the tail of each Envoy's log
@@ -7,13 +7,13 @@ is attached to the failure report as its own section.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
 
 from igw.common.testing.envoy_process import EnvoyProcess
-from igw.common.testing.ports import free_port
+from igw.common.testing.ports import refused_port as _refused_port
 
 _STARTED_ENVOYS = pytest.StashKey[list[EnvoyProcess]]()
 _LOG_TAIL_LINES = 50
@@ -49,19 +49,10 @@ class EnvoyFactory:
 
 
 @pytest.fixture
-def free_port_factory() -> Callable[[], int]:
-    """A function returning a free loopback port, never the same one twice in a test."""
-    handed_out: set[int] = set()
-
-    def next_port() -> int:
-        for _ in range(100):
-            port = free_port()
-            if port not in handed_out:
-                handed_out.add(port)
-                return port
-        raise RuntimeError("the kernel keeps offering ports this test already holds")
-
-    return next_port
+def refused_port() -> Iterator[int]:
+    """A loopback port where connections are refused for the whole test (`ports.refused_port`)."""
+    with _refused_port() as port:
+        yield port
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """A gateway for tests: a real Envoy in front of the EPP (in-process, over real gRPC), sending
 each request to the model server the EPP picks.
 
-`open_gateway(envoy_factory, free_port, settings)` starts, in this order, and owns until it exits:
+`open_gateway(envoy_factory, settings)` starts, in this order, and owns until it exits:
 
 1. a `ScriptedModelServer` named "healthy", where `Gateway.still_serves` sends its request;
 2. the EPP (`EppService` with `settings.epp`, serving on loopback without TLS or tracing, on ports
@@ -98,11 +98,10 @@ StartGateway = Callable[[GatewaySettings], Awaitable[Gateway]]
 @contextlib.asynccontextmanager
 async def open_gateway(
     envoy_factory: EnvoyStarter,
-    free_port: Callable[[], int],
     settings: GatewaySettings | None = None,
 ) -> AsyncIterator[Gateway]:
-    """Starts a gateway (module docstring) and stops it on exit. `free_port` gives Envoy its
-    listener and admin ports (the `free_port_factory` fixture)."""
+    """Starts a gateway (module docstring) and stops it on exit. Every part binds ports the OS
+    picks (Envoy's are read back), so no port is picked free and bound later."""
     settings = settings or GatewaySettings()
     async with contextlib.AsyncExitStack() as stack:
         healthy = await stack.enter_async_context(ScriptedModelServer("healthy"))
@@ -111,8 +110,7 @@ async def open_gateway(
         await epp.start()
         stack.push_async_callback(epp.stop)
         bootstrap = gateway_bootstrap(
-            listen_port=free_port(), admin_port=free_port(), routes=[],
-            ext_procs=_filters(settings, epp.server.grpc_port),
+            routes=[], ext_procs=_filters(settings, epp.server.grpc_port),
             clusters=[OriginalDstCluster("pool")], default_cluster="pool",
             served_endpoint_metadata=settings.served_endpoint_metadata,
         )  # fmt: skip
