@@ -10,7 +10,9 @@ connection, a timeout).
 from __future__ import annotations
 
 import json
-import socket
+import re
+import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,13 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from e2e.kind.tools import EG_NAMESPACE, GATEWAY, NAMESPACE, Runner, SuiteError
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -79,12 +74,28 @@ def wait_until_answering(url: str, payload: object, timeout_s: float = 180) -> A
 
 @contextmanager
 def port_forward(r: Runner, namespace: str, target: str, remote: int) -> Iterator[int]:
-    local = free_port()
-    r.start(["kubectl", "port-forward", "-n", namespace, target, f"{local}:{remote}"])
+    """The local port kubectl bound (`:remote` lets it pick one and print it); 0 when dry."""
+    process = r.start(
+        ["kubectl", "port-forward", "-n", namespace, target, f":{remote}"], stdout=True
+    )
     try:
-        yield local
+        yield 0 if process is None else _forwarded_port(process)
     finally:
         r.stop_all()
+
+
+def _forwarded_port(process: subprocess.Popen[bytes]) -> int:
+    """From kubectl's first line, `Forwarding from 127.0.0.1:PORT -> REMOTE`. The rest of its
+    output (a line per connection) is read away so the pipe never fills."""
+    output = process.stdout
+    if output is None:
+        raise SuiteError("kubectl port-forward was started without its output")
+    line = output.readline().decode(errors="replace")
+    found = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) ->", line)
+    if found is None:
+        raise SuiteError(f"kubectl port-forward did not say where it listens: {line!r}")
+    threading.Thread(target=output.read, daemon=True).start()
+    return int(found.group(1))
 
 
 @contextmanager

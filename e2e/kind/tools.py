@@ -76,16 +76,20 @@ class Runner:
             raise SuiteError(f"exit {done.returncode}: {shlex.join(cmd)}")
         return done.stdout or ""
 
-    def start(self, cmd: Sequence[str]) -> None:
-        """Logs `cmd` and starts it in the background (stopped by `stop_all`)."""
+    def start(self, cmd: Sequence[str], *, stdout: bool = False) -> subprocess.Popen[bytes] | None:
+        """Logs `cmd` and starts it in the background (stopped by `stop_all`); with `stdout`,
+        its output is a pipe the caller reads. None when dry."""
         log("+ " + shlex.join(cmd) + " &")
         if self.dry_run:
-            return
-        self.background.append(
-            subprocess.Popen(  # noqa: S603 - the suite's own fixed commands
-                list(cmd), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            return None
+        process = subprocess.Popen(  # noqa: S603 - the suite's own fixed commands
+            list(cmd),
+            cwd=ROOT,
+            stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
+        self.background.append(process)
+        return process
 
     def stop_all(self) -> None:
         for process in self.background:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from igw.common.testing.ports import free_port
+from igw.common.testing import refused_port
 
 pytestmark = pytest.mark.envoy
 
@@ -46,16 +46,18 @@ def _processes_mentioning(text: str) -> list[str]:
 
 
 def test_run_serves_load_shows_the_routing_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    port, workdir = free_port(), tmp_path / "gw"
+    workdir = tmp_path / "gw"
     process = subprocess.Popen(
-        [*CLI, "run", "--port", str(port), "--free-ports", "--workdir", str(workdir)],
+        [*CLI, "run", "--free-ports", "--workdir", str(workdir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
         banner = _wait_for_banner(process, timeout_s=60)
-        assert f"http://127.0.0.1:{port}" in banner
+        up = re.search(r"gateway is up at http://127\.0\.0\.1:(\d+)\n", banner)
+        assert up is not None, banner
+        port = int(up.group(1))
         assert '"stream": true' in banner
         assert "make load" in banner
         metrics = re.search(r"EPP metrics: +(\S+)", banner)
@@ -91,13 +93,14 @@ def _load(port: int, metrics_url: str) -> str:
 
 
 def test_load_says_so_when_no_gateway_runs() -> None:
-    result = subprocess.run(
-        [*CLI, "load", "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    with refused_port() as port:
+        result = subprocess.run(
+            [*CLI, "load", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert result.returncode == 1
     assert "no gateway answers at http://127.0.0.1:" in result.stderr
     assert "make run" in result.stderr

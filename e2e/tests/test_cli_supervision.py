@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from igw.common.testing.ports import free_port
+from igw.common.testing import refused_port
 from igw.e2e import pool
 
 pytestmark = pytest.mark.envoy
@@ -70,13 +70,16 @@ def _serves(port: int) -> bool:
 def test_run_survives_kill_9_of_the_epp_and_the_bbr_and_restarts_them_on_demand(
     tmp_path: Path,
 ) -> None:
-    port, log_path = free_port(), tmp_path / "run.log"
-    argv = [*CLI, "run", "--port", str(port), "--free-ports", "--workdir", str(tmp_path / "gw")]
+    log_path = tmp_path / "run.log"
+    argv = [*CLI, "run", "--free-ports", "--workdir", str(tmp_path / "gw")]
     with log_path.open("w") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
         _until(lambda: "Stop with Ctrl-C" in log_path.read_text(), "the banner", timeout_s=90)
         assert "igw-local restart epp" in log_path.read_text()
+        up = re.search(r"gateway is up at http://127\.0\.0\.1:(\d+)\n", log_path.read_text())
+        assert up is not None
+        port = int(up.group(1))
         for service in ("epp", "bbr"):
             _, pid, restarts = _status(port)[service]
             os.kill(pid, signal.SIGKILL)
@@ -104,6 +107,7 @@ def test_run_survives_kill_9_of_the_epp_and_the_bbr_and_restarts_them_on_demand(
 
 
 def test_restart_says_so_when_no_gateway_runs() -> None:
-    result = _igw_local("restart", "bbr", "--port", str(free_port()))
+    with refused_port() as port:
+        result = _igw_local("restart", "bbr", "--port", str(port))
     assert result.returncode == 1
     assert "is `igw-local run` running there?" in result.stderr

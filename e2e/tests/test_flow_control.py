@@ -165,7 +165,7 @@ async def scraped(gateway: Gateway, name: str) -> float:
 
 
 @pytest.fixture
-def start(envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]) -> Start:
+def start(envoy_factory: EnvoyFactory) -> Start:
     """Starts a gateway with the EPP config given and the gated server as its pool, saturated
     by one held "blocker" request; on leaving, lets every request answer and checks that the
     gateway still serves and left nothing behind."""
@@ -174,7 +174,7 @@ def start(envoy_factory: EnvoyFactory, free_port_factory: Callable[[], int]) -> 
     async def started(config: str) -> AsyncIterator[Started]:
         settings = GatewaySettings(epp=EppOptions(config_text=config, objectives=OBJECTIVES))
         async with (
-            open_gateway(envoy_factory, free_port_factory, settings) as gateway,
+            open_gateway(envoy_factory, settings) as gateway,
             GatedModelServer() as server,
         ):
             gateway.route_to(endpoint_for(server))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 from pathlib import Path
+
+import pytest
 
 from igw.e2e import pool
 from igw.e2e.gateway import GatewayPorts
@@ -20,6 +24,31 @@ def test_free_ports_are_distinct_and_the_pool_consecutive() -> None:
     assert len(set(singles)) == len(singles)
     assert not set(singles) & set(ports.sim_ports)
     assert len(ports.sim_ports) == pool.SIM_PORTS
+    ports.release()
+
+
+def test_free_ports_are_held_for_our_servers_and_nobody_else() -> None:
+    ports = GatewayPorts.free()
+    again = GatewayPorts.free()  # a second gateway gets none of the first one's ports
+    assert not {*_numbers(ports)} & {*_numbers(again)}
+    for port in (ports.epp_grpc, ports.sim_first):
+        with socket.socket() as stranger, pytest.raises(OSError, match="in use"):
+            stranger.bind(("127.0.0.1", port))  # without SO_REUSEADDR
+    with socket.socket() as server:  # servers set SO_REUSEADDR: ours bind beside the hold
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", ports.epp_grpc))
+        server.listen()
+        with socket.socket() as late:  # and then nobody else can
+            late.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError, match="in use"):
+                late.bind(("127.0.0.1", ports.epp_grpc))
+    ports.release()
+    again.release()
+
+
+def _numbers(ports: GatewayPorts) -> list[int]:
+    fields = [f.name for f in dataclasses.fields(ports) if f.name not in ("sim_first", "held")]
+    return [getattr(ports, name) for name in fields] + list(ports.sim_ports)
 
 
 def test_the_pool_files_agree(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from igw.common.testing.ports import hold_consecutive
 from igw.sim.config import OPTIONS, ConfigError, SimConfig, build
 from igw.sim.engine import Engine
 from igw.sim.fleet import Fleet, plan
@@ -26,23 +27,6 @@ def config(**values: Any) -> SimConfig:
     flags = {"host": "127.0.0.1", "preset": "tiny"}
     flags |= {k.replace("_", "-"): by_name[k.replace("_", "-")].parse(v) for k, v in values.items()}
     return build(flags, None, NO_ENV)
-
-
-def free_port_range(count: int) -> int:
-    """A first port such that it and the `count - 1` after it were free a moment ago."""
-    for _ in range(50):
-        with contextlib.ExitStack() as stack:
-            first = stack.enter_context(socket.socket())
-            first.bind(("127.0.0.1", 0))
-            base: int = first.getsockname()[1]
-            try:
-                for offset in range(1, count):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", base + offset))
-            except OSError:
-                continue
-            return base
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 @contextlib.asynccontextmanager
@@ -99,9 +83,14 @@ def test_an_invalid_engine_option_is_a_config_error() -> None:
 async def test_dp_ranks_serve_independent_engines_on_consecutive_ports(
     session: aiohttp.ClientSession,
 ) -> None:
-    base = free_port_range(3)
+    held = hold_consecutive(3)  # bound beside by the ranks, taken by nobody else meanwhile
+    base = held[0].getsockname()[1]
     body = {"prompt": "hello", "max_tokens": 2}
-    async with running(config(port=str(base), data_parallel_size="3", pod_name="pod")) as fleet:
+    async with contextlib.AsyncExitStack() as stack:
+        for sock in held:
+            stack.enter_context(sock)
+        sim = config(port=str(base), data_parallel_size="3", pod_name="pod")
+        fleet = await stack.enter_async_context(running(sim))
         assert [pod.port for pod in fleet.pods] == [base, base + 1, base + 2]
         seen = []
         for port in (base, base + 1, base + 2):

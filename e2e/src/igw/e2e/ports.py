@@ -1,30 +1,28 @@
-"""Where the local gateway's parts listen: `make run`'s fixed ports, or ports picked for tests.
+"""Where the local gateway's parts listen: `make run`'s fixed ports, or ports reserved for tests.
 
 Each ext_proc service has two slots (a and b, `igw.e2e.supervisor.Slot`): the second is used only
 while a rolling restart runs the new process beside the old one.
 
-Known limit (issue 13 item 6): `GatewayPorts.free()` picks ports that are free now and lets the
-children bind them later, so someone else can take one in between; the children would then fail
-to start with "address in use". To make that rare it picks them at random *below* the kernel's
-ephemeral range (`ip_local_port_range`, 32768-60999 by default): ports the kernel hands out for
-`bind(0)` and outgoing connections, which a loaded machine running many tests and clients
-recycles within milliseconds (a gateway once lost its simulator's port that way). The real fix,
-binding port 0 in each child and reading the port back, needs Envoy's clusters to learn ports at
-run time (EDS); not done.
+`GatewayPorts.free()` (tests, `igw-local run --free-ports`) does not pick ports that are free now
+and let the children bind them later, when someone else may have taken one (issue 13 item 6): it
+*holds* each port (`igw.common.testing.ports.hold_port`) for as long as the `GatewayPorts` and its
+copies live, so nobody else can take one, while the children bind beside the hold. A restarted
+child binds its held port again, so restarts cannot lose their ports either.
+Ports can't be port 0 and read back here: Envoy's config must name both slots of each service
+before the second ever runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import socket
-from pathlib import Path
 
+from igw.common.testing.ports import hold_consecutive, hold_port
 from igw.e2e import pool
 from igw.e2e.supervisor import Slot
 
-__all__ = ["GatewayPorts", "check_free"]
+__all__ = ["GatewayPorts", "PortHolds", "check_free"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,6 +46,8 @@ class GatewayPorts:
     bbr_health_b: int = 9015
     bbr_metrics_b: int = 9093
     """Slot b of each service: its ports while a rolling restart runs there (module docstring)."""
+    held: PortHolds | None = dataclasses.field(default=None, compare=False, repr=False)
+    """What holds the ports of `free()` (module docstring), shared by copies (`replace`)."""
 
     @property
     def epp_slots(self) -> tuple[Slot, Slot]:
@@ -75,42 +75,37 @@ class GatewayPorts:
 
     @classmethod
     def free(cls) -> GatewayPorts:
-        """Free ports below the ephemeral range (module docstring), the pool's consecutive."""
-        names = [f.name for f in dataclasses.fields(cls) if f.name != "sim_first"]
-        taken: set[int] = set()
-        singles = [_free_port_block(1, taken) for _ in names]
-        first = _free_port_block(pool.SIM_PORTS, taken)
-        return cls(sim_first=first, **dict(zip(names, singles, strict=True)))
+        """Ports held for this gateway (module docstring), the pool's consecutive."""
+        names = [f.name for f in dataclasses.fields(cls) if f.name not in ("sim_first", "held")]
+        held = [hold_port("127.0.0.1") for _ in names]
+        pool_block = hold_consecutive(pool.SIM_PORTS, "0.0.0.0")
+        singles = {name: sock.getsockname()[1] for name, sock in zip(names, held, strict=True)}
+        first = pool_block[0].getsockname()[1]
+        return cls(sim_first=first, held=PortHolds([*held, *pool_block]), **singles)
+
+    def release(self) -> None:
+        """Let the held ports go now (they go anyway when no copy of this object is left)."""
+        if self.held is not None:
+            self.held.close()
 
 
-_LOWEST = 10_000
+class PortHolds:
+    """The sockets holding a gateway's ports; closed by `close()` or when collected."""
 
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self._sockets = sockets
 
-def _ephemeral_low() -> int:
-    """The first port of the kernel's ephemeral range (32768 when it cannot be read)."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-    return low if low > _LOWEST + 1000 else 32768
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
 
-
-def _free_port_block(size: int, taken: set[int]) -> int:
-    """The first of `size` consecutive ports, free on every address the pool binds and not in
-    `taken` (which it joins), at random between 10000 and the ephemeral range."""
-    rng = random.SystemRandom()
-    high = _ephemeral_low() - size
-    for _ in range(500):
-        block = range(first := rng.randrange(_LOWEST, high), first + size)
-        free = all(_bindable(port) and _bindable(port, "127.0.0.1") for port in block)
-        if free and not taken.intersection(block):
-            taken.update(block)
-            return first
-    raise RuntimeError(f"found no {size} consecutive free ports")
+    def __del__(self) -> None:
+        self.close()
 
 
 def _bindable(port: int, host: str = "0.0.0.0") -> bool:
-    """Whether a server could listen on `port` now (like servers, lingering TIME_WAITs are ok)."""
+    """Whether a server could listen on `port` now (like servers, lingering TIME_WAITs and our
+    own holds are ok)."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -125,7 +120,8 @@ def check_free(ports: GatewayPorts) -> None:
     taken = [
         f"{field.name.replace('_', ' ')} :{getattr(ports, field.name)}"
         for field in dataclasses.fields(ports)
-        if field.name != "sim_first" and not _bindable(getattr(ports, field.name), "127.0.0.1")
+        if field.name not in ("sim_first", "held")
+        and not _bindable(getattr(ports, field.name), "127.0.0.1")
     ]
     taken += [f"simulator :{port}" for port in ports.sim_ports if not _bindable(port)]
     if taken:

@@ -7,6 +7,15 @@ tests bind port 0 and read the port back (every server here accepts 0: our servi
 answers holds one bound without listening (`refused_port`): connections to it are refused, and no
 one else can bind it while the test runs.
 
+A port that must be known before its server starts (a config names it: Envoy's clusters, a
+data-parallel server's consecutive rank ports) is *held* instead (`hold_port`,
+`hold_consecutive`): bound, not listening, for as long as the socket stays open. The kernel never
+hands a held port out (not to `bind(0)`, not to an outgoing connection) and nobody else can bind
+it, while our servers can: they all set SO_REUSEADDR, and Linux lets a SO_REUSEADDR socket bind
+beside a bound, non-listening one that also has it. The hold is taken exclusively first (bound
+without SO_REUSEADDR, which fails if anyone has the port, even idle or in TIME_WAIT) and only then
+gets SO_REUSEADDR, so two holders never share a port.
+
 `free_port` remains for benchmarks that must name ports before their processes start; tests may
 not use it (`tests/test_architecture.py` checks).
 """
@@ -24,6 +33,36 @@ def refused_port() -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
+
+
+def hold_port(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A socket holding `host:port` (0: a port the kernel picks) for a server of ours to bind
+    (module docstring); OSError if the port is taken. The caller closes it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return sock
+
+
+def hold_consecutive(size: int, host: str = "127.0.0.1") -> list[socket.socket]:
+    """`size` consecutive ports held on `host`, the first picked by the kernel (`hold_port`)."""
+    for _ in range(200):
+        with contextlib.ExitStack() as attempt:
+            first = attempt.enter_context(hold_port(host))
+            base = int(first.getsockname()[1])
+            if base + size > 65536:
+                continue
+            try:
+                rest = [attempt.enter_context(hold_port(host, base + i)) for i in range(1, size)]
+            except OSError:
+                continue
+            attempt.pop_all()
+            return [first, *rest]
+    raise RuntimeError(f"found no {size} consecutive ports to hold on {host}")
 
 
 def free_port() -> int:
