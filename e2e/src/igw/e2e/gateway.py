@@ -26,7 +26,8 @@ them: a child that exits unexpectedly is restarted with back-off (`igw.e2e.super
 `restart("epp" | "bbr")` replaces one without failing a request. For that, each ext_proc cluster
 lists two ports per service, slots a and b, health-checked by Envoy (`igw.e2e._envoy_slots`);
 the BBR and the EPP run with `--health-checking` and a 3 s `--shutdown-delay`. `stop()` ends the
-watches, stops Envoy first (no new traffic), then the EPP, the BBR and the pool.
+watches, stops Envoy first (no new traffic), then the EPP, the BBR and the pool. The logs in the
+work directory are bounded (`igw.e2e.logs`: each rotated past 64 MiB).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from igw.common.testing.envoy_config import (
     gateway_bootstrap,
 )
 from igw.common.testing.envoy_process import EnvoyProcess
-from igw.e2e import _envoy_slots, failover, pool, readiness
+from igw.e2e import _envoy_slots, failover, logs, pool, readiness
 from igw.e2e.ports import GatewayPorts, check_free
 from igw.e2e.processes import ChildProcess
 from igw.e2e.supervisor import Slot, Supervised
@@ -243,9 +244,14 @@ class LocalGateway:
             for unit in (self.services["epp"], self.services["bbr"]):
                 await unit.wait_ready()  # Envoy's first health check passed
             self._watches = [asyncio.create_task(u.watch()) for u in self.services.values()]
+            self._watches.append(asyncio.create_task(logs.keep_rotated(self._log_paths)))
         except BaseException:
             await self.stop()
             raise
+
+    def _log_paths(self) -> list[Path]:
+        envoy = [self.envoy.log_path] if self.envoy is not None else []
+        return [*envoy, *(self.workdir / f"{name}.log" for name in self.services)]
 
     async def restart(self, service: str) -> str:
         """Rolling restart of "epp" or "bbr" (`Supervised.roll`); returns what happened."""

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import prometheus_client
 import pytest
+import structlog
+import structlog.testing
 from prometheus_client import CollectorRegistry, generate_latest
 
 from igw.common.telemetry import hot
@@ -119,3 +121,31 @@ def test_a_scrape_during_writes_is_consistent() -> None:
     assert sum(registry.get_sample_value("h_count", {"k": str(k)}) or 0 for k in range(50)) == (
         200_000
     )
+
+
+def test_label_sets_past_the_bound_are_counted_in_one_overflow_series() -> None:
+    registry = CollectorRegistry()
+    counter = hot.Counter("requests", "Requests.", ["model"], registry=registry, max_series=3)
+    running = hot.Gauge("running", "Running.", ["model"], registry=registry, max_series=3)
+    with structlog.testing.capture_logs() as logs:
+        for i in range(1000):  # a client naming a new model in every request
+            counter.labels(f"model-{i}").inc()
+            running.labels(f"model-{i}").inc()
+    for i in range(1000):  # the gauge's decrements find the same series as its increments
+        running.labels(f"model-{i}").dec()
+    lines = [line for line in _exposition(registry) if not line.startswith("#")]
+    assert sorted(lines) == sorted(
+        [
+            'requests_total{model="model-0"} 1.0',
+            'requests_total{model="model-1"} 1.0',
+            'requests_total{model="model-2"} 1.0',
+            f'requests_total{{model="{hot.OVERFLOW}"}} 997.0',
+            'running{model="model-0"} 0.0',
+            'running{model="model-1"} 0.0',
+            'running{model="model-2"} 0.0',
+            f'running{{model="{hot.OVERFLOW}"}} 0.0',
+        ]
+    )
+    assert len(counter._children) == 4  # nothing cached per overflowing label set
+    warnings = [log["metric"] for log in logs if "at their bound" in log["event"]]
+    assert warnings == ["requests", "running"]  # once per family, not per request

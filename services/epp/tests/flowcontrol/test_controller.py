@@ -16,7 +16,7 @@ import pytest
 from igw.common.errors import InternalError, ResourceExhaustedError, ServiceUnavailableError
 from igw.common.telemetry import hot
 from igw.epp.endpoints import InferenceRequest
-from igw.epp.flowcontrol import FlowController
+from igw.epp.flowcontrol import FlowController, bands
 from igw.epp.scheduling.plugins import UtilizationDetector
 from igw.epp.testing.builders import FakeClock, endpoint
 from igw.epp.testing.flowcontrol import BudgetSaturation, build_controller
@@ -287,3 +287,23 @@ async def test_dispatched_requests_do_not_linger_in_the_ttl_index(make: Make) ->
     h.submit(req(rid="waiting"))  # one more look at the queues
     await h.queued(1)
     await wait_until(lambda: len(h.fc._deadlines) <= 64)
+
+
+async def test_a_client_naming_a_new_flow_per_request_keeps_flows_bounded(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bands, "MAX_FLOWS", 5)
+    h = make()
+    for i in range(50):  # each admitted at once, leaving an empty flow behind
+        h.detector.budget += 1
+        await asyncio.wait_for(h.fc.admit(req(f"tenant-{i}", rid=f"r{i}"), ()), 10)
+    band = h.fc.bands.band(0, 0.0)
+    assert 0 < len(band.flows) <= 5
+    assert "tenant-49" in band.flows
+    # A flow with a queued request is never swept, however many new flows come.
+    h.submit(req("waiting", rid="held"))
+    await h.queued(1)
+    for i in range(50):
+        band.flow(f"other-{i}", 0.0)
+    assert "waiting" in band.flows
+    assert len(band.flows) <= 5

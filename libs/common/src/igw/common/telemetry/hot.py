@@ -17,6 +17,12 @@ Names, help text, label names and buckets are given as to prometheus_client, and
 is the same except for the `_created` series, which upstream's Go metrics do not have either.
 Register each metric on the service's own registry; the registry refuses duplicate names as it
 does for prometheus_client's own metrics.
+
+Bounded label sets: some label values come from clients (the model a request names, its
+fairness id), so a client sending a new one per request would grow a family, its memory and every
+scrape, without end. A family keeps at most `max_series` label sets (`MAX_SERIES` by default);
+past that, new label sets are counted in one series whose every value is `OVERFLOW`, and a
+warning is logged once per family. Upstream's Go metrics have no such bound.
 """
 
 from __future__ import annotations
@@ -37,7 +43,23 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["Counter", "CounterChild", "Gauge", "GaugeChild", "Histogram", "HistogramChild"]
+from igw.common.telemetry.logging import get_logger
+
+__all__ = [
+    "MAX_SERIES",
+    "OVERFLOW",
+    "Counter",
+    "CounterChild",
+    "Gauge",
+    "GaugeChild",
+    "Histogram",
+    "HistogramChild",
+]
+
+MAX_SERIES = 5000
+"""Label sets a family keeps before new ones go to the `OVERFLOW` series (module docstring)."""
+OVERFLOW = "__overflow__"
+_log = get_logger(__name__)
 
 _Child = TypeVar("_Child", "CounterChild", "GaugeChild", "HistogramChild")
 
@@ -98,10 +120,13 @@ class _Metric(Collector, Generic[_Child]):
         labelnames: Sequence[str] = (),
         *,
         registry: CollectorRegistry | None,
+        max_series: int = MAX_SERIES,
     ) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self.max_series = max_series
+        self._series_count = 0
         self._children: dict[tuple[str, ...], _Child] = {}
         self._unlabelled: _Child | None = None
         if not self.labelnames:
@@ -124,8 +149,23 @@ class _Metric(Collector, Generic[_Child]):
             key = tuple(str(v) for v in values)
             child = self._children.get(key)
             if child is None:
+                if self._series_count >= self.max_series:
+                    return self._overflow()  # not cached: the family's size stays bounded
                 child = self._children[key] = self._new_child()
+                self._series_count += 1
             self._children[values] = child
+        return child
+
+    def _overflow(self) -> _Child:
+        """The one series every label set past `max_series` is counted in (module docstring)."""
+        key = (OVERFLOW,) * len(self.labelnames)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._new_child()
+            _log.warning(
+                "metric label sets at their bound; further ones are counted as overflow",
+                metric=self.name, max_series=self.max_series, label_value=OVERFLOW,
+            )  # fmt: skip
         return child
 
     def _only(self) -> _Child:
@@ -201,12 +241,13 @@ class Histogram(_Metric[HistogramChild]):
         *,
         buckets: Sequence[float],
         registry: CollectorRegistry | None,
+        max_series: int = MAX_SERIES,
     ) -> None:
         bounds = tuple(float(b) for b in buckets if not math.isinf(b))
         if not bounds or any(a >= b for a, b in itertools.pairwise(bounds)):
             raise ValueError(f"{name}: buckets must be non-empty and strictly ascending")
         self.bounds = bounds
-        super().__init__(name, documentation, labelnames, registry=registry)
+        super().__init__(name, documentation, labelnames, registry=registry, max_series=max_series)
 
     def _new_child(self) -> HistogramChild:
         return HistogramChild(self.bounds)

@@ -6,6 +6,12 @@ as the controller; a request of any other priority gets a band made on demand fr
 empty for `band_gc_s`. Inside a band, a flow (fairness id) is made on its first request and
 removed once it has been empty for `flow_gc_s` (upstream: flow GC 5 min, band GC 10 min).
 
+Bounded flows (beyond upstream): fairness ids come from clients, and a client naming a new one per
+request would keep a flow per request for `flow_gc_s`. So a band holding `MAX_FLOWS` flows drops
+every empty one before it makes another: past the bound, a band holds only flows with queued
+requests (which the queue's capacity bounds), and the sweep costs O(1) per new flow, amortised.
+An empty flow that is dropped early loses nothing but its place in the fairness policy's round.
+
 Capacity (upstream's `hasCapacity`): a request fits when the totals over every band stay within
 the global `maxBytes`/`maxRequests` and its band's stay within the band's (0 = unlimited).
 """
@@ -20,7 +26,10 @@ from igw.epp.flowcontrol.config import BandConfig, FlowControlConfig
 from igw.epp.flowcontrol.queue import FlowQueue, QueueItem
 from igw.epp.framework.flowcontrol import FairnessPolicy, OrderingPolicy
 
-__all__ = ["Band", "Bands"]
+__all__ = ["MAX_FLOWS", "Band", "Bands"]
+
+MAX_FLOWS = 10_000
+"""Flows a band keeps before it drops its empty ones early (module docstring)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -40,6 +49,8 @@ class Band:
     def flow(self, fairness_id: str, now: float) -> FlowQueue:
         flow = self.flows.get(fairness_id)
         if flow is None:
+            if len(self.flows) >= MAX_FLOWS:
+                self.flows = {k: f for k, f in self.flows.items() if f.idle_since is None}
             flow = self.flows[fairness_id] = FlowQueue(fairness_id, self.ordering, now)
         return flow
 

@@ -1,0 +1,44 @@
+"""The local gateway's log files stay bounded (issue 13 item 5): rotated past a size limit while
+their writers keep writing."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from igw.e2e import logs
+
+
+def test_a_log_over_its_limit_moves_aside_and_its_writer_goes_on_at_the_start(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "envoy.log"
+    with path.open("ab") as writer:  # as a child's stdout: O_APPEND
+        writer.write(b"old line\n" * 200)
+        writer.flush()
+        assert not logs.rotate(path, limit_bytes=10_000)  # 1,800 bytes: under the limit
+        writer.write(b"old line\n" * 2000)
+        writer.flush()
+        assert logs.rotate(path, limit_bytes=10_000)
+        writer.write(b"new line\n")
+        writer.flush()
+    assert path.read_bytes() == b"new line\n"  # not a sparse file grown to the old size
+    assert (tmp_path / "envoy.log.1").read_bytes() == b"old line\n" * 2200
+    assert not logs.rotate(tmp_path / "missing.log")
+
+
+async def test_a_running_writer_process_is_kept_under_about_twice_the_limit(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "child.log"
+    script = "import sys\nfor i in range(200_000):\n    print('x' * 99, flush=True)\n"
+    with path.open("ab") as log:
+        writer = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=log)
+    rotating = asyncio.create_task(logs.keep_rotated(lambda: [path], 100_000, every_s=0.01))
+    try:
+        assert await writer.wait() == 0  # 20 MB written in all
+    finally:
+        rotating.cancel()
+    assert path.stat().st_size + (tmp_path / "child.log.1").stat().st_size < 20_000_000
+    assert (tmp_path / "child.log.1").stat().st_size > 100_000
