@@ -60,6 +60,14 @@ def wait_for(get: Callable[[], object], expected: object, timeout_s: float = 15.
     assert value == expected
 
 
+def replace_text(path: Path, text: str) -> None:
+    """Change the file in one step, as a ConfigMap volume's symlink swap does. `write_text`
+    truncates first, and a poll between the truncation and the write would see an empty file."""
+    staged = path.with_name(path.name + ".new")
+    staged.write_text(text)
+    staged.replace(path)
+
+
 @pytest.fixture
 def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[MutableMapping[str, Any]]]:
     # A fresh logger: one cached by an earlier structlog configuration would bypass the capture.
@@ -217,7 +225,7 @@ def test_a_changed_file_is_reloaded(
     source.load_once()
     source.start()
 
-    path.write_text(f"baseModels:\n  - baseModel: {QWEN}\n    adapters: [qwen-lora]\n")
+    replace_text(path, f"baseModels:\n  - baseModel: {QWEN}\n    adapters: [qwen-lora]\n")
 
     wait_for(lambda: index.base_model_of("qwen-lora"), QWEN)
     assert index.base_model_of("sql-lora") is None  # the entry that vanished left the index
@@ -242,7 +250,7 @@ def test_a_broken_file_keeps_the_previous_mapping(
     source.start()
     before = index.snapshot()
 
-    path.write_text("baseModels:\n  - baseModel: [unclosed\n")
+    replace_text(path, "baseModels:\n  - baseModel: [unclosed\n")
     wait_for(
         lambda: [e["event"] for e in logs if e["log_level"] == "error"],
         ["bbr.adapter_file.invalid"],
@@ -253,7 +261,7 @@ def test_a_broken_file_keeps_the_previous_mapping(
     time.sleep(0.1)  # several more polls of the same broken file...
     assert len([e for e in logs if e["log_level"] == "error"]) == 1  # ...are not logged again
 
-    path.write_text(f"baseModels:\n  - baseModel: {QWEN}\n")  # fixed: reloaded
+    replace_text(path, f"baseModels:\n  - baseModel: {QWEN}\n")  # fixed: reloaded
     wait_for(lambda: index.base_model_of("sql-lora"), None)
     assert index.base_model_of(QWEN) == QWEN
 

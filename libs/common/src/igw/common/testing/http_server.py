@@ -3,6 +3,10 @@
 `LoopbackServer` binds its socket before serving, so `port=0` resolves to the real port as
 soon as `start()` returns; subclasses give `handle`, which answers every method on every path.
 Each server owns its runner and runs on the caller's event loop; `stop()` closes it.
+
+A server can be stopped and started again on the same port (an outage, a restart): from its first
+start it *holds* its port (`igw.common.testing.ports.hold_port`) until it exits its `async with`
+or is collected, so the port cannot be taken by anyone else while it is down.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from types import TracebackType
 from typing import ClassVar, Self
 
 from aiohttp import web
+
+from igw.common.testing.ports import hold_port
 
 __all__ = ["LoopbackServer"]
 
@@ -29,6 +35,7 @@ class LoopbackServer:
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
+        self._hold: socket.socket | None = None
 
     @property
     def url(self) -> str:
@@ -40,6 +47,9 @@ class LoopbackServer:
     async def start(self) -> Self:
         if self._runner is not None:
             raise RuntimeError(f"{self.kind} {self.name!r} was already started")
+        if self._hold is None:
+            self._hold = hold_port(self.host, self.port)
+            self.port = self._hold.getsockname()[1]
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -73,3 +83,14 @@ class LoopbackServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+        self.release()
+
+    def release(self) -> None:
+        """Give up the port held across stops (module docstring)."""
+        hold = getattr(self, "_hold", None)  # None too if __init__ never ran to the end
+        if hold is not None:
+            hold.close()
+            self._hold = None
+
+    def __del__(self) -> None:
+        self.release()
