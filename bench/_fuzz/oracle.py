@@ -127,7 +127,7 @@ async def _verdict(
         views = tuple(messages.describe_all(replies))
     except ValueError as e:
         return Outcome("invalid", str(e))
-    problem = validate(case, views)
+    problem = validate(case, views, ended_early=raced)
     if problem is not None:
         return Outcome("invalid", problem, views)
     return _ending(views, raced, details)
@@ -146,14 +146,21 @@ def _ending(views: tuple[ReplyView, ...], raced: bool, details: str) -> Outcome:
     return Outcome("replied", "", views)
 
 
-def validate(case: Case, views: tuple[ReplyView, ...]) -> str | None:
-    """The first rule (module docstring) the replies to a completed stream break, or None."""
+def validate(case: Case, views: tuple[ReplyView, ...], *, ended_early: bool = False) -> str | None:
+    """The first rule (module docstring) the replies to a completed stream break, or None.
+
+    A stream the server `ended_early` (its status lost to the client's write race) is judged on
+    the replies it got, not on a body it never finished echoing: one ended before its headers
+    reply has none. (Seed 1 case 62195 failed the echo check once under load and passes alone;
+    one stream's replies are written in order by one coroutine, so a stream cut short is the
+    likely reading, not proven: failures now list the replies they got.)"""
     sent = {message.WhichOneof("request") for message in case.messages}
     for position, view in enumerate(views):
         problem = _reply_problem(view, position == len(views) - 1, sent)
         if problem is not None:
             return f"reply {position}: {problem}"
-    if case.echoed_body is not None and not (views and views[-1].kind == "immediate_response"):
+    immediate = bool(views) and views[-1].kind == "immediate_response"
+    if case.echoed_body is not None and not immediate and not ended_early:
         return _echo_problem(case, views)
     return None
 

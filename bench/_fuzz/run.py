@@ -150,7 +150,10 @@ def _record(result: RunResult, index: int, case_kind: str, outcome: Outcome) -> 
     if outcome.kind.startswith("grpc-") and outcome.kind not in result.grpc_details:
         result.grpc_details[outcome.kind] = (index, outcome.detail[:300])
     if outcome.failed:
-        result.failures.append(Failure(index, case_kind, outcome.kind, outcome.detail[:300]))
+        # The kinds of the replies it got: enough to tell a reordering from a stream cut short.
+        got = ", ".join(view.kind for view in outcome.replies) or "none"
+        detail = f"{outcome.detail[:300]} (replies: {got[:200]})"
+        result.failures.append(Failure(index, case_kind, outcome.kind, detail))
 
 
 async def _still_healthy(service: Service, result: RunResult) -> bool:
