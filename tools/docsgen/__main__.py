@@ -16,10 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = stale_pages()
         for page in stale:
-            print(f"stale: docs/{page} (run `{REGENERATE}`)")
+            sys.stdout.write(f"stale: docs/{page} (run `{REGENERATE}`)\n")
         return 1 if stale else 0
     for page in write_pages():
-        print(f"wrote docs/{page}")
+        sys.stdout.write(f"wrote docs/{page}\n")
     return 0
 
 

@@ -91,10 +91,12 @@ def crds_page() -> str:
     parts = [
         GENERATED_NOTE,
         "# CRD fields",
-        "The custom resources igw reads, field by field, from the schemas in `charts/crds/` "
-        "(`kubectl apply --server-side -f charts/crds/all.yaml` installs them). They are "
-        "upstream GIE's APIs; the EPP watches them as described in "
-        "[Running on Kubernetes](../getting-started/kubernetes.md).",
+        (
+            "The custom resources igw reads, field by field, from the schemas in `charts/crds/` "
+            "(`kubectl apply --server-side -f charts/crds/all.yaml` installs them). They are "
+            "upstream GIE's APIs; the EPP watches them as described in "
+            "[Running on Kubernetes](../getting-started/kubernetes.md)."
+        ),
     ]
     for crd in _crds():
         parts += list(_crd_section(crd))

@@ -44,27 +44,27 @@ PROGRAMS: tuple[Program, ...] = (
         "The Endpoint Picker's flags, with upstream GIE's names and defaults where upstream has "
         "the flag; `igw-epp endpoints` and `igw-epp explain` talk to a running EPP's admin API "
         "(see [Troubleshooting](../troubleshooting.md)).",
-        (epp_cli._parser, _epp_admin_parser),  # noqa: SLF001 - module docstring
+        (epp_cli._parser, _epp_admin_parser),
     ),
     Program(
         "reference/flags-bbr.md",
         "igw-bbr flags",
         "The Body-Based Router's flags, with upstream GIE's names and defaults where upstream "
         "has the flag.",
-        (bbr_cli._parser,),  # noqa: SLF001 - module docstring
+        (bbr_cli._parser,),
     ),
     Program(
         "reference/flags-sim.md",
         "igw-sim flags",
         "The vLLM-compatible simulator's flags (see [the simulator](../guides/simulator.md)).",
-        (sim_cli._parser,),  # noqa: SLF001 - module docstring
+        (sim_cli._parser,),
     ),
     Program(
         "reference/flags-local.md",
         "igw-local flags",
         "The local gateway's commands and flags (`make run` is `igw-local run $(RUN_ARGS)`; see "
         "[the local gateway](../getting-started/local-gateway.md)).",
-        (local_cli._parser,),  # noqa: SLF001 - module docstring
+        (local_cli._parser,),
     ),
 )
 
@@ -87,7 +87,7 @@ _TYPE_NAMES = {
 def _type(action: argparse.Action) -> str:
     if action.choices is not None and not isinstance(action.choices, dict):
         return ", ".join(code(str(c)) for c in action.choices)
-    if isinstance(action, argparse._StoreConstAction):  # noqa: SLF001 - store_true/false
+    if isinstance(action, argparse._StoreConstAction):
         return "bool"
     kind = action.type
     if kind is None:
@@ -102,7 +102,7 @@ def _default(action: argparse.Action) -> str:
     value = action.default
     if value == argparse.SUPPRESS:
         return "see text"  # igw-sim: defaults come from the preset or the --config file
-    if value is None or value == [] or value == "":
+    if value is None or value in ([], ""):
         return "none"
     if isinstance(value, bool):
         return code(str(value).lower())
@@ -113,7 +113,7 @@ def _default(action: argparse.Action) -> str:
 
 def _flags(action: argparse.Action) -> str:
     names = " ".join(code(o) for o in action.option_strings) or code(action.dest)
-    if isinstance(action, argparse._AppendAction):  # noqa: SLF001 - no public name
+    if isinstance(action, argparse._AppendAction):
         names += " (repeatable)"
     return names
 
@@ -121,15 +121,15 @@ def _flags(action: argparse.Action) -> str:
 def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return [
         a
-        for a in parser._actions  # noqa: SLF001 - argparse has no public list of its actions
+        for a in parser._actions
         if a.help != argparse.SUPPRESS
-        and not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))  # noqa: SLF001
+        and not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))
     ]
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
-    for action in parser._actions:  # noqa: SLF001 - see _options
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
             yield from action.choices.items()
 
 

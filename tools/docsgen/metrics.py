@@ -49,7 +49,7 @@ def _labels(collector: Collector, family_labels: Iterable[str]) -> tuple[str, ..
 
 
 def _collected(registry: CollectorRegistry) -> Iterator[MetricDoc]:
-    collectors = list(registry._collector_to_names)  # noqa: SLF001 - no public list of collectors
+    collectors = list(registry._collector_to_names)
     for collector in collectors:
         for family in collector.collect():
             labels = _labels(collector, getattr(family, "_labelnames", ()))
@@ -79,12 +79,14 @@ def metrics_page() -> str:
     parts = [
         GENERATED_NOTE,
         "# Metrics",
-        "Every metric the services register, as `/metrics` exposes it (the EPP on "
-        "`--metrics-port`, 9090 by default; the BBR on its own, 9090 in its pod, 9091 in "
-        "`make run`). Names and labels are upstream GIE's. A histogram also exposes "
-        "`_bucket`, `_sum` and `_count` series. The flow-control metrics exist only with "
-        "`featureGates: [flowControl]`. The dashboards and autoscaling that use them: "
-        "[Dashboards](../guides/dashboards.md), [Autoscaling](../guides/autoscaling.md).",
+        (
+            "Every metric the services register, as `/metrics` exposes it (the EPP on "
+            "`--metrics-port`, 9090 by default; the BBR on its own, 9090 in its pod, 9091 in "
+            "`make run`). Names and labels are upstream GIE's. A histogram also exposes "
+            "`_bucket`, `_sum` and `_count` series. The flow-control metrics exist only with "
+            "`featureGates: [flowControl]`. The dashboards and autoscaling that use them: "
+            "[Dashboards](../guides/dashboards.md), [Autoscaling](../guides/autoscaling.md)."
+        ),
     ]
     for service, metrics in service_metrics().items():
         rows = [

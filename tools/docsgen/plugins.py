@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import itertools
 import re
 import sys
 import textwrap
@@ -41,7 +42,7 @@ def params_struct(plugin: type[Plugin]) -> type[msgspec.Struct]:
         raise LookupError(f"{plugin.type_name}: from_config does not call decode_params")
     struct = getattr(sys.modules[owner.__module__], found.group(1))
     if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
-        raise LookupError(f"{plugin.type_name}: {found.group(1)} is not a msgspec struct")
+        raise TypeError(f"{plugin.type_name}: {found.group(1)} is not a msgspec struct")
     return struct
 
 
@@ -68,7 +69,7 @@ def _field_docs(struct: type[msgspec.Struct]) -> dict[str, str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(struct)))
     docs: dict[str, str] = {}
     body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
-    for field, after in zip(body, body[1:], strict=False):
+    for field, after in itertools.pairwise(body):
         if (
             isinstance(field, ast.AnnAssign)
             and isinstance(field.target, ast.Name)
@@ -122,8 +123,12 @@ def _summary(plugin: type[Plugin]) -> str:
     return first[:1].upper() + first[1:]
 
 
+def _kinds(plugin: type[Plugin]) -> str:
+    return ", ".join(sorted(plugin_kinds(plugin)))
+
+
 def _plugin_section(plugin: type[Plugin]) -> str:
-    kinds = ", ".join(plugin_kinds(plugin))
+    kinds = _kinds(plugin)
     struct = params_struct(plugin)
     params, nested = _params_table(struct)
     parts = [f"### `{plugin.type_name}`", f"Kinds: {kinds}.", _summary(plugin), params]
@@ -144,10 +149,7 @@ def plugins_page() -> str:
     plugins = sorted(registry, key=lambda p: p.type_name)
     overview = table(
         ("Type", "Kinds"),
-        [
-            (f"[`{p.type_name}`](#{p.type_name})", ", ".join(plugin_kinds(p)))
-            for p in plugins
-        ],
+        [(f"[`{p.type_name}`](#{p.type_name})", _kinds(p)) for p in plugins],
     )
     refused = table(
         ("Upstream type", "Why igw refuses it"),
@@ -156,10 +158,12 @@ def plugins_page() -> str:
     parts = [
         GENERATED_NOTE,
         "# Plugin catalog",
-        "Every plugin type the EPP's registry holds, as an `EndpointPickerConfig` names it in "
-        "`plugins[].type`, with its parameters (`plugins[].parameters`, strictly decoded: an "
-        "unknown field is an error). How profiles combine them is in "
-        "[Scheduling](../concepts/scheduling.md).",
+        (
+            "Every plugin type the EPP's registry holds, as an `EndpointPickerConfig` names it in "
+            "`plugins[].type`, with its parameters (`plugins[].parameters`, strictly decoded: an "
+            "unknown field is an error). How profiles combine them is in "
+            "[Scheduling](../concepts/scheduling.md)."
+        ),
         overview,
         "## Plugins",
         *(_plugin_section(p) for p in plugins),

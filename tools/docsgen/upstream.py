@@ -37,17 +37,17 @@ def _evidence(entry: dict[str, Any]) -> str:
 
 def upstream_page() -> str:
     entries = yaml.safe_load(DATA.read_text(encoding="utf-8"))
-    rows = [
-        (e["service"], e["area"], e["upstream"], e["igw"], _evidence(e)) for e in entries
-    ]
+    rows = [(e["service"], e["area"], e["upstream"], e["igw"], _evidence(e)) for e in entries]
     parts = [
         GENERATED_NOTE,
         "# Differences from upstream",
-        "igw is a drop-in for upstream GIE v1.x: the same wire protocol, flags, configuration, "
-        "CRDs and metric names. Where it differs, it is on purpose: most rows fix one of "
-        "upstream's known quirks. The [migration guide](../guides/migrating-from-upstream.md) "
-        "says what to do about each when you switch. Rows with a test name the test that shows "
-        "igw's behaviour.",
+        (
+            "igw is a drop-in for upstream GIE v1.x: the same wire protocol, flags, configuration, "
+            "CRDs and metric names. Where it differs, it is on purpose: most rows fix one of "
+            "upstream's known quirks. The [migration guide](../guides/migrating-from-upstream.md) "
+            "says what to do about each when you switch. Rows with a test name the test that shows "
+            "igw's behaviour."
+        ),
         table(("Service", "Where", "Upstream", "igw", "Shown by"), rows),
     ]
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
