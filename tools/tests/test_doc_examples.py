@@ -88,9 +88,11 @@ def _validate(doc: dict[str, Any], text: str) -> None:
         versions = CRDS[kind]["spec"]["versions"]
         (version,) = [v for v in versions if doc["apiVersion"].endswith("/" + v["name"])]
         jsonschema.validate(doc, version["schema"]["openAPIV3Schema"])
-    elif kind is not None:
+    elif kind is not None:  # a core object: Kubernetes' own schema
         kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
-    elif "baseModels" in doc:
+    else:
+        # No kind: the only kind-less document the docs show is the BBR's adapter file.
+        assert "baseModels" in doc, "a YAML example should say what reads it (kind:)"
         assert parse_adapter_file(text, Path("adapters.yaml"))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,12 +16,18 @@ ROOT = Path(__file__).resolve().parents[2]
 README_MAX_LINES = 150
 
 
-def test_the_site_builds_strictly(tmp_path: Path) -> None:
+def _build(site: Path, config: Path = ROOT / "mkdocs.yml") -> subprocess.CompletedProcess[str]:
+    # Not `-q`: MkDocs 1.6 then no longer counts warnings, and --strict passes anything.
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    done = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "mkdocs"), "build", "--strict", "-q", "-d", str(tmp_path)],
+    argv = [str(ROOT / ".venv" / "bin" / "mkdocs"), "build", "--strict", "-f", str(config)]
+    return subprocess.run(
+        [*argv, "-d", str(site)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+
+
+def test_the_site_builds_strictly(tmp_path: Path) -> None:
+    done = _build(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "reference" / "plugins" / "index.html").is_file()
     # The benchmark plots come from bench/results through the hook, not from a copy.
@@ -34,3 +41,19 @@ def test_the_readme_is_a_front_page() -> None:
     assert len(readme.splitlines()) <= README_MAX_LINES
     for link in re.findall(r"\]\((docs/[^)#]+)", readme):
         assert (ROOT / link).is_file(), f"README links to a missing page: {link}"
+
+
+def test_an_orphan_page_and_a_broken_link_fail_the_build(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", docs)
+    (docs / "orphan.md").write_text("# Not in the nav\n", encoding="utf-8")
+    with (docs / "troubleshooting.md").open("a", encoding="utf-8") as page:
+        page.write("\n[gone](no-such-page.md)\n")
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    config = config.replace("docs_dir: docs", f"docs_dir: {docs}")
+    config = config.replace("- tools/docsgen/", f"- {ROOT}/tools/docsgen/")
+    (tmp_path / "mkdocs.yml").write_text(config, encoding="utf-8")
+    done = _build(tmp_path / "site", tmp_path / "mkdocs.yml")
+    assert done.returncode != 0
+    assert "orphan.md" in done.stderr
+    assert "no-such-page.md" in done.stderr
