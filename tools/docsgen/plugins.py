@@ -148,8 +148,8 @@ def plugins_page() -> str:
     registry = builtin_registry(entry_points=False)
     plugins = sorted(registry, key=lambda p: p.type_name)
     overview = table(
-        ("Type", "Kinds"),
-        [(f"[`{p.type_name}`](#{p.type_name})", _kinds(p)) for p in plugins],
+        ("Type", "Kinds", "What it does"),
+        [(f"[`{p.type_name}`](#{p.type_name})", _kinds(p), _summary(p)) for p in plugins],
     )
     refused = table(
         ("Upstream type", "Why igw refuses it"),
