@@ -57,3 +57,11 @@ def test_an_orphan_page_and_a_broken_link_fail_the_build(tmp_path: Path) -> None
     assert done.returncode != 0
     assert "orphan.md" in done.stderr
     assert "no-such-page.md" in done.stderr
+
+
+def test_every_make_target_is_on_the_commands_page() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = re.findall(r"^([a-z0-9-]+):.*## ", makefile, re.M)
+    page = (ROOT / "docs" / "reference" / "commands.md").read_text(encoding="utf-8")
+    assert targets
+    assert [t for t in targets if f"`make {t}`" not in page] == []
