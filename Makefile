@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
 LOCKED := $(wildcard uv.lock)
 
-.PHONY: help run load test unit lint typecheck fmt bench bench-quick bench-bbr bench-epp bench-failover bench-flow-control clean proto e2e-kind
+.PHONY: help run load test unit lint typecheck fmt bench bench-quick bench-bbr bench-epp bench-failover bench-flow-control clean proto e2e-kind docs docs-serve docs-gen
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,9 +46,11 @@ run: $(STAMP) ## start the local inference gateway at http://127.0.0.1:$${IGW_PO
 load: $(STAMP) ## a burst through the running gateway: which pod served what
 	$(VENV)/bin/igw-local load $(LOAD_ARGS)
 
-test: lint typecheck unit ## everything CI checks: lint, type checks, unit + integration tests
+test: lint typecheck unit ## everything CI checks: lint, type checks, unit + integration tests, docs
 
-unit: $(STAMP) $(TOOLS_DIR)/bin/helm ## the pytest suites (real Envoy, real gRPC on loopback)
+# The docs' checks are pytest suites too (tools/tests): the strict site build, the freshness of
+# the generated reference pages and every example of docs/ and README.md.
+unit: $(STAMP) $(TOOLS_DIR)/bin/helm ## the pytest suites (real Envoy, real gRPC on loopback, docs)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff
@@ -58,7 +60,7 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy --strict over every tree: sources and tests
 	@# Each tree whole, src/ and tests/. Tests have no __init__.py: explicit_package_bases names a
 	@# test module by its path (services.sim.tests.test_cli), so same-named files stay distinct.
-	$(VENV)/bin/mypy libs/common services/bbr services/epp services/sim e2e bench tests charts/tests
+	$(VENV)/bin/mypy libs/common services/bbr services/epp services/sim e2e bench tests charts/tests tools
 
 fmt: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -96,5 +98,17 @@ soak: $(STAMP) ## soak: 1,000,000 requests through the local gateway, RSS/FDs pe
 e2e-kind: $(STAMP) ## kind suite: images, charts, Envoy Gateway (skips without Docker/kind/helm)
 	$(PY) e2e/kind/run.py $(E2E_KIND_ARGS)
 
-clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) $(TOOLS_DIR) .mypy_cache .ruff_cache .pytest_cache
+# The documentation site (mkdocs.yml, docs/). Material's "MkDocs 2.0" banner is silenced.
+DOCS_ENV := NO_MKDOCS_2_WARNING=1
+
+docs: $(STAMP) ## build the documentation site into site/ (strict: broken links fail)
+	$(DOCS_ENV) $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP) ## serve the documentation site at http://127.0.0.1:8000, rebuilt on change
+	$(DOCS_ENV) $(VENV)/bin/mkdocs serve
+
+docs-gen: $(STAMP) ## regenerate docs/reference/ pages from the code (flags, plugins, metrics, CRDs)
+	$(PY) -m tools.docsgen
+
+clean: ## remove the virtualenv, caches and the built site
+	rm -rf $(VENV) $(TOOLS_DIR) .mypy_cache .ruff_cache .pytest_cache site

@@ -1,8 +1,9 @@
-"""README "Deploy on Kubernetes": its helm commands render, and the files it applies are right.
+"""The Kubernetes guide (docs/getting-started/kubernetes.md and its provider pages): its helm
+commands render, and the files it applies are right.
 
-No cluster runs here, so each `helm install` of the section is replayed as `helm template` with
+No cluster runs here, so each `helm install` of the guide is replayed as `helm template` with
 the same arguments, for every provider `$PROVIDER` may name, and the rendered objects are checked
-against the section's promises. The example Gateways must carry the name the charts attach to,
+against the guide's promises. The example Gateways must carry the name the charts attach to,
 and the adapter ConfigMap must be one the BBR accepts.
 """
 
@@ -36,16 +37,18 @@ GATEWAY_CLASSES = {
 ENV = {"REGISTRY": "registry.example.com"}
 
 
+GUIDE = ROOT / "docs" / "getting-started"
+
+
 def deploy_section() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index("\n## Deploy on Kubernetes\n")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+    """The guide's text: the Kubernetes page, then each provider's page."""
+    pages = [GUIDE / "kubernetes.md", *sorted((GUIDE / "providers").glob("*.md"))]
+    return "\n".join(page.read_text(encoding="utf-8") for page in pages)
 
 
 def helm_installs() -> list[list[str]]:
-    """Each `helm install` of the section's bash blocks, as argv (continuations joined)."""
-    blocks = re.findall(r"```bash\n(.*?)```", deploy_section(), re.S)
+    """Each `helm install` of the guide's bash blocks, as argv (continuations joined)."""
+    blocks = re.findall(r"```bash[^\n]*\n(.*?)```", deploy_section(), re.S)
     commands = [c for b in blocks for c in b.replace("\\\n", " ").splitlines()]
     return [shlex.split(c) for c in commands if c.startswith("helm install ")]
 
