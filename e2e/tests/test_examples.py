@@ -15,7 +15,7 @@ from igw.epp.scheduling.plugins import ConcurrencyDetector
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "flow-control"
 OBJECTIVES = {"critical": 10, "batch": 0}
-"""As the README runs it: --objective critical=10 --objective batch=0 (lean response mode)."""
+"""As docs/guides/priorities-and-fairness.md runs it (lean response mode)."""
 
 
 def test_the_epp_config_turns_flow_control_on_with_a_band_per_objective() -> None:

@@ -14,7 +14,7 @@ instead; Go-only flags (pprof, zap) are accepted so manifests keep working.
 Envoy's EPP filter has `response_body_mode: STREAMED`: the share of responses whose body the EPP
 still reads for usage, latency and size metrics. Bodies are always read when the model name must
 be written back, and always in upstream's compatible mode (FULL_DUPLEX_STREAMED). The two modes
-and their trade-offs are described in `igw.epp.server` and the README.
+and their trade-offs are described in `igw.epp.server` and docs/concepts/response-modes.md.
 """
 
 from __future__ import annotations
