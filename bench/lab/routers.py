@@ -10,6 +10,7 @@ process (`bench.lab.fleet`), so the request path differs only where the routers 
   run it) and routes on its `x-gateway-destination-endpoint` through an ORIGINAL_DST cluster.
   `igw` runs upstream's default profile (no `--config-*`: queue 2, KV-utilisation 2, prefix 3);
   the variants are EndpointPickerConfig YAML given with `--config-text` (below);
+  `igw-learned` runs the `learned-latency` profile igw ships (`--config-profile`);
 * `omniscient`: the same filter and ORIGINAL_DST cluster, the processor being the picker in
   the fleet's own process, which reads the engines' true state (see `bench.lab.fleet`).
 
@@ -81,6 +82,7 @@ class Router:
     description: str
     lb_policy: str = "ROUND_ROBIN"
     epp_config: str | None = None
+    epp_profile: str | None = None
 
 
 ROUTERS: dict[str, Router] = {
@@ -97,6 +99,12 @@ ROUTERS: dict[str, Router] = {
             "epp",
             "igw EPP, prefix-affinity filter + queue scorer",
             epp_config=AFFINITY_CONFIG,
+        ),
+        Router(
+            "igw-learned",
+            "epp",
+            "igw EPP, the `learned-latency` profile (`--config-profile learned-latency`)",
+            epp_profile="learned-latency",
         ),
         Router("omniscient", "omniscient", "in-harness picker reading the engines' true state"),
     )
@@ -232,6 +240,8 @@ class Stack:
         ]
         if self.router.epp_config is not None:
             argv += ["--config-text", self.router.epp_config]
+        if self.router.epp_profile is not None:
+            argv += ["--config-profile", self.router.epp_profile]
         return ChildProcess("epp", argv, self.workdir / "epp.log")
 
     def envoy_config(self) -> dict[str, Any]:

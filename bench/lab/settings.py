@@ -18,7 +18,7 @@ DEFAULT_OUT = RESULTS / "lab"
 QUICK_OUT = RESULTS / "lab-quick"
 PRESET = "llama-3.1-8b-h100"
 ALL_ROUTERS = tuple(ROUTERS)
-CORE_ROUTERS = ("round-robin", "least-request", "igw", "omniscient")
+CORE_ROUTERS = ("round-robin", "least-request", "igw", "igw-learned", "omniscient")
 """Routers on every workload but `prefix-high`, which runs all six (the igw variants differ
 most where prefixes matter most; running them everywhere would not fit in 30 minutes)."""
 

@@ -43,6 +43,8 @@ MINIMAL_CONFIGS: Mapping[str, Mapping[str, Any]] = {
     "token-load-scorer": {"queueThresholdTokens": 1000},
     "approx-prefix-cache-producer": {"blockSizeTokens": 4},
     "inflight-load-producer": {},
+    "online-latency-producer": {"stepTokens": 128, "halfLifeSeconds": 2.0},
+    "predicted-ttft-scorer": {},
     "utilization-detector": {"queueDepthThreshold": 3},
     "concurrency-detector": {"maxConcurrency": 2},
     "prefix-cache-affinity-filter": {"explorationProbability": 0.5},

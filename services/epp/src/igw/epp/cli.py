@@ -40,7 +40,7 @@ from igw.common.cli import (
 )
 from igw.common.telemetry import configure_logging
 from igw.epp.admin import ADMIN_COMMANDS, admin_main
-from igw.epp.config import ConfigError
+from igw.epp.config import PROFILES, ConfigError
 from igw.epp.discovery import (
     DEFAULT_POOL_GROUP,
     LEGACY_POOL_GROUP,
@@ -79,6 +79,12 @@ def _rate(text: str) -> float:
     return value
 
 
+def _config_text(args: argparse.Namespace) -> str | None:
+    """`--config-text`, or the text of the named `--config-profile`."""
+    profile: str | None = args.config_profile
+    return PROFILES[profile] if profile is not None else args.config_text
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="igw-epp", description=__doc__.split("\n")[0])
     flag = p.add_argument
@@ -89,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     config = p.add_mutually_exclusive_group()
     config.add_argument("--config-file", type=Path, help="EndpointPickerConfig YAML file")
     config.add_argument("--config-text", help="EndpointPickerConfig YAML text")
+    config.add_argument(
+        "--config-profile",
+        choices=sorted(PROFILES),
+        help="a configuration igw ships (igw.epp.config.profiles), instead of upstream's default",
+    )
     _discovery_flags(p)
     flag(
         "--objective",
@@ -282,7 +293,7 @@ def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
         disable_endpoint_subset_filter=args.disable_endpoint_subset_filter,
         refresh_metrics_interval_s=args.refresh_metrics_interval,
         metrics_staleness_threshold_s=args.metrics_staleness_threshold,
-        config_file=args.config_file, config_text=args.config_text,
+        config_file=args.config_file, config_text=_config_text(args),
         endpoints_file=args.endpoints_file, objectives=_objectives(parser, args.objective),
         pool=_pool_options(parser, args),
         tracing=args.tracing, response_sample_rate=args.response_sample_rate,

@@ -15,11 +15,13 @@ from igw.epp.config.builtin import (
 )
 from igw.epp.config.errors import ConfigError
 from igw.epp.config.loader import DEFAULT_CONFIG, EppConfig, load_config, load_config_file
+from igw.epp.config.profiles import PROFILES
 
 __all__ = [
     "BUILTIN_TYPES",
     "DEFAULT_CONFIG",
     "DEFAULT_PRODUCERS",
+    "PROFILES",
     "UNSUPPORTED_TYPES",
     "ConfigError",
     "EppConfig",

@@ -47,7 +47,7 @@ def _auto_create(build: Build) -> None:
             if producer_type == ApproxPrefixCacheProducer.type_name:
                 params, forwarded = forwarded or {}, None
             build.create(producer_type, producer_type, params or {}, "plugins")
-            produced |= {key}
+            produced |= {key} | _keys(build.instances[producer_type], "produces")
     if forwarded:
         raise ConfigError(
             "plugins",

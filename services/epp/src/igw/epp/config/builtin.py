@@ -15,7 +15,13 @@ from igw.epp.datalayer import CoreMetricsExtractor, MetricsDataSource
 from igw.epp.flowcontrol import POLICY_TYPES
 from igw.epp.framework import Plugin, PluginRegistry
 from igw.epp.parsers import OpenAIParser, PassthroughParser
-from igw.epp.scheduling import INFLIGHT_LOAD, PREFIX_CACHE_MATCH, plugins
+from igw.epp.scheduling import (
+    DISPATCHED_LOAD,
+    INFLIGHT_LOAD,
+    PREDICTED_TTFT,
+    PREFIX_CACHE_MATCH,
+    plugins,
+)
 
 __all__ = ["BUILTIN_TYPES", "DEFAULT_PRODUCERS", "UNSUPPORTED_TYPES", "builtin_registry"]
 
@@ -27,6 +33,8 @@ BUILTIN_TYPES: tuple[type[Plugin], ...] = (
     plugins.LoraAffinityScorer,
     plugins.PrefixCacheScorer,
     plugins.TokenLoadScorer,
+    plugins.PredictedTtftScorer,
+    plugins.OnlineLatencyProducer,
     plugins.ApproxPrefixCacheProducer,
     plugins.InflightLoadProducer,
     plugins.UtilizationDetector,
@@ -48,6 +56,8 @@ BUILTIN_TYPES: tuple[type[Plugin], ...] = (
 DEFAULT_PRODUCERS: Mapping[str, str] = {
     PREFIX_CACHE_MATCH.name: plugins.ApproxPrefixCacheProducer.type_name,
     INFLIGHT_LOAD.name: plugins.InflightLoadProducer.type_name,
+    DISPATCHED_LOAD.name: plugins.OnlineLatencyProducer.type_name,
+    PREDICTED_TTFT.name: plugins.OnlineLatencyProducer.type_name,
 }
 """Attribute key name -> the producer type auto-created for it."""
 

@@ -11,20 +11,28 @@ registry table is `igw.epp.config.builtin`.
 """
 
 from igw.epp.scheduling.attributes import (
+    DISPATCHED_LOAD,
     INFLIGHT_LOAD,
+    PREDICTED_TTFT,
     PREFIX_CACHE_MATCH,
+    DispatchedLoad,
     InFlightLoad,
     PrefixCacheMatchInfo,
+    TtftPrediction,
 )
 from igw.epp.scheduling.profile import SchedulerProfile, WeightedScorer
 from igw.epp.scheduling.scheduler import Scheduler
 
 __all__ = [
+    "DISPATCHED_LOAD",
     "INFLIGHT_LOAD",
+    "PREDICTED_TTFT",
     "PREFIX_CACHE_MATCH",
+    "DispatchedLoad",
     "InFlightLoad",
     "PrefixCacheMatchInfo",
     "Scheduler",
     "SchedulerProfile",
+    "TtftPrediction",
     "WeightedScorer",
 ]

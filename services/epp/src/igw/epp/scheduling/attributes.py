@@ -11,7 +11,16 @@ from dataclasses import dataclass
 
 from igw.epp.framework.cycle_state import AttributeKey
 
-__all__ = ["INFLIGHT_LOAD", "PREFIX_CACHE_MATCH", "InFlightLoad", "PrefixCacheMatchInfo"]
+__all__ = [
+    "DISPATCHED_LOAD",
+    "INFLIGHT_LOAD",
+    "PREDICTED_TTFT",
+    "PREFIX_CACHE_MATCH",
+    "DispatchedLoad",
+    "InFlightLoad",
+    "PrefixCacheMatchInfo",
+    "TtftPrediction",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +43,57 @@ class InFlightLoad:
     tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class DispatchedLoad:
+    """An endpoint's queue as the last scrape saw it, corrected by what the EPP sent since.
+
+    `dispatched` requests went out after the scrape (its counts cannot hold them yet);
+    `queued_tokens` are the uncached prompt tokens of this EPP's requests believed still
+    waiting there (the scrape's waiting count matched against the EPP's own dispatch order);
+    `started_tokens` those of requests that left the waiting queue and whose prefill is not
+    done yet at the endpoint's learned speed.
+    """
+
+    waiting: int
+    running: int
+    dispatched: int
+    queued_tokens: int
+    started_tokens: int = 0
+
+    @property
+    def ahead_tokens(self) -> int:
+        """Prefill work a request sent now would wait for."""
+        return self.queued_tokens + self.started_tokens
+
+    @property
+    def requests(self) -> int:
+        """Every request believed at the endpoint or on its way: waiting, running, just sent."""
+        return self.waiting + self.running + self.dispatched
+
+
+@dataclass(frozen=True, slots=True)
+class TtftPrediction:
+    """An endpoint's predicted time to first token for this request, and its parts."""
+
+    ttft_s: float
+    seconds_per_token: float
+    """The endpoint's learned prefill speed (seconds per token of queued work)."""
+    queued_tokens: int
+    """Work ahead of this request there (`DispatchedLoad.ahead_tokens`)."""
+    uncached_tokens: int
+    """This request's prompt tokens the endpoint is not believed to hold in its prefix cache."""
+    dispatched: int
+    """The in-flight correction: requests sent since the endpoint's last scrape."""
+
+
 PREFIX_CACHE_MATCH: AttributeKey[PrefixCacheMatchInfo] = AttributeKey("PrefixCacheMatchInfo")
 """Written only for endpoints that hold at least one block: absent means no match."""
 
 INFLIGHT_LOAD: AttributeKey[InFlightLoad] = AttributeKey("InFlightLoad")
 """Absent for an endpoint with nothing in flight."""
+
+DISPATCHED_LOAD: AttributeKey[DispatchedLoad] = AttributeKey("DispatchedLoad")
+"""Written for every candidate by `online-latency-producer`."""
+
+PREDICTED_TTFT: AttributeKey[TtftPrediction] = AttributeKey("PredictedTTFT")
+"""Written for every candidate by `online-latency-producer`."""

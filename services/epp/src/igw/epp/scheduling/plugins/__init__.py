@@ -14,6 +14,8 @@ from igw.epp.scheduling.plugins.inflight_load_producer import InflightLoadProduc
 from igw.epp.scheduling.plugins.kv_cache_utilization_scorer import KvCacheUtilizationScorer
 from igw.epp.scheduling.plugins.lora_affinity_scorer import LoraAffinityScorer
 from igw.epp.scheduling.plugins.max_score_picker import MaxScorePicker
+from igw.epp.scheduling.plugins.online_latency_producer import OnlineLatencyProducer
+from igw.epp.scheduling.plugins.predicted_ttft_scorer import PredictedTtftScorer
 from igw.epp.scheduling.plugins.prefix_cache_affinity_filter import PrefixCacheAffinityFilter
 from igw.epp.scheduling.plugins.prefix_cache_scorer import PrefixCacheScorer
 from igw.epp.scheduling.plugins.queue_scorer import QueueScorer
@@ -34,6 +36,8 @@ __all__ = [
     "KvCacheUtilizationScorer",
     "LoraAffinityScorer",
     "MaxScorePicker",
+    "OnlineLatencyProducer",
+    "PredictedTtftScorer",
     "PrefixCacheAffinityFilter",
     "PrefixCacheScorer",
     "QueueScorer",

@@ -1,0 +1,144 @@
+"""In-flight truth: each endpoint's scraped queue, corrected by what the EPP dispatched since.
+
+A scrape is a photograph up to 50 ms old; a burst of requests inside one interval would all see
+the same short queue and herd onto one pod. The ledger keeps, per endpoint, the requests this EPP
+sent there in dispatch order (the model server's waiting queue is FIFO) and reconciles them with
+each new scrape (`Metrics.updated_at` moved):
+
+* a request sent at least `lag_s` before the scrape counts as arrived (Envoy's hop); of the
+  arrived ones, all but the last `waiting` have left the server's waiting queue: they are popped
+  and each becomes a `Wait` observation (how long it waited, how much work was ahead of it when
+  it was sent), which is what the speed learner fits;
+* the departed requests' prefill is not done when they leave: their tokens join the endpoint's
+  started work, which drains at the endpoint's learned speed (`seconds_per_token`, the caller's);
+* requests sent after the scrape (`dispatched`) are added to its counts until the next one;
+* waiting requests the ledger did not send (another EPP replica's, or sent before a restart)
+  count as `mean_tokens` each, the running mean of what it did send.
+
+Nothing here depends on seeing a response end, so the lean response mode (which stops reading at
+the response headers) keeps exact accounting. A request the server never received (the client
+left) is matched away by the next scrape's lower count, or dropped after `expiry_s`. Requests the
+server received from elsewhere only make `waiting` larger than the ledger's share: no departure is
+inferred until the count falls.
+
+Owned by one plugin instance; only the event loop touches it.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+from igw.epp.endpoints import EndpointState
+from igw.epp.scheduling.attributes import DispatchedLoad
+
+__all__ = ["DispatchLedger", "Wait"]
+
+_MEAN_WEIGHT = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """One request's observed stay in an endpoint's waiting queue."""
+
+    seconds: float
+    ahead_tokens: int
+    """Uncached prompt tokens the ledger believed queued there when the request was sent."""
+
+
+@dataclass(slots=True)
+class _Sent:
+    at: float
+    tokens: int
+    ahead: int
+
+
+@dataclass(slots=True)
+class _Endpoint:
+    queue: collections.deque[_Sent] = field(default_factory=collections.deque)
+    """Sent here and not yet seen leaving the waiting queue, oldest first."""
+    queued_tokens: int = 0
+    scrape_at: float = 0.0
+    started: float = 0.0
+    """Prefill tokens of departed requests not yet computed, as of `started_at`."""
+    started_at: float = 0.0
+
+    def drain(self, now: float, seconds_per_token: float) -> float:
+        """The started work left at `now`."""
+        if self.started > 0 and now > self.started_at:
+            self.started = max(0.0, self.started - (now - self.started_at) / seconds_per_token)
+        self.started_at = max(self.started_at, now)
+        return self.started
+
+
+class DispatchLedger:
+    """See the module docstring."""
+
+    def __init__(self, *, lag_s: float = 0.005, expiry_s: float = 60.0) -> None:
+        if lag_s < 0 or expiry_s <= 0:
+            raise ValueError("lag must be >= 0 and expiry > 0")
+        self.lag_s = lag_s
+        self.expiry_s = expiry_s
+        self._endpoints: dict[str, _Endpoint] = {}
+        self.mean_tokens = 0.0
+
+    def dispatch(self, endpoint: str, at: float, tokens: int, ahead: int) -> None:
+        """Records a request of `tokens` uncached prompt tokens sent to `endpoint` with `ahead`
+        tokens of work before it there (`DispatchedLoad.ahead_tokens`)."""
+        entry = self._endpoints.get(endpoint)
+        if entry is None:
+            entry = self._endpoints[endpoint] = _Endpoint()
+        self.mean_tokens += _MEAN_WEIGHT * (tokens - self.mean_tokens)
+        entry.queue.append(_Sent(at, tokens, ahead))
+        entry.queued_tokens += tokens
+
+    def reconcile(self, state: EndpointState, now: float, seconds_per_token: float) -> list[Wait]:
+        """Matches a new scrape against the dispatch order; the waits it reveals (oldest first).
+
+        A scrape already reconciled (same `updated_at`) reveals nothing.
+        """
+        entry = self._endpoints.get(state.endpoint.name)
+        metrics = state.metrics
+        if entry is None or metrics.updated_at <= entry.scrape_at:
+            return []
+        previous, entry.scrape_at = entry.scrape_at, metrics.updated_at
+        queue = entry.queue
+        while queue and now - queue[0].at > self.expiry_s:
+            entry.queued_tokens -= queue.popleft().tokens
+        seen_until = metrics.updated_at - self.lag_s
+        arrived = 0
+        for sent in queue:
+            if sent.at > seen_until:
+                break
+            arrived += 1
+        waits: list[Wait] = []
+        departed = max(0, arrived - metrics.waiting)
+        if departed:
+            entry.drain(now, seconds_per_token)
+        for _ in range(departed):
+            sent = queue.popleft()
+            entry.queued_tokens -= sent.tokens
+            entry.started += sent.tokens
+            # It left between the previous scrape (or its dispatch) and this one: the midpoint.
+            left = (max(previous, sent.at) + metrics.updated_at) / 2
+            waits.append(Wait(max(0.0, left - sent.at), sent.ahead))
+        return waits
+
+    def load(self, state: EndpointState, now: float, seconds_per_token: float) -> DispatchedLoad:
+        """The endpoint's scraped counts plus the requests sent since that scrape."""
+        metrics = state.metrics
+        entry = self._endpoints.get(state.endpoint.name)
+        if entry is None:
+            return DispatchedLoad(
+                metrics.waiting, metrics.running, 0, round(metrics.waiting * self.mean_tokens)
+            )
+        seen_until = metrics.updated_at - self.lag_s
+        dispatched = 0
+        for sent in reversed(entry.queue):
+            if sent.at <= seen_until:
+                break
+            dispatched += 1
+        foreign = max(0, metrics.waiting - (len(entry.queue) - dispatched))
+        queued = entry.queued_tokens + round(foreign * self.mean_tokens)
+        started = round(entry.drain(now, seconds_per_token))
+        return DispatchedLoad(metrics.waiting, metrics.running, dispatched, queued, started)

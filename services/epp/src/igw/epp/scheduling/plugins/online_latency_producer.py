@@ -1,0 +1,130 @@
+"""`online-latency-producer`: in-flight truth and each endpoint's predicted TTFT, learned online.
+
+PrepareData reconciles every candidate's latest scrape with the requests this EPP sent there
+(`_dispatch_ledger`), feeds the waits that reveals to the per-endpoint speed model
+(`_speed_model`), and writes two attributes per candidate: `DispatchedLoad` (scraped queue plus
+what was sent since) and `TtftPrediction` (the step under way, the uncached prompt tokens
+queued there and this request's own uncached prompt, at that endpoint's learned seconds per
+token). The request's prompt is `len(prompt_text) / 4` tokens, less the share of its prefix
+blocks the `PrefixCacheMatchInfo` attribute says the endpoint holds. PreRequest records the
+request against its primary target.
+
+igw's own type, not upstream's `predicted-latency-producer` (which asks a latency-predictor
+sidecar running a model trained offline): nothing to deploy or train, no parameters needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from igw.epp.endpoints import EndpointState, InferenceRequest
+from igw.epp.framework.cycle_state import AttributeKey, CycleState, StateKey
+from igw.epp.framework.handle import PluginHandle
+from igw.epp.framework.params import Params, decode_params
+from igw.epp.framework.results import SchedulingResult
+from igw.epp.scheduling.attributes import (
+    DISPATCHED_LOAD,
+    PREDICTED_TTFT,
+    PREFIX_CACHE_MATCH,
+    TtftPrediction,
+)
+from igw.epp.scheduling.plugins._dispatch_ledger import DispatchLedger
+from igw.epp.scheduling.plugins._speed_model import SpeedModel
+
+__all__ = ["OnlineLatencyProducer", "OnlineLatencyProducerParams"]
+
+CHARS_PER_TOKEN = 4
+
+
+class OnlineLatencyProducerParams(Params, frozen=True):
+    step_tokens: int = 256
+    half_life_seconds: float = 4.0
+    initial_seconds_per_token: float = 0.0005
+    prior_tokens: float = 512.0
+    scrape_lag_ms: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    by_endpoint: Mapping[str, tuple[int, int]]
+    """Endpoint -> (this request's uncached tokens there, the work ahead of it there)."""
+
+
+_PLACED: StateKey[_Placed] = StateKey("online-latency-producer/placed")
+
+
+def prompt_tokens(request: InferenceRequest) -> int:
+    """The prompt's size in tokens, as the prefix index counts them (4 characters each)."""
+    size = len(request.prompt_text) or request.size_bytes
+    return size // CHARS_PER_TOKEN
+
+
+class OnlineLatencyProducer:
+    type_name: ClassVar[str] = "online-latency-producer"
+    produces: ClassVar[tuple[AttributeKey[Any], ...]] = (DISPATCHED_LOAD, PREDICTED_TTFT)
+    consumes: ClassVar[tuple[AttributeKey[Any], ...]] = (PREFIX_CACHE_MATCH,)
+
+    def __init__(
+        self,
+        name: str = type_name,
+        *,
+        model: SpeedModel | None = None,
+        ledger: DispatchLedger | None = None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.name = name
+        self.model = model if model is not None else SpeedModel()
+        self.ledger = ledger if ledger is not None else DispatchLedger()
+        self.clock = clock
+
+    @classmethod
+    def from_config(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
+        p = decode_params(params, OnlineLatencyProducerParams)
+        model = SpeedModel(
+            initial=p.initial_seconds_per_token, step_tokens=p.step_tokens,
+            half_life_s=p.half_life_seconds, prior_tokens=p.prior_tokens,
+        )  # fmt: skip
+        return cls(
+            name, model=model, ledger=DispatchLedger(lag_s=p.scrape_lag_ms / 1000),
+            clock=handle.clock,
+        )  # fmt: skip
+
+    def prepare_data(
+        self, request: InferenceRequest, state: CycleState, endpoints: Sequence[EndpointState]
+    ) -> None:
+        now = self.clock()
+        ledger, model = self.ledger, self.model
+        for e in endpoints:
+            name = e.endpoint.name
+            for wait in ledger.reconcile(e, now, model.seconds_per_token(name)):
+                model.observe(name, wait.seconds, wait.ahead_tokens, now)
+        tokens = prompt_tokens(request)
+        matches = state.attributes(PREFIX_CACHE_MATCH)
+        placed: dict[str, tuple[int, int]] = {}
+        for e in endpoints:
+            name = e.endpoint.name
+            match = matches.get(name)
+            own = tokens if match is None else round(tokens * (1.0 - match.ratio))
+            speed = model.seconds_per_token(name)
+            load = ledger.load(e, now, speed)
+            ahead = load.ahead_tokens
+            placed[name] = (own, ahead)
+            state.set_attribute(DISPATCHED_LOAD, name, load)
+            ttft = speed * (model.step_tokens + ahead + own)
+            state.set_attribute(
+                PREDICTED_TTFT, name, TtftPrediction(ttft, speed, ahead, own, load.dispatched)
+            )
+        state.write(_PLACED, _Placed(placed))
+
+    def pre_request(
+        self, request: InferenceRequest, state: CycleState, result: SchedulingResult
+    ) -> None:
+        if not result.targets:
+            return
+        name = result.targets[0].endpoint.name
+        known = state.read(_PLACED)
+        placed = known.by_endpoint.get(name) if known is not None else None
+        tokens, ahead = placed if placed is not None else (prompt_tokens(request), 0)
+        self.ledger.dispatch(name, self.clock(), tokens, ahead)

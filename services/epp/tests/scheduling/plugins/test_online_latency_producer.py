@@ -1,0 +1,155 @@
+"""`online-latency-producer` with `predicted-ttft-scorer` on a simulated fleet of known speeds.
+
+The fleet: model servers that work in steps as vLLM does (a step takes every waiting request,
+up to a token budget, and lasts `speed` seconds per token plus an overhead; requests arriving
+meanwhile wait for the next step), scraped every 50 ms for their waiting and running counts as
+the EPP's data layer does. The picker is the scorer's best endpoint. What a user would notice:
+the slow pod is found and given less within seconds, and a pod that slows down later loses its
+share again.
+"""
+
+import collections
+from dataclasses import dataclass, field
+
+import pytest
+
+from igw.epp.endpoints import EndpointState
+from igw.epp.framework import CycleState, ProfileResult, SchedulingResult
+from igw.epp.scheduling import (
+    DISPATCHED_LOAD,
+    PREDICTED_TTFT,
+    PREFIX_CACHE_MATCH,
+    PrefixCacheMatchInfo,
+)
+from igw.epp.scheduling.plugins import OnlineLatencyProducer, PredictedTtftScorer
+from igw.epp.testing.builders import FakeClock, endpoint, request
+
+FAST, SLOW = 0.0005, 0.00125
+TOKENS = 100
+ARRIVAL_S = 0.02  # 5,000 prompt tokens/s offered; 4 pods at full speed serve 8,000
+SCRAPE_S = 0.05
+TICK_S = 0.005
+BUDGET = 2048
+OVERHEAD_TOKENS = 100  # a step's fixed cost, in tokens' worth of time
+
+
+@dataclass
+class Pod:
+    name: str
+    speed: float
+    queue: collections.deque[float] = field(default_factory=collections.deque)
+    busy_until: float = 0.0
+    scraped: EndpointState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scraped = endpoint(self.name, updated_at=0.0)
+
+    def run(self, now: float) -> None:
+        if self.busy_until > now or not self.queue:
+            return
+        batch = 0
+        while self.queue and (batch + 1) * TOKENS <= BUDGET:
+            self.queue.popleft()
+            batch += 1
+        self.busy_until = now + self.speed * (OVERHEAD_TOKENS + batch * TOKENS)
+
+    def scrape(self, now: float) -> None:
+        running = 1 if self.busy_until > now else 0
+        self.scraped = endpoint(self.name, waiting=len(self.queue), running=running, updated_at=now)
+
+
+@dataclass
+class Fleet:
+    pods: list[Pod]
+    clock: FakeClock = field(default_factory=lambda: FakeClock(0.0))
+    producer: OnlineLatencyProducer = field(init=False)
+    picks: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def __post_init__(self) -> None:
+        self.producer = OnlineLatencyProducer(clock=self.clock)
+
+    def run(self, seconds: float) -> None:
+        """Runs the fleet; `picks` counts the requests each pod got in this run."""
+        self.picks.clear()
+        scorer = PredictedTtftScorer()
+        end = self.clock.now + seconds
+        next_arrival = next_scrape = self.clock.now
+        while self.clock.now < end:
+            now = self.clock.now = self.clock.now + TICK_S
+            for pod in self.pods:
+                pod.run(now)
+            if now >= next_scrape:
+                next_scrape += SCRAPE_S
+                for pod in self.pods:
+                    pod.scrape(now)
+            while now >= next_arrival:
+                next_arrival += ARRIVAL_S
+                self._place(scorer, now)
+
+    def _place(self, scorer: PredictedTtftScorer, now: float) -> None:
+        candidates = [pod.scraped for pod in self.pods]
+        state = CycleState()
+        req = request(prompt="x" * TOKENS * 4)
+        self.producer.prepare_data(req, state, candidates)
+        scores = scorer.score(req, state, candidates)
+        best = max(range(len(candidates)), key=lambda i: scores[i])
+        self.producer.pre_request(
+            req, state, SchedulingResult({"d": ProfileResult((candidates[best],))}, "d")
+        )
+        self.pods[best].queue.append(now)
+        self.picks[self.pods[best].name] += 1
+
+    def speed(self, name: str) -> float:
+        return self.producer.model.seconds_per_token(name)
+
+
+def fleet(*speeds: float) -> Fleet:
+    return Fleet([Pod(f"pod-{i}", s) for i, s in enumerate(speeds)])
+
+
+def test_a_slow_pod_is_found_within_seconds_and_given_less() -> None:
+    f = fleet(FAST, FAST, FAST, SLOW)
+    f.run(5.0)
+    f.run(5.0)
+    slow, fast = f.speed("pod-3"), max(f.speed(f"pod-{i}") for i in range(3))
+    # Idle pods start requests at once, so waits show a pod's speed only in part: the ranking
+    # is what counts.
+    assert slow > 1.3 * fast
+    assert f.picks["pod-3"] < 0.6 * min(f.picks[f"pod-{i}"] for i in range(3))
+
+
+def test_a_pod_that_slows_down_later_loses_its_share_again() -> None:
+    f = fleet(FAST, FAST, FAST, FAST)
+    f.run(10.0)
+    before = f.picks["pod-0"]
+    f.pods[0].speed = SLOW  # a throttled GPU
+    f.run(5.0)
+    f.run(5.0)
+    assert f.speed("pod-0") > 1.3 * max(f.speed(f"pod-{i}") for i in range(1, 4))
+    assert f.picks["pod-0"] < 0.6 * before / 2  # per 5 s: well under its old share
+
+
+def test_writes_the_in_flight_correction_and_the_prediction_for_every_candidate() -> None:
+    clock = FakeClock(10.0)
+    producer = OnlineLatencyProducer(clock=clock)
+    pods = [endpoint("a", waiting=0, updated_at=9.99), endpoint("b", waiting=0, updated_at=9.99)]
+    for i in range(3):  # a burst inside one scrape interval: all to "a"
+        state = CycleState()
+        producer.prepare_data(request(prompt="y" * 400), state, pods)
+        producer.pre_request(
+            request(request_id=f"r{i}"),
+            state,
+            SchedulingResult({"d": ProfileResult((pods[0],))}, "d"),
+        )
+    state = CycleState()
+    state.set_attribute(PREFIX_CACHE_MATCH, "b", PrefixCacheMatchInfo(3, 4))
+    producer.prepare_data(request(prompt="y" * 400), state, pods)
+    loads, predictions = state.attributes(DISPATCHED_LOAD), state.attributes(PREDICTED_TTFT)
+    assert (loads["a"].dispatched, loads["a"].queued_tokens) == (3, 300)
+    assert (loads["b"].dispatched, loads["b"].queued_tokens) == (0, 0)
+    # "b" holds 3/4 of the prompt and nothing is queued there: it is predicted far sooner.
+    assert predictions["b"].uncached_tokens == 25
+    assert predictions["b"].ttft_s < predictions["a"].ttft_s / 2
+    assert PredictedTtftScorer().score(request(), state, pods) == pytest.approx(
+        [predictions["b"].ttft_s / predictions["a"].ttft_s, 1.0]
+    )
