@@ -1,7 +1,9 @@
 """One workload's run, fixed before any router sees it: the fleet, the requests, their arrivals.
 
 For each workload one seeded request sequence is drawn, and one seeded set of Poisson arrival
-times per load step; every router gets exactly those, on a fleet of the same shape.
+times per load step; every router gets exactly those, on a fleet of the same shape. A request
+sent `with_previous` (a parallel sub-call) shares its predecessor's instant; the Poisson process
+then runs over the instants, at the rate that keeps the step's requests per second.
 """
 
 from __future__ import annotations
@@ -63,7 +65,18 @@ def make_plan(workload: Workload, settings: Settings) -> Plan:
     arrivals, slices, start = [], [], 0
     for i, (rate, count) in enumerate(zip(rates, counts, strict=True)):
         timing = random.Random(f"{settings.seed}:{workload.name}:arrivals:{i}")  # noqa: S311
-        arrivals.append(poisson_arrivals(timing.expovariate, rate, count))
+        arrivals.append(_arrivals(timing, rate, requests[start : start + count]))
         slices.append((start, start + count))
         start += count
     return Plan(workload, rates, requests, arrivals, slices)
+
+
+def _arrivals(rng: random.Random, rate: float, requests: list[LabRequest]) -> list[float]:
+    """Poisson instants at `rate` requests per second; sub-calls share their caller's."""
+    joined = [i > 0 and r.with_previous for i, r in enumerate(requests)]
+    instants = len(requests) - sum(joined)
+    times = iter(poisson_arrivals(rng.expovariate, rate * instants / len(requests), instants))
+    out: list[float] = []
+    for together in joined:
+        out.append(out[-1] if together else next(times))
+    return out

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._paths import repo_relative
-from bench.lab import checks, report
+from bench.lab import acceptance, checks, report
 from bench.lab.routers import ROUTERS
 from bench.lab.settings import PRESET, Settings
 from bench.lab.workloads import WORKLOADS
@@ -63,6 +63,13 @@ def _verdicts(settings: Settings, rows: list[dict[str, Any]]) -> list[str]:
         (
             "The CPU column is the whole machine's use during the step (all cores); near 100 % the "
             "box, not the router, limits the figures."
+        ),
+        "",
+        "## The learned-latency profile (issue 14's acceptance)",
+        "",
+        *(
+            acceptance.verdicts(rows, settings.workloads, top=top)
+            or [f"`{acceptance.PROFILE_ROUTER}` did not run."]
         ),
         "",
         "## Findings",

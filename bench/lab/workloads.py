@@ -28,6 +28,15 @@ From peers.md §3 and upstream-gie.md §11.4:
   (`max-loras 2`, 150 ms to load one); each adapter has its own 400-token system prompt.
 * `slow-pod`: the sharegpt mix on a fleet whose first pod's GPU runs at 40 % of the others'
   speed (a heterogeneous accelerator).
+* `agentic`: agent sessions of tool-call loops. Every session starts from the same 1,500-token
+  tool catalogue and its own 500-token task, then takes 8 steps; each step adds a tool result
+  (150 tokens) and the agent's call (50 tokens) to the context, and asks for a short answer (32
+  tokens). A third of the steps fan out into 3 parallel sub-calls (the same context plus a
+  40-token sub-task each) sent at the same instant (`LabRequest.with_previous`). As in
+  `multi-turn`, step k+1 of a session comes after every other active session's step k: the
+  session's own idle gap while its tool runs. Arrivals are Poisson per step, not per request.
+* `heterogeneous`: the sharegpt mix on a fleet of two GPU generations, half the pods at half the
+  others' speed (say A100s beside H100s).
 """
 
 from __future__ import annotations
@@ -114,6 +123,8 @@ class LabRequest:
     group: str
     """What shares a prefix: the prompt group, the chat, the adapter; "" for none."""
     max_tokens: int
+    with_previous: bool = False
+    """Sent at the same instant as the request before it (a parallel sub-call)."""
 
 
 def _plain_pods(pods: int) -> list[dict[str, object]]:
@@ -257,6 +268,40 @@ def _slow_pods(pods: int) -> list[dict[str, object]]:
     return [slow, *_plain_pods(pods - 1)]
 
 
+def _agentic(rng: random.Random, n: int, pods: int) -> list[LabRequest]:
+    steps, active = 8, 2 * pods
+    catalogue = text(rng, 1500, "Tools available to the agent:")
+    out: list[LabRequest] = []
+    session = 0
+    while len(out) < n:
+        contexts = []
+        for _ in range(active):
+            task = text(rng, 500, f"Session {session} task:")
+            contexts.append((session, [{"role": "system", "content": catalogue + " " + task}]))
+            session += 1
+        for step in range(steps):
+            rng.shuffle(contexts)
+            for s, context in contexts:
+                context.append({"role": "user", "content": text(rng, 150, f"Result {step}:")})
+                if rng.random() < 1 / 3:
+                    for k in range(3):
+                        sub = {"role": "user", "content": text(rng, 40, f"Subtask {step}.{k}:")}
+                        body = _body([*context, sub], 32)
+                        out.append(LabRequest(body, f"session-{s}", 32, with_previous=k > 0))
+                else:
+                    out.append(LabRequest(_body(list(context), 32), f"session-{s}", 32))
+                context.append({"role": "assistant", "content": text(rng, 50, "Call:")})
+    return out[:n]
+
+
+HETEROGENEOUS_SLOW_SPEED = 0.5
+
+
+def _two_generations(pods: int) -> list[dict[str, object]]:
+    older: dict[str, object] = {"speed": HETEROGENEOUS_SLOW_SPEED}
+    return [older if i % 2 else {} for i in range(pods)]
+
+
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
@@ -280,6 +325,20 @@ WORKLOADS: dict[str, Workload] = {
         Workload("multi-lora", "16 LoRA adapters, Zipf popularity", _multi_lora, 2.0, _lora_pods),
         Workload(
             "slow-pod", "ShareGPT-like mix, one pod at 40 % speed", _sharegpt, 4.0, _slow_pods
+        ),
+        Workload(
+            "agentic",
+            "Agent sessions: tool-call loops, parallel sub-calls, idle gaps",
+            _agentic,
+            capacity_rps_per_pod=3.0,
+            prefix_workload=True,
+        ),
+        Workload(
+            "heterogeneous",
+            "ShareGPT-like mix, two GPU generations (half the pods at half speed)",
+            _sharegpt,
+            capacity_rps_per_pod=3.5,
+            pods=_two_generations,
         ),
     )
 }

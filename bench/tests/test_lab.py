@@ -91,3 +91,18 @@ def test_bad_options_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> Non
             parse_args(argv)
         assert exit_info.value.code == 2, argv
         assert "error:" in capsys.readouterr().err
+
+
+def test_agentic_sub_calls_arrive_together_and_grow_their_sessions_context() -> None:
+    plan = make_plan(WORKLOADS["agentic"], parse_args(["--seed", "1"]))
+    flat = [t for rung in plan.arrivals for t in rung]
+    starts = {lo for lo, _ in plan.slices}  # a load step's first request has its own instant
+    fan_outs = [i for i, r in enumerate(plan.requests) if r.with_previous and i not in starts]
+    assert fan_outs  # a third of the steps fan out
+    for i in fan_outs:
+        assert plan.requests[i - 1].group == plan.requests[i].group
+        assert flat[i] == flat[i - 1]
+    first_session = [r for r in plan.requests if r.group == plan.requests[0].group]
+    sizes = [len(r.body) for r in first_session if not r.with_previous]
+    assert sizes == sorted(sizes)  # each step adds to the context
+    assert len(first_session) >= 8
