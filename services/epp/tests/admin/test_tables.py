@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from igw.epp.admin import AdminService, endpoints_table, explain_table
+from igw.epp.admin.service import explanation_from_message, explanation_message
 from igw.epp.admin.tables import format_table
-from igw.epp.config import EppConfig, load_config
+from igw.epp.config import PROFILES, EppConfig, load_config
 from igw.epp.framework import PluginHandle
 from igw.epp.testing.admin_fleet import CHAT, StaticSource, chat_body
 from igw.epp.testing.builders import FakeClock, seeded
@@ -85,3 +86,30 @@ async def test_explain_table_shows_the_error(service: AdminService) -> None:
     table = explain_table(await service.explainer.explain(CHAT, {}, b"{"))
 
     assert "error: HTTP 400: inference error: BadRequest - error unmarshaling" in table
+
+
+async def test_explain_shows_the_learned_speed_prediction_and_in_flight_correction(
+    source: StaticSource,
+) -> None:
+    clock = FakeClock()
+    config = load_config(
+        PROFILES["learned-latency"], handle=PluginHandle(rng=seeded(), clock=clock)
+    )
+    service = AdminService.for_director(director_for(config, source), config.plugins)
+
+    explanation = await service.explainer.explain(CHAT, {}, chat_body("hi"))
+    # What `igw-epp explain` prints, after the admin API's wire.
+    table = explain_table(explanation_from_message(explanation_message(explanation)))
+
+    assert "predicted-ttft-scorer x4" in table
+    details = {
+        line.split()[0]: line for line in table.split("predicted-ttft-scorer:")[1].splitlines()[1:4]
+    }
+    assert set(details) == {"pod-a-rank-0", "pod-b-rank-0", "pod-c-rank-0"}
+    for line in details.values():
+        assert "ms/token x (256 step +" in line
+        assert "own uncached)" in line
+    # pod-a's scrape shows 6 waiting the EPP did not send: each counts as this request's size.
+    assert "queue 6 waiting + 4 running scraped, +0 sent since" in details["pod-a-rank-0"]
+    scores = table.split("predicted-ttft-scorer:\n")[0]
+    assert rows(scores)["pod-c-rank-0"][0] == "*"  # the idle pod is predicted soonest

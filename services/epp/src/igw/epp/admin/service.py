@@ -196,7 +196,7 @@ def _profile_message(name: str, p: ProfileExplanation) -> admin_pb2.ProfileExpla
         filters=[admin_pb2.FilterStep(plugin=f.plugin, remaining=f.remaining) for f in p.filters],
         scorers=[
             admin_pb2.ScorerColumn(plugin=s.plugin, type=s.plugin_type, weight=s.weight,
-                                   scores=s.scores)
+                                   scores=s.scores, details=s.details)
             for s in p.scorers
         ],
         totals=p.totals, picked=p.picked, error=p.error or "",
@@ -222,7 +222,8 @@ def _profile_from_message(p: admin_pb2.ProfileExplanation) -> ProfileExplanation
         endpoints=tuple(p.endpoints),
         filters=tuple(FilterStep(f.plugin, tuple(f.remaining)) for f in p.filters),
         scorers=tuple(
-            ScoreColumn(s.plugin, s.type, s.weight, tuple(s.scores)) for s in p.scorers
+            ScoreColumn(s.plugin, s.type, s.weight, tuple(s.scores), tuple(s.details))
+            for s in p.scorers
         ),
         totals=tuple(p.totals), picked=tuple(p.picked), error=p.error or None,
     )  # fmt: skip

@@ -92,6 +92,20 @@ def _profile_table(profile: ProfileExplanation, candidates: Sequence[str]) -> st
     return format_table(header, rows, right)
 
 
+def _details(profile: ProfileExplanation) -> list[str]:
+    """The scorers' own reasons per endpoint (e.g. the predicted TTFT and its parts)."""
+    lines = []
+    for column in profile.scorers:
+        if column.details:
+            lines.append(f"{column.plugin}:")
+            width = max(len(n) for n in profile.endpoints)
+            lines.extend(
+                f"  {name.ljust(width)}  {detail}"
+                for name, detail in zip(profile.endpoints, column.details, strict=True)
+            )
+    return lines
+
+
 def explain_table(explanation: Explanation) -> str:
     """Per profile: endpoints x scorers, cells `score (score x weight)`, the total, and marks:
     `*` the pick, `+` a fallback, `-` an endpoint a filter removed."""
@@ -102,6 +116,7 @@ def explain_table(explanation: Explanation) -> str:
     for name, profile in e.profiles.items():
         primary = " (primary)" if name == e.primary_profile else ""
         lines.extend(("", f"profile {name}{primary}:", _profile_table(profile, e.candidates)))
+        lines.extend(_details(profile))
         if profile.error:
             lines.append(f"profile error: {profile.error}")
     lines.append("")

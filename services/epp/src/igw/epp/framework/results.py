@@ -60,6 +60,8 @@ class ScoreColumn:
     weight: float
     scores: tuple[float, ...]
     """Clamped to [0, 1], in the order of `ProfileExplanation.endpoints`; not yet weighted."""
+    details: tuple[str, ...] = ()
+    """Why each endpoint scored so, same order; empty unless the scorer is a `ScoreExplainer`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,14 @@ class's kinds are known.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.framework.cycle_state import CycleState
 from igw.epp.framework.plugin import Plugin
 from igw.epp.framework.results import ProfileResult, SchedulingResult
 
-__all__ = ["Filter", "Picker", "ProfileHandler", "Scorer"]
+__all__ = ["Filter", "Picker", "ProfileHandler", "ScoreExplainer", "Scorer"]
 
 
 class ProfileHandler(Plugin, Protocol):
@@ -68,6 +68,19 @@ class Scorer(Plugin, Protocol):
     def score(
         self, request: InferenceRequest, state: CycleState, endpoints: Sequence[EndpointState]
     ) -> Sequence[float]: ...
+
+
+@runtime_checkable
+class ScoreExplainer(Protocol):
+    """Optional beside `Scorer`: says, for `Explain` only, why each endpoint scored as it did.
+
+    Called right after `score` with the same arguments; returns one short line per endpoint,
+    aligned with `endpoints`. Never called on the hot path.
+    """
+
+    def score_details(
+        self, request: InferenceRequest, state: CycleState, endpoints: Sequence[EndpointState]
+    ) -> Sequence[str]: ...
 
 
 class Picker(Plugin, Protocol):

@@ -17,7 +17,7 @@ from time import perf_counter
 from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.framework import CycleState, SchedulerMetrics
 from igw.epp.framework.results import FilterStep, ProfileExplanation, ProfileResult, ScoreColumn
-from igw.epp.framework.scheduling import Filter, Picker, Scorer
+from igw.epp.framework.scheduling import Filter, Picker, ScoreExplainer, Scorer
 
 __all__ = ["NO_ENDPOINTS", "ProfileRun", "SchedulerProfile", "WeightedScorer"]
 
@@ -51,9 +51,12 @@ class _Recorder:
     def filtered(self, plugin: Filter, remaining: Sequence[EndpointState]) -> None:
         self.steps.append(FilterStep(plugin.name, _names(remaining)))
 
-    def scored(self, plugin: Scorer, weight: float, scores: Sequence[float]) -> None:
+    def scored(
+        self, plugin: Scorer, weight: float, scores: Sequence[float], details: Sequence[str]
+    ) -> None:
         clamped = tuple(_clamp(s) for s in scores)
-        self.columns.append(ScoreColumn(plugin.name, plugin.type_name, weight, clamped))
+        column = ScoreColumn(plugin.name, plugin.type_name, weight, clamped, tuple(details))
+        self.columns.append(column)
 
     def explanation(
         self,
@@ -121,7 +124,12 @@ class SchedulerProfile:
             observe(perf_counter() - started)
             _accumulate(totals, scores, weight)
             if recorder is not None:
-                recorder.scored(scorer, weight, scores)
+                details = (
+                    scorer.score_details(request, state, candidates)
+                    if isinstance(scorer, ScoreExplainer)
+                    else ()
+                )
+                recorder.scored(scorer, weight, scores, details)
         started = perf_counter()
         picked = self._pick(request, state, candidates, totals)
         self._pick_observe(perf_counter() - started)

@@ -13,7 +13,8 @@ each new scrape (`Metrics.updated_at` moved):
   started work, which drains at the endpoint's learned speed (`seconds_per_token`, the caller's);
 * requests sent after the scrape (`dispatched`) are added to its counts until the next one;
 * waiting requests the ledger did not send (another EPP replica's, or sent before a restart)
-  count as `mean_tokens` each, the running mean of what it did send.
+  count as `mean_tokens` each, the running mean of what it did send (before it sent anything:
+  the caller's guess, the size of the request being placed).
 
 Nothing here depends on seeing a response end, so the lean response mode (which stops reading at
 the response headers) keeps exact accounting. A request the server never received (the client
@@ -80,7 +81,7 @@ class DispatchLedger:
         self.lag_s = lag_s
         self.expiry_s = expiry_s
         self._endpoints: dict[str, _Endpoint] = {}
-        self.mean_tokens = 0.0
+        self.mean_tokens: float | None = None
 
     def dispatch(self, endpoint: str, at: float, tokens: int, ahead: int) -> None:
         """Records a request of `tokens` uncached prompt tokens sent to `endpoint` with `ahead`
@@ -88,7 +89,8 @@ class DispatchLedger:
         entry = self._endpoints.get(endpoint)
         if entry is None:
             entry = self._endpoints[endpoint] = _Endpoint()
-        self.mean_tokens += _MEAN_WEIGHT * (tokens - self.mean_tokens)
+        mean = self.mean_tokens
+        self.mean_tokens = tokens if mean is None else mean + _MEAN_WEIGHT * (tokens - mean)
         entry.queue.append(_Sent(at, tokens, ahead))
         entry.queued_tokens += tokens
 
@@ -124,13 +126,17 @@ class DispatchLedger:
             waits.append(Wait(max(0.0, left - sent.at), sent.ahead))
         return waits
 
-    def load(self, state: EndpointState, now: float, seconds_per_token: float) -> DispatchedLoad:
-        """The endpoint's scraped counts plus the requests sent since that scrape."""
+    def load(
+        self, state: EndpointState, now: float, seconds_per_token: float, guess: int = 0
+    ) -> DispatchedLoad:
+        """The endpoint's scraped counts plus the requests sent since that scrape; `guess` is
+        the size of a waiting request the ledger did not send, until it has sent any."""
         metrics = state.metrics
+        mean = guess if self.mean_tokens is None else self.mean_tokens
         entry = self._endpoints.get(state.endpoint.name)
         if entry is None:
             return DispatchedLoad(
-                metrics.waiting, metrics.running, 0, round(metrics.waiting * self.mean_tokens)
+                metrics.waiting, metrics.running, 0, round(metrics.waiting * mean)
             )
         seen_until = metrics.updated_at - self.lag_s
         dispatched = 0
@@ -139,6 +145,6 @@ class DispatchLedger:
                 break
             dispatched += 1
         foreign = max(0, metrics.waiting - (len(entry.queue) - dispatched))
-        queued = entry.queued_tokens + round(foreign * self.mean_tokens)
+        queued = entry.queued_tokens + round(foreign * mean)
         started = round(entry.drain(now, seconds_per_token))
         return DispatchedLoad(metrics.waiting, metrics.running, dispatched, queued, started)

@@ -108,7 +108,7 @@ class OnlineLatencyProducer:
             match = matches.get(name)
             own = tokens if match is None else round(tokens * (1.0 - match.ratio))
             speed = model.seconds_per_token(name)
-            load = ledger.load(e, now, speed)
+            load = ledger.load(e, now, speed, guess=tokens)
             ahead = load.ahead_tokens
             placed[name] = (own, ahead)
             state.set_attribute(DISPATCHED_LOAD, name, load)

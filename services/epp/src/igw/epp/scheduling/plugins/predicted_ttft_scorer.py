@@ -6,6 +6,10 @@ Score = `best / predicted` over the candidates' `TtftPrediction.ttft_s` (written
 twice as slow 0.5. A candidate without a prediction scores 1.0 (nothing known against it);
 when none has one every endpoint scores 1.0. No parameters.
 
+For `igw-epp explain` it tells each endpoint's prediction and its parts: the learned speed, the
+work queued ahead (the in-flight correction included: requests sent since the last scrape) and
+this request's own uncached prompt.
+
 igw's own type: upstream's `latency-scorer` scores SLO headroom from a sidecar's predictions,
 with bin-packing strategies; this one ranks by the predicted TTFT itself.
 """
@@ -18,7 +22,7 @@ from typing import Any, ClassVar, Literal
 from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.framework.cycle_state import AttributeKey, CycleState
 from igw.epp.framework.params import ParameterlessPlugin
-from igw.epp.scheduling.attributes import PREDICTED_TTFT
+from igw.epp.scheduling.attributes import DISPATCHED_LOAD, PREDICTED_TTFT, TtftPrediction
 
 __all__ = ["PredictedTtftScorer"]
 
@@ -41,3 +45,32 @@ class PredictedTtftScorer(ParameterlessPlugin):
             return [1.0] * len(endpoints)
         best = min(known)
         return [1.0 if p is None or p.ttft_s <= 0 else best / p.ttft_s for p in ttfts]
+
+    def score_details(
+        self,
+        request: InferenceRequest,  # noqa: ARG002 - protocol
+        state: CycleState,
+        endpoints: Sequence[EndpointState],
+    ) -> Sequence[str]:
+        predictions = state.attributes(PREDICTED_TTFT)
+        loads = state.attributes(DISPATCHED_LOAD)
+        out = []
+        for e in endpoints:
+            name = e.endpoint.name
+            p, load = predictions.get(name), loads.get(name)
+            text = "no prediction" if p is None else _prediction(p)
+            if load is not None:
+                text += (
+                    f"; queue {load.waiting} waiting + {load.running} running scraped, "
+                    f"+{load.dispatched} sent since"
+                )
+            out.append(text)
+        return out
+
+
+def _prediction(p: TtftPrediction) -> str:
+    step = round(p.ttft_s / p.seconds_per_token) - p.queued_tokens - p.uncached_tokens
+    return (
+        f"TTFT {p.ttft_s * 1000:,.0f} ms = {p.seconds_per_token * 1000:.3f} ms/token x "
+        f"({step} step + {p.queued_tokens} ahead + {p.uncached_tokens} own uncached)"
+    )

@@ -155,13 +155,15 @@ class FilterStep(_message.Message):
     def __init__(self, plugin: _Optional[str] = ..., remaining: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ScorerColumn(_message.Message):
-    __slots__ = ("plugin", "type", "weight", "scores")
+    __slots__ = ("plugin", "type", "weight", "scores", "details")
     PLUGIN_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
     plugin: str
     type: str
     weight: float
     scores: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, plugin: _Optional[str] = ..., type: _Optional[str] = ..., weight: _Optional[float] = ..., scores: _Optional[_Iterable[float]] = ...) -> None: ...
+    details: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, plugin: _Optional[str] = ..., type: _Optional[str] = ..., weight: _Optional[float] = ..., scores: _Optional[_Iterable[float]] = ..., details: _Optional[_Iterable[str]] = ...) -> None: ...
