@@ -153,3 +153,17 @@ def test_writes_the_in_flight_correction_and_the_prediction_for_every_candidate(
     assert PredictedTtftScorer().score(request(), state, pods) == pytest.approx(
         [predictions["b"].ttft_s / predictions["a"].ttft_s, 1.0]
     )
+
+
+def test_a_request_for_a_resident_adapter_is_predicted_sooner_than_a_load() -> None:
+    producer = OnlineLatencyProducer(clock=FakeClock(10.0), adapter_costs=(300, 2000))
+    pods = [
+        endpoint("a", active=["sql-lora"], max_lora=1, updated_at=9.99),
+        endpoint("b", active=["chat-lora"], max_lora=1, updated_at=9.99),
+    ]
+    state = CycleState()
+    producer.prepare_data(request("sql-lora", prompt="z" * 400), state, pods)
+    predictions = state.attributes(PREDICTED_TTFT)
+    assert (predictions["a"].adapter, predictions["b"].adapter) == ("resident", "blocked")
+    assert predictions["b"].uncached_tokens == 100 + 300 + 2000
+    assert predictions["a"].ttft_s < predictions["b"].ttft_s

@@ -84,6 +84,9 @@ class TtftPrediction:
     """This request's prompt tokens the endpoint is not believed to hold in its prefix cache."""
     dispatched: int
     """The in-flight correction: requests sent since the endpoint's last scrape."""
+    adapter: str = "none"
+    """The request's LoRA adapter there: `resident`, `load` (a load is counted in the
+    uncached tokens), `blocked` (every slot busy: a wait is counted too) or `none`."""
 
 
 PREFIX_CACHE_MATCH: AttributeKey[PrefixCacheMatchInfo] = AttributeKey("PrefixCacheMatchInfo")

@@ -94,6 +94,11 @@ class DispatchLedger:
         entry.queue.append(_Sent(at, tokens, ahead))
         entry.queued_tokens += tokens
 
+    def has_new_scrape(self, state: EndpointState) -> bool:
+        """Whether `reconcile` has anything to match: the endpoint has a scrape not yet seen."""
+        entry = self._endpoints.get(state.endpoint.name)
+        return entry is not None and state.metrics.updated_at > entry.scrape_at
+
     def reconcile(self, state: EndpointState, now: float, seconds_per_token: float) -> list[Wait]:
         """Matches a new scrape against the dispatch order; the waits it reveals (oldest first).
 

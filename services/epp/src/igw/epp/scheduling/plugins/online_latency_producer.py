@@ -6,7 +6,9 @@ PrepareData reconciles every candidate's latest scrape with the requests this EP
 what was sent since) and `TtftPrediction` (the step under way, the uncached prompt tokens
 queued there and this request's own uncached prompt, at that endpoint's learned seconds per
 token). The request's prompt is `len(prompt_text) / 4` tokens, less the share of its prefix
-blocks the `PrefixCacheMatchInfo` attribute says the endpoint holds. PreRequest records the
+blocks the `PrefixCacheMatchInfo` attribute says the endpoint holds, plus, for a LoRA adapter the
+endpoint is not believed to hold (`_adapter_slots`), `adapterLoadTokens` of work for the load
+and `adapterBlockedTokens` more when every adapter slot there is busy. PreRequest records the
 request against its primary target.
 
 igw's own type, not upstream's `predicted-latency-producer` (which asks a latency-predictor
@@ -28,8 +30,10 @@ from igw.epp.scheduling.attributes import (
     DISPATCHED_LOAD,
     PREDICTED_TTFT,
     PREFIX_CACHE_MATCH,
+    DispatchedLoad,
     TtftPrediction,
 )
+from igw.epp.scheduling.plugins._adapter_slots import AdapterSlots
 from igw.epp.scheduling.plugins._dispatch_ledger import DispatchLedger
 from igw.epp.scheduling.plugins._speed_model import SpeedModel
 
@@ -44,6 +48,8 @@ class OnlineLatencyProducerParams(Params, frozen=True):
     initial_seconds_per_token: float = 0.0005
     prior_tokens: float = 512.0
     scrape_lag_ms: float = 5.0
+    adapter_load_tokens: int = 300
+    adapter_blocked_tokens: int = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +79,15 @@ class OnlineLatencyProducer:
         model: SpeedModel | None = None,
         ledger: DispatchLedger | None = None,
         clock: Callable[[], float],
+        adapter_costs: tuple[int, int] = (300, 2000),
     ) -> None:
         self.name = name
         self.model = model if model is not None else SpeedModel()
         self.ledger = ledger if ledger is not None else DispatchLedger()
         self.clock = clock
+        self.adapters = AdapterSlots()
+        load, blocked = adapter_costs
+        self._adapter_cost = {"none": 0, "resident": 0, "load": load, "blocked": load + blocked}
 
     @classmethod
     def from_config(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
@@ -88,7 +98,7 @@ class OnlineLatencyProducer:
         )  # fmt: skip
         return cls(
             name, model=model, ledger=DispatchLedger(lag_s=p.scrape_lag_ms / 1000),
-            clock=handle.clock,
+            clock=handle.clock, adapter_costs=(p.adapter_load_tokens, p.adapter_blocked_tokens),
         )  # fmt: skip
 
     def prepare_data(
@@ -96,26 +106,35 @@ class OnlineLatencyProducer:
     ) -> None:
         now = self.clock()
         ledger, model = self.ledger, self.model
+        adapters = self.adapters
         for e in endpoints:
-            name = e.endpoint.name
-            for wait in ledger.reconcile(e, now, model.seconds_per_token(name)):
-                model.observe(name, wait.seconds, wait.ahead_tokens, now)
+            adapters.observe(e)
+            if ledger.has_new_scrape(e):
+                name = e.endpoint.name
+                for wait in ledger.reconcile(e, now, model.seconds_per_token(name)):
+                    model.observe(name, wait.seconds, wait.ahead_tokens, now)
         tokens = prompt_tokens(request)
         matches = state.attributes(PREFIX_CACHE_MATCH)
+        step = model.step_tokens
+        target = request.target_model
+        lora = target in adapters.adapters
+        loads: dict[str, DispatchedLoad] = {}
+        predictions: dict[str, TtftPrediction] = {}
         placed: dict[str, tuple[int, int]] = {}
         for e in endpoints:
             name = e.endpoint.name
             match = matches.get(name)
             own = tokens if match is None else round(tokens * (1.0 - match.ratio))
+            residency = adapters.residency(e, target) if lora else "none"
+            own += self._adapter_cost[residency]
             speed = model.seconds_per_token(name)
-            load = ledger.load(e, now, speed, guess=tokens)
+            load = loads[name] = ledger.load(e, now, speed, guess=tokens)
             ahead = load.ahead_tokens
             placed[name] = (own, ahead)
-            state.set_attribute(DISPATCHED_LOAD, name, load)
-            ttft = speed * (model.step_tokens + ahead + own)
-            state.set_attribute(
-                PREDICTED_TTFT, name, TtftPrediction(ttft, speed, ahead, own, load.dispatched)
-            )
+            ttft = speed * (step + ahead + own)
+            predictions[name] = TtftPrediction(ttft, speed, ahead, own, load.dispatched, residency)
+        state.set_attributes(DISPATCHED_LOAD, loads)
+        state.set_attributes(PREDICTED_TTFT, predictions)
         state.write(_PLACED, _Placed(placed))
 
     def pre_request(
@@ -128,3 +147,4 @@ class OnlineLatencyProducer:
         placed = known.by_endpoint.get(name) if known is not None else None
         tokens, ahead = placed if placed is not None else (prompt_tokens(request), 0)
         self.ledger.dispatch(name, self.clock(), tokens, ahead)
+        self.adapters.sent(name, request.target_model)

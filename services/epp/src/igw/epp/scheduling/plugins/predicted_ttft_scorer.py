@@ -70,7 +70,8 @@ class PredictedTtftScorer(ParameterlessPlugin):
 
 def _prediction(p: TtftPrediction) -> str:
     step = round(p.ttft_s / p.seconds_per_token) - p.queued_tokens - p.uncached_tokens
+    adapter = "" if p.adapter == "none" else f"; adapter {p.adapter}"
     return (
         f"TTFT {p.ttft_s * 1000:,.0f} ms = {p.seconds_per_token * 1000:.3f} ms/token x "
-        f"({step} step + {p.queued_tokens} ahead + {p.uncached_tokens} own uncached)"
+        f"({step} step + {p.queued_tokens} ahead + {p.uncached_tokens} own uncached){adapter}"
     )
