@@ -297,7 +297,6 @@ def test_errors_name_the_field(text: str, path: str, message: str) -> None:
         "latency-scorer",
         "predicted-latency-producer",
         "slo-headroom-tier-filter",
-        "latency-slo-admitter",
         "k8s-notification-source",
         "vllmgrpc-parser",
     ],

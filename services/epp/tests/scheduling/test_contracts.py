@@ -45,6 +45,7 @@ MINIMAL_CONFIGS: Mapping[str, Mapping[str, Any]] = {
     "inflight-load-producer": {},
     "online-latency-producer": {"stepTokens": 128, "halfLifeSeconds": 2.0},
     "predicted-ttft-scorer": {},
+    "latency-slo-admitter": {},
     "utilization-detector": {"queueDepthThreshold": 3},
     "concurrency-detector": {"maxConcurrency": 2},
     "prefix-cache-affinity-filter": {"explorationProbability": 0.5},
@@ -72,7 +73,8 @@ MINIMAL_CONFIGS: Mapping[str, Mapping[str, Any]] = {
 REGISTRY = builtin_registry(entry_points=False)
 _KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _SUFFIXES = ("-filter", "-scorer", "-picker", "-profile-handler", "-producer", "-parser",
-             "-policy", "-detector", "-source", "-extractor", "-verifier", "-reporter")  # fmt: skip
+             "-policy", "-detector", "-source", "-extractor", "-verifier", "-reporter",
+             "-admitter")  # fmt: skip
 
 ENDPOINTS = [
     endpoint("a", address="10.0.0.1", waiting=0, kv=0.1, active=["base-model"], max_lora=2),

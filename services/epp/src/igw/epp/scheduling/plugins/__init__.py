@@ -12,6 +12,7 @@ from igw.epp.scheduling.plugins.destination_endpoint_served_verifier import (
 from igw.epp.scheduling.plugins.header_based_testing_filter import HeaderBasedTestingFilter
 from igw.epp.scheduling.plugins.inflight_load_producer import InflightLoadProducer
 from igw.epp.scheduling.plugins.kv_cache_utilization_scorer import KvCacheUtilizationScorer
+from igw.epp.scheduling.plugins.latency_slo_admitter import LatencySloAdmitter
 from igw.epp.scheduling.plugins.lora_affinity_scorer import LoraAffinityScorer
 from igw.epp.scheduling.plugins.max_score_picker import MaxScorePicker
 from igw.epp.scheduling.plugins.online_latency_producer import OnlineLatencyProducer
@@ -34,6 +35,7 @@ __all__ = [
     "HeaderBasedTestingFilter",
     "InflightLoadProducer",
     "KvCacheUtilizationScorer",
+    "LatencySloAdmitter",
     "LoraAffinityScorer",
     "MaxScorePicker",
     "OnlineLatencyProducer",

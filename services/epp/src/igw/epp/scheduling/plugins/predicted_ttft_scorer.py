@@ -6,6 +6,11 @@ Score = `best / predicted` over the candidates' `TtftPrediction.ttft_s` (written
 twice as slow 0.5. A candidate without a prediction scores 1.0 (nothing known against it);
 when none has one every endpoint scores 1.0. No parameters.
 
+With a TTFT SLO (`x-slo-ttft-ms`, upstream's header), the endpoints predicted to meet it score in
+[0.5, 1] and the others in [0, 0.25], each group still by `best / predicted`: the request goes
+where it is predicted to meet its SLO whenever any endpoint is, ahead of an affinity scorer's
+weight up to the gap. When none is predicted to meet it, the plain ranking stands.
+
 For `igw-epp explain` it tells each endpoint's prediction and its parts: the learned speed, the
 work queued ahead (the in-flight correction included: requests sent since the last scrape) and
 this request's own uncached prompt.
@@ -23,6 +28,7 @@ from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.framework.cycle_state import AttributeKey, CycleState
 from igw.epp.framework.params import ParameterlessPlugin
 from igw.epp.scheduling.attributes import DISPATCHED_LOAD, PREDICTED_TTFT, TtftPrediction
+from igw.epp.scheduling.plugins._slo import slo_seconds
 
 __all__ = ["PredictedTtftScorer"]
 
@@ -33,10 +39,7 @@ class PredictedTtftScorer(ParameterlessPlugin):
     consumes: ClassVar[tuple[AttributeKey[Any], ...]] = (PREDICTED_TTFT,)
 
     def score(
-        self,
-        request: InferenceRequest,  # noqa: ARG002 - protocol
-        state: CycleState,
-        endpoints: Sequence[EndpointState],
+        self, request: InferenceRequest, state: CycleState, endpoints: Sequence[EndpointState]
     ) -> Sequence[float]:
         predictions = state.attributes(PREDICTED_TTFT)
         ttfts = [predictions.get(e.endpoint.name) for e in endpoints]
@@ -44,7 +47,14 @@ class PredictedTtftScorer(ParameterlessPlugin):
         if not known:
             return [1.0] * len(endpoints)
         best = min(known)
-        return [1.0 if p is None or p.ttft_s <= 0 else best / p.ttft_s for p in ttfts]
+        scores = [1.0 if p is None or p.ttft_s <= 0 else best / p.ttft_s for p in ttfts]
+        slo = slo_seconds(request)
+        if slo is None or best > slo:
+            return scores
+        return [
+            0.5 + 0.5 * s if p is None or p.ttft_s <= slo else 0.25 * s
+            for s, p in zip(scores, ttfts, strict=True)
+        ]
 
     def score_details(
         self,
