@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from igw.epp.endpoints import EndpointState
-from igw.epp.framework import CycleState, ProfileResult, SchedulingResult
+from igw.epp.framework import CycleState, ProfileResult, SchedulerMetrics, SchedulingResult
 from igw.epp.scheduling import (
     DISPATCHED_LOAD,
     PREDICTED_TTFT,
@@ -131,7 +131,8 @@ def test_a_pod_that_slows_down_later_loses_its_share_again() -> None:
 
 def test_writes_the_in_flight_correction_and_the_prediction_for_every_candidate() -> None:
     clock = FakeClock(10.0)
-    producer = OnlineLatencyProducer(clock=clock)
+    metrics = SchedulerMetrics()
+    producer = OnlineLatencyProducer(clock=clock, metrics=metrics)
     pods = [endpoint("a", waiting=0, updated_at=9.99), endpoint("b", waiting=0, updated_at=9.99)]
     for i in range(3):  # a burst inside one scrape interval: all to "a"
         state = CycleState()
@@ -150,6 +151,12 @@ def test_writes_the_in_flight_correction_and_the_prediction_for_every_candidate(
     # "b" holds 3/4 of the prompt and nothing is queued there: it is predicted far sooner.
     assert predictions["b"].uncached_tokens == 25
     assert predictions["b"].ttft_s < predictions["a"].ttft_s / 2
+    # Each dispatched request's prediction is in upstream's histogram.
+    count = metrics.registry.get_sample_value(
+        "inference_objective_request_predicted_ttft_seconds_count",
+        {"model_name": "base-model", "target_model_name": "base-model"},
+    )
+    assert count == 3
     assert PredictedTtftScorer().score(request(), state, pods) == pytest.approx(
         [predictions["b"].ttft_s / predictions["a"].ttft_s, 1.0]
     )

@@ -19,6 +19,11 @@ LATENCY_BUCKETS = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05
 """Upstream's buckets for both the plugin and the end-to-end scheduling histograms."""
 _HIT_RATIO_BUCKETS = tuple(round(0.1 * i, 1) for i in range(11))
 _HIT_BYTES_BUCKETS = (0, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+GENERAL_LATENCY_BUCKETS = (
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20,
+    30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600,
+)  # fmt: skip
+"""Upstream's `generalLatencyBuckets` (TTFT and predicted-TTFT histograms)."""
 
 
 class SchedulerMetrics:
@@ -52,6 +57,20 @@ class SchedulerMetrics:
         )  # fmt: skip
         self._index_sizes: list[Callable[[], int]] = []
         self.prefix_indexer_size.set_function(self._total_index_size)
+        self._predicted_ttft: hot.Histogram | None = None
+
+    def predicted_ttft(self) -> hot.Histogram:
+        """`inference_objective_request_predicted_ttft_seconds` (model_name, target_model_name),
+        registered on first use: only a profile that predicts TTFT exports it."""
+        if self._predicted_ttft is None:
+            self._predicted_ttft = hot.Histogram(
+                "inference_objective_request_predicted_ttft_seconds",
+                "[ALPHA] Inference model Predicted TTFT distribution in seconds for each model "
+                "and target model.",
+                ["model_name", "target_model_name"],
+                buckets=GENERAL_LATENCY_BUCKETS, registry=self.registry,
+            )  # fmt: skip
+        return self._predicted_ttft
 
     def add_prefix_index(self, size: Callable[[], int]) -> None:
         """Counts an index's entries into `inference_extension_prefix_indexer_size`."""

@@ -9,7 +9,8 @@ token). The request's prompt is `len(prompt_text) / 4` tokens, less the share of
 blocks the `PrefixCacheMatchInfo` attribute says the endpoint holds, plus, for a LoRA adapter the
 endpoint is not believed to hold (`_adapter_slots`), `adapterLoadTokens` of work for the load
 and `adapterBlockedTokens` more when every adapter slot there is busy. PreRequest records the
-request against its primary target.
+request against its primary target and observes the prediction for it in upstream's
+`inference_objective_request_predicted_ttft_seconds`.
 
 igw's own type, not upstream's `predicted-latency-producer` (which asks a latency-predictor
 sidecar running a model trained offline): nothing to deploy or train, no parameters needed.
@@ -24,6 +25,7 @@ from typing import Any, ClassVar, Self
 from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.framework.cycle_state import AttributeKey, CycleState, StateKey
 from igw.epp.framework.handle import PluginHandle
+from igw.epp.framework.metrics import SchedulerMetrics
 from igw.epp.framework.params import Params, decode_params
 from igw.epp.framework.results import SchedulingResult
 from igw.epp.scheduling.attributes import (
@@ -80,6 +82,7 @@ class OnlineLatencyProducer:
         ledger: DispatchLedger | None = None,
         clock: Callable[[], float],
         adapter_costs: tuple[int, int] = (300, 2000),
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
         self.name = name
         self.model = model if model is not None else SpeedModel()
@@ -88,6 +91,7 @@ class OnlineLatencyProducer:
         self.adapters = AdapterSlots()
         load, blocked = adapter_costs
         self._adapter_cost = {"none": 0, "resident": 0, "load": load, "blocked": load + blocked}
+        self._predicted = (metrics if metrics is not None else SchedulerMetrics()).predicted_ttft()
 
     @classmethod
     def from_config(cls, name: str, params: Mapping[str, Any], handle: PluginHandle) -> Self:
@@ -99,6 +103,7 @@ class OnlineLatencyProducer:
         return cls(
             name, model=model, ledger=DispatchLedger(lag_s=p.scrape_lag_ms / 1000),
             clock=handle.clock, adapter_costs=(p.adapter_load_tokens, p.adapter_blocked_tokens),
+            metrics=handle.metrics,
         )  # fmt: skip
 
     def prepare_data(
@@ -143,6 +148,10 @@ class OnlineLatencyProducer:
         if not result.targets:
             return
         name = result.targets[0].endpoint.name
+        prediction = state.attributes(PREDICTED_TTFT).get(name)
+        if prediction is not None:
+            model = request.incoming_model or request.target_model
+            self._predicted.labels(model, request.target_model).observe(prediction.ttft_s)
         known = state.read(_PLACED)
         placed = known.by_endpoint.get(name) if known is not None else None
         tokens, ahead = placed if placed is not None else (prompt_tokens(request), 0)
