@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from igw.epp.cli import parse_args
+from igw.epp.config import PROFILES
 from igw.epp.discovery import (
     DEFAULT_POOL_GROUP,
     LEGACY_POOL_GROUP,
@@ -47,6 +48,12 @@ def test_go_style_values() -> None:
     assert (options.cert_path, options.cert_reload) == (Path("/certs"), True)
 
 
+def test_a_named_profile_is_its_shipped_config() -> None:
+    options, _ = parse_args([*FILE, "--config-profile", "learned-latency"])
+    assert options.config_text == PROFILES["learned-latency"]
+    assert parse_args(FILE)[0].config_text is None  # no flag: upstream's default profile
+
+
 def test_deprecated_metrics_flags_become_source_params() -> None:
     options, _ = parse_args(
         [*FILE, "--model-server-metrics-scheme=https", "--model-server-metrics-path", "/m",
@@ -78,6 +85,10 @@ def test_deprecated_metrics_flags_become_source_params() -> None:
         pytest.param([], "exactly one of --pool-name", id="no-endpoints"),
         pytest.param(["--config-file", "a", "--config-text", "b", *FILE], "not allowed with",
                      id="config-exclusive"),
+        pytest.param(["--config-profile", "learned-latency", "--config-text", "b", *FILE],
+                     "not allowed with", id="profile-exclusive"),
+        pytest.param(["--config-profile", "fastest", *FILE], "invalid choice",
+                     id="unknown-profile"),
         pytest.param(["--grpc-port", "9003", *FILE], "ports must differ", id="same-ports"),
         pytest.param(["--objective", "x=high", *FILE], "NAME=PRIORITY", id="bad-objective"),
         pytest.param(["--response-sample-rate", "1.5", *FILE], "a number from 0 to 1",
