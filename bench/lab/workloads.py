@@ -337,7 +337,7 @@ WORKLOADS: dict[str, Workload] = {
             "heterogeneous",
             "ShareGPT-like mix, two GPU generations (half the pods at half speed)",
             _sharegpt,
-            capacity_rps_per_pod=3.5,
+            capacity_rps_per_pod=3.0,
             pods=_two_generations,
         ),
     )

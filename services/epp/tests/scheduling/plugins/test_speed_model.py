@@ -18,7 +18,7 @@ def feed(model: SpeedModel, speeds: dict[str, float], start: float, seconds: flo
         now += 0.1
         for pod, speed in speeds.items():
             ahead = rng.randrange(0, 4000)
-            wait = speed * (STEP + ahead) * rng.uniform(0.7, 1.3)
+            wait = speed * (model.wait_tokens + ahead) * rng.uniform(0.7, 1.3)
             model.observe(pod, wait, ahead, now)
     return now
 

@@ -44,7 +44,7 @@ class Wait:
 
     seconds: float
     ahead_tokens: int
-    """Uncached prompt tokens the ledger believed queued there when the request was sent."""
+    """The work the caller said was ahead of the request when it was sent (`dispatch`)."""
 
 
 @dataclass(slots=True)
@@ -85,7 +85,7 @@ class DispatchLedger:
 
     def dispatch(self, endpoint: str, at: float, tokens: int, ahead: int) -> None:
         """Records a request of `tokens` uncached prompt tokens sent to `endpoint` with `ahead`
-        tokens of work before it there (`DispatchedLoad.ahead_tokens`)."""
+        tokens of work before it there (what its `Wait` will be measured against)."""
         entry = self._endpoints.get(endpoint)
         if entry is None:
             entry = self._endpoints[endpoint] = _Endpoint()

@@ -1,12 +1,16 @@
 """Each endpoint's prefill speed, learned online from how long its requests waited.
 
-The model: a request sent to an endpoint with `ahead` uncached prompt tokens queued there waits
-`s x (step_tokens + ahead)` seconds before the server starts it, where `s` is that endpoint's
-seconds per token of prefill work and `step_tokens` stands for the batch step already running
-when it arrives (a model server starts new requests only between steps). A slow or busy pod has
-a larger `s`; so does one whose steps are long because its batch is big.
+The model: a model server starts new requests only between batch steps, and takes every waiting
+request the step's token budget allows. So a request sent to an endpoint waits for the step
+under way there, not for the requests queued ahead of it (they start with it): it waits
+`s x (wait_tokens + ahead)` seconds, where `ahead` is the prefill work already started there
+and not done (`DispatchedLoad.started_tokens`), `wait_tokens` a constant for the step's fixed
+costs, and `s` that endpoint's seconds per token of prefill work. A slow or busy pod has a
+larger `s`; so does one whose steps are long because its batch is big. Its first token then
+comes when the step it starts in ends, which `predict` counts as `s x (step_tokens + ahead +
+own)`, `ahead` there being all the work queued before it.
 
-`s` is a ratio estimator, `sum(wait) / sum(step_tokens + ahead)`, over observations that fade
+`s` is a ratio estimator, `sum(wait) / sum(wait_tokens + ahead)`, over observations that fade
 with a half-life of `half_life_s` (so a pod whose speed changes is re-learned within a few
 half-lives), blended with a prior worth `prior_tokens` of work: the median of the pool's fitted
 endpoints, or `initial` before any is fitted. A new pod therefore starts at the pool's speed.
@@ -35,25 +39,29 @@ class SpeedModel:
         *,
         initial: float = 0.0005,
         step_tokens: int = 256,
-        half_life_s: float = 4.0,
+        wait_tokens: int = 128,
+        half_life_s: float = 10.0,
         prior_tokens: float = 512.0,
     ) -> None:
-        if initial <= 0 or step_tokens < 0 or half_life_s <= 0 or prior_tokens <= 0:
+        if initial <= 0 or min(step_tokens, wait_tokens) < 0:
+            raise ValueError("speed model settings must be positive")
+        if half_life_s <= 0 or prior_tokens <= 0:
             raise ValueError("speed model settings must be positive")
         self.initial = initial
         self.step_tokens = step_tokens
+        self.wait_tokens = wait_tokens
         self.half_life_s = half_life_s
         self.prior_tokens = prior_tokens
         self._fits: dict[str, _Fit] = {}
         self._pool: float | None = None
 
     def observe(self, endpoint: str, seconds: float, ahead_tokens: int, now: float) -> None:
-        """One request waited `seconds` at `endpoint` behind `ahead_tokens` of work."""
+        """One request waited `seconds` at `endpoint` behind `ahead_tokens` of started work."""
         fit = self._fits.get(endpoint)
         if fit is None:
             fit = self._fits[endpoint] = _Fit(at=now)
         fade = 0.5 ** (max(0.0, now - fit.at) / self.half_life_s)
-        fit.work = fit.work * fade + self.step_tokens + max(0, ahead_tokens)
+        fit.work = fit.work * fade + self.wait_tokens + max(0, ahead_tokens)
         fit.seconds = fit.seconds * fade + max(0.0, seconds)
         fit.at = now
         self._pool = None

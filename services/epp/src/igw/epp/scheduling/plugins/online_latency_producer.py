@@ -46,7 +46,7 @@ CHARS_PER_TOKEN = 4
 
 class OnlineLatencyProducerParams(Params, frozen=True):
     step_tokens: int = 256
-    half_life_seconds: float = 4.0
+    half_life_seconds: float = 10.0
     initial_seconds_per_token: float = 0.0005
     prior_tokens: float = 512.0
     scrape_lag_ms: float = 5.0
@@ -57,7 +57,7 @@ class OnlineLatencyProducerParams(Params, frozen=True):
 @dataclass(frozen=True, slots=True)
 class _Placed:
     by_endpoint: Mapping[str, tuple[int, int]]
-    """Endpoint -> (this request's uncached tokens there, the work ahead of it there)."""
+    """Endpoint -> (this request's uncached tokens there, the started work it waits for)."""
 
 
 _PLACED: StateKey[_Placed] = StateKey("online-latency-producer/placed")
@@ -135,7 +135,8 @@ class OnlineLatencyProducer:
             speed = model.seconds_per_token(name)
             load = loads[name] = ledger.load(e, now, speed, guess=tokens)
             ahead = load.ahead_tokens
-            placed[name] = (own, ahead)
+            # What a request waits for there is the step under way (module `_speed_model`).
+            placed[name] = (own, load.started_tokens)
             ttft = speed * (step + ahead + own)
             predictions[name] = TtftPrediction(ttft, speed, ahead, own, load.dispatched, residency)
         state.set_attributes(DISPATCHED_LOAD, loads)
