@@ -8,9 +8,11 @@ back to the pod that already served it (the point of reading the engines' caches
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ import pytest
 from bench._paths import REPO
 from bench.lab.plan import make_plan
 from bench.lab.settings import parse_args
+from bench.lab.virtual import VirtualLoop
 from bench.lab.workloads import WORKLOADS
 
 
@@ -106,3 +109,14 @@ def test_agentic_sub_calls_arrive_together_and_grow_their_sessions_context() -> 
     sizes = [len(r.body) for r in first_session if not r.with_previous]
     assert sizes == sorted(sizes)  # each step adds to the context
     assert len(first_session) >= 8
+
+
+def test_the_virtual_loop_jumps_over_waits_instead_of_sleeping() -> None:
+    loop = VirtualLoop()
+    try:
+        started = time.perf_counter()
+        loop.run_until_complete(asyncio.sleep(3600))
+        assert loop.time() >= 1000.0 + 3600  # an hour of simulated time ...
+        assert time.perf_counter() - started < 60  # ... and no hour of waiting
+    finally:
+        loop.close()
