@@ -46,12 +46,19 @@ CHARS_PER_TOKEN = 4
 
 class OnlineLatencyProducerParams(Params, frozen=True):
     step_tokens: int = 256
+    """A batch step's fixed costs in a request's TTFT, in tokens of prefill."""
     half_life_seconds: float = 10.0
+    """How fast old evidence of an endpoint's speed fades."""
     initial_seconds_per_token: float = 0.0005
+    """The pool's speed before any endpoint is fitted."""
     prior_tokens: float = 512.0
+    """How much work the pool's speed counts for in each endpoint's estimate."""
     scrape_lag_ms: float = 5.0
+    """A request sent this long before a scrape is not counted in it yet (Envoy's hop)."""
     adapter_load_tokens: int = 300
+    """A LoRA adapter load, in tokens of prefill."""
     adapter_blocked_tokens: int = 2000
+    """The wait for a busy adapter slot to drain, in tokens of prefill."""
 
 
 @dataclass(frozen=True, slots=True)
