@@ -75,6 +75,46 @@ def test_headers_response_carries_mutation_route_cache_and_metadata() -> None:
     assert view.body is None
 
 
+def test_repeated_headers_responses_are_equal_and_independent() -> None:
+    """Answers are built once and copied: each caller still gets its own message."""
+    changes = HeaderChanges(set=(("x-gateway-destination-endpoint", "10.0.0.1:8000"),))
+    metadata = {"envoy.lb": {"x-gateway-destination-endpoint": "10.0.0.1:8000"}}
+
+    def reply() -> ProcessingResponse:
+        return envoy.headers_response(
+            Phase.REQUEST, changes, clear_route_cache=True, dynamic_metadata=metadata
+        )
+
+    first = reply()
+    envoy.with_dynamic_metadata(first, {"extra": {"a": "b"}})  # a caller adds to its own copy
+    second, third = reply(), reply()
+
+    assert second is not third
+    assert messages.describe(second) == messages.describe(third)
+    assert messages.describe(second).dynamic_metadata == metadata
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # Struct numbers are doubles; True must stay a bool although `True == 1` as a key.
+        pytest.param([1, True, 1.5, "1"], [(float, 1.0), (bool, True), (float, 1.5), (str, "1")],
+                     id="equal-keys-other-types"),
+        pytest.param([[1], [2]], [(list, [1.0]), (list, [2.0])], id="unhashable-values"),
+    ],
+)  # fmt: skip
+def test_headers_responses_differ_by_metadata_value_and_type(
+    values: list[object], expected: list[tuple[type, object]]
+) -> None:
+    views = [
+        messages.describe(envoy.headers_response(Phase.REQUEST, dynamic_metadata={"ns": {"n": v}}))
+        for v in values
+    ]
+
+    got = [(view.dynamic_metadata or {})["ns"]["n"] for view in views]
+    assert [(type(value), value) for value in got] == expected
+
+
 def test_headers_response_sets_by_overwriting() -> None:
     """A client's own header of the same name must be replaced, not joined with ours."""
     reply = envoy.headers_response(Phase.RESPONSE, HeaderChanges(set=[("a", "b")]))
