@@ -191,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     requests, rounds = (800, 2) if args.quick else (args.requests, args.rounds)
     for name in [name for name in os.environ if name.startswith("OTEL_")]:
         del os.environ[name]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="igw-grpc-bench-") as workdir:
         stack = Stack(Path(workdir))
         try:
@@ -205,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "requests_per_round": requests, "rounds_per_variant": rounds,
         "concurrency": args.concurrency, "body_bytes": 2048,
         "envoy_workers": _gateway.ENVOY_CONCURRENCY,
+        "load average (1 min) at start, end": f"{load_before:.2f}, {os.getloadavg()[0]:.2f}",
     }  # fmt: skip
     parts = [
         "# gRPC server cost per ext_proc message", summary, "## Run",
