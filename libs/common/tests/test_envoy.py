@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from envoy.config.core.v3 import base_pb2
+from google.protobuf import json_format
 
 from igw.common import envoy, errors
 from igw.common.envoy import BODY_CHUNK_LIMIT, BodyMode, HeaderChanges, Phase, ProcessingResponse
@@ -113,6 +114,24 @@ def test_headers_responses_differ_by_metadata_value_and_type(
 
     got = [(view.dynamic_metadata or {})["ns"]["n"] for view in views]
     assert [(type(value), value) for value in got] == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param({"x-gateway-destination-endpoint-served": "10.0.0.1:8000"}, id="string"),
+        pytest.param({"n": 1, "f": 1.5, "big": 2**60, "t": True, "none": None}, id="scalars"),
+        pytest.param({"l": [1, "y", {"g": [2, {}]}], "s": {"i": [], "j": {}}}, id="nested"),
+    ],
+)
+def test_filter_metadata_reads_structs_as_json_format_does(values: dict[str, object]) -> None:
+    message = messages.request_headers({}, end_of_stream=True, metadata={"ns": values})
+    reference = json_format.MessageToDict(message.metadata_context.filter_metadata["ns"])
+
+    got = envoy.filter_metadata(message)
+
+    assert got == {"ns": reference}
+    assert repr(got["ns"]) == repr(reference)  # the same types too: numbers are floats
 
 
 def test_headers_response_sets_by_overwriting() -> None:

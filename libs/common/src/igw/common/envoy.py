@@ -12,6 +12,7 @@ selects the side, so one builder serves both.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,10 +167,27 @@ def protocol_body_modes(
 
 
 def _struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    from google.protobuf import json_format  # noqa: PLC0415 - rare path, keep import cost off startup
+    """`json_format.MessageToDict(struct)`, without its generic descriptor walk: several times
+    cheaper, and Envoy sends metadata with every response's headers (the served endpoint)."""
+    return {key: _value(value) for key, value in struct.fields.items()}
 
-    result: dict[str, Any] = json_format.MessageToDict(struct)
-    return result
+
+def _value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        if math.isinf(number) or math.isnan(number):  # as json_format: JSON has no such number
+            raise ValueError(f"Fail to serialize {number} for Value.number_value")
+        return number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return _struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [_value(item) for item in value.list_value.values]
+    return None  # null_value, or no kind set
 
 
 # Messages are built in place (fields set on sub-messages of one new response) rather than from
