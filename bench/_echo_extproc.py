@@ -13,15 +13,20 @@ and nothing else (no parsing, no metrics, no tracing, no logging):
   benchmark, so response-side messages never arrive.
 
 It serves on `grpc.aio` with uvloop, plaintext, on 127.0.0.1 `--port`, and stops on SIGTERM or
-SIGINT. Run as `python -m bench._echo_extproc --port 9100`.
+SIGINT. Run as `python -m bench._echo_extproc --port 9100`. The other flags select the serving
+variants `bench.grpc_server` compares (plain asyncio, server options, the `read()`/`write()`
+stream API, the synchronous server on a thread pool); the defaults are what the other
+benchmarks measure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import signal
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -78,17 +83,68 @@ async def process(
             yield _TRAILERS_REPLY
 
 
-async def serve(port: int) -> None:
-    """Serve until SIGTERM or SIGINT."""
+async def process_read_write(
+    _requests: object, context: grpc.aio.ServicerContext[Any, Any]
+) -> None:
+    """`process` on the explicit `context.read()` / `context.write()` API instead of an async
+    iterator and generator (a stream-handling variant for `bench.grpc_server`)."""
+    chunks: list[bytes] = []
+    answered = False
+    while (message := await context.read()) is not grpc.aio.EOF:
+        kind = message.WhichOneof("request")
+        if kind == "request_headers" and message.request_headers.end_of_stream:
+            answered = True
+            await context.write(_HEADERS_REPLY)
+        elif kind == "request_body" and not answered:
+            chunks.append(message.request_body.body)
+            if message.request_body.end_of_stream:
+                answered = True
+                for reply in _headers_and_body(chunks, end_of_stream=True):
+                    await context.write(reply)
+        elif kind == "request_trailers":
+            if not answered:
+                answered = True
+                for reply in _headers_and_body(chunks, end_of_stream=False):
+                    await context.write(reply)
+            await context.write(_TRAILERS_REPLY)
+
+
+def process_sync(requests: Iterator[Any], _context: grpc.ServicerContext) -> Iterator[Any]:
+    """`process` for the synchronous server (one thread per stream)."""
+    chunks: list[bytes] = []
+    answered = False
+    for message in requests:
+        kind = message.WhichOneof("request")
+        if kind == "request_headers" and message.request_headers.end_of_stream:
+            answered = True
+            yield _HEADERS_REPLY
+        elif kind == "request_body" and not answered:
+            chunks.append(message.request_body.body)
+            if message.request_body.end_of_stream:
+                answered = True
+                yield from _headers_and_body(chunks, end_of_stream=True)
+        elif kind == "request_trailers":
+            if not answered:
+                answered = True
+                yield from _headers_and_body(chunks, end_of_stream=False)
+            yield _TRAILERS_REPLY
+
+
+def _handler(behaviour: Any) -> grpc.GenericRpcHandler:
     method = grpc.stream_stream_rpc_method_handler(
-        process,
+        behaviour,
         request_deserializer=ext_proc_pb2.ProcessingRequest.FromString,
         response_serializer=ext_proc_pb2.ProcessingResponse.SerializeToString,
     )
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler(SERVICE, {"Process": method})]
-    )
+    return grpc.method_handlers_generic_handler(SERVICE, {"Process": method})
+
+
+async def serve(
+    port: int, *, options: Sequence[tuple[str, Any]] = (), read_write: bool = False
+) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    server = grpc.aio.server(options=options)
+    server.add_generic_rpc_handlers([_handler(process_read_write if read_write else process)])
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stop = asyncio.Event()
@@ -98,10 +154,39 @@ async def serve(port: int) -> None:
     await server.stop(1.0)
 
 
+def serve_sync(port: int, *, threads: int, options: Sequence[tuple[str, Any]] = ()) -> None:
+    """The synchronous server on a thread pool (a variant for `bench.grpc_server`)."""
+    server = grpc.server(
+        concurrent.futures.ThreadPoolExecutor(max_workers=threads), options=options
+    )
+    server.add_generic_rpc_handlers([_handler(process_sync)])
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    stop.wait()
+    server.stop(1.0).wait()
+
+
+def _option(text: str) -> tuple[str, Any]:
+    name, _, value = text.partition("=")
+    return name, int(value) if value.lstrip("-").isdigit() else value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, required=True, help="plaintext gRPC port")
-    uvloop.run(serve(parser.parse_args().port))
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--sync-threads", type=int, default=0, help="the sync server, N threads")
+    parser.add_argument("--read-write", action="store_true", help="context.read()/write() API")
+    parser.add_argument("--option", type=_option, action="append", default=[], help="NAME=VALUE")
+    args = parser.parse_args()
+    if args.sync_threads:
+        serve_sync(args.port, threads=args.sync_threads, options=args.option)
+        return
+    run = uvloop.run if args.loop == "uvloop" else asyncio.run
+    run(serve(args.port, options=args.option, read_write=args.read_write))
 
 
 if __name__ == "__main__":

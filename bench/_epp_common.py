@@ -15,6 +15,8 @@ class Section:
     settings: str
     summary: tuple[str, str, str, str]
     """The headline: figure, measured, target, verdict (a row of the run's summary table)."""
+    more: tuple[tuple[str, str, str, str], ...] = ()
+    """Further headline rows, for a sub-benchmark with more than one target."""
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -1,6 +1,6 @@
 """Scraping CPU: the EPP's data layer scraping 100 endpoints every 50 ms.
 
-DESIGN.md §6: metric scraping of 100 endpoints at 50 ms costs at most 25 % of one core. Method:
+DESIGN.md §6: metric scraping of 100 endpoints at 50 ms costs at most 15 % of one core. Method:
 two processes besides this one. The pages: `python -m igw.epp.testing.metrics_server --count
 100`, one aiohttp app on 100 loopback ports, each serving the realistic ~33 KB vLLM page
 (`metrics_pages.vllm_page`, uncompressed, as the EPP asks). The scraper:
@@ -8,7 +8,8 @@ two processes besides this one. The pages: `python -m igw.epp.testing.metrics_se
 and nothing else, on uvloop; it measures its own utime + stime over the window after a warm-up
 and counts the pages fetched. CPU % = CPU-seconds / wall-seconds x 100 (one core = 100 %). The
 expected rate is endpoints / interval = 2,000 pages per second; the achieved rate is reported
-beside it, since a scraper that falls behind would look cheaper than it is. The page server's
+beside it, since a scraper that falls behind would look cheaper than it is: below 98 % of it,
+the figure judged is CPU per page times the expected rate. The page server's
 own CPU over the same span is shown too (it shares the 2 cores). A run where no page was
 scraped or not every endpoint is fresh at the end is a failed benchmark.
 """
@@ -24,7 +25,10 @@ from bench import _cpu
 from bench._epp_common import Section, table, verdict
 from bench._errors import BenchmarkError
 
-TARGET_PERCENT = 25.0
+TARGET_PERCENT = 15.0
+_KEPT_UP = 0.98
+"""A run below this share of the expected page rate fell behind; its CPU is then judged as
+CPU per page times the expected rate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,21 +98,26 @@ def measure(s: ScrapeSettings) -> ScrapeResult:
 
 
 def report(r: ScrapeResult, s: ScrapeSettings) -> Section:
-    percent = r.cpu_s / r.wall_s * 100
     expected = s.endpoints / s.interval_s
+    percent = r.cpu_s / r.wall_s * 100
+    behind = r.scrapes / r.wall_s < _KEPT_UP * expected
+    if behind:  # a scraper that fell behind looks cheaper than it is: judge it at full rate
+        percent = max(percent, r.cpu_s / r.scrapes * expected * 100)
+    judged = verdict(percent, TARGET_PERCENT) + (
+        " (fell behind; at the full rate)" if behind else ""
+    )
     rows = [[
         str(s.endpoints), f"{s.interval_s * 1000:.0f} ms",
         f"{r.scrapes / r.wall_s:.0f} / {expected:.0f}",
         f"{r.cpu_s / r.scrapes * 1e6:.0f}", f"{percent:.1f} %",
-        f"{r.server_cpu_s / r.wall_s * 100:.0f} %", f"<= {TARGET_PERCENT:.0f} %",
-        verdict(percent, TARGET_PERCENT),
+        f"{r.server_cpu_s / r.wall_s * 100:.0f} %", f"<= {TARGET_PERCENT:.0f} %", judged,
     ]]  # fmt: skip
     columns = ["endpoints", "interval", "pages/s got / expected", "CPU-µs/page", "scraper CPU"]
     columns += ["page server CPU", "target", "verdict"]
     settings = f"{s.warmup_s:.0f} s warm-up, {s.duration_s:.0f} s measured; ~33 KB vLLM page"
     summary = (
         "Scraping CPU, 100 endpoints at 50 ms", f"{percent:.1f} % of a core",
-        f"<= {TARGET_PERCENT:.0f} %", verdict(percent, TARGET_PERCENT),
+        f"<= {TARGET_PERCENT:.0f} %", judged,
     )  # fmt: skip
     title = "Metric scraping CPU, 100 endpoints every 50 ms"
     return Section(title, table(columns, rows), settings, summary)

@@ -39,7 +39,7 @@ def bootstrap(
 ) -> dict[str, Any]:
     """One Envoy config whose listener for each component calls that component's ext_proc."""
     configs = [
-        _one_listener(name, admin_port, listen_ports[name], ext_proc_ports[name])
+        one_listener(name, admin_port, listen_ports[name], ext_proc_ports[name])
         for name in COMPONENTS
     ]
     merged = configs[0]
@@ -49,7 +49,7 @@ def bootstrap(
     return merged
 
 
-def _one_listener(
+def one_listener(
     name: str, admin_port: int, listen_port: int, ext_proc_port: int
 ) -> dict[str, Any]:
     config = gateway_bootstrap(

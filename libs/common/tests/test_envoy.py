@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from envoy.config.core.v3 import base_pb2
+from google.protobuf import json_format
 
 from igw.common import envoy, errors
 from igw.common.envoy import BODY_CHUNK_LIMIT, BodyMode, HeaderChanges, Phase, ProcessingResponse
@@ -73,6 +74,64 @@ def test_headers_response_carries_mutation_route_cache_and_metadata() -> None:
     assert view.clear_route_cache
     assert view.dynamic_metadata == metadata
     assert view.body is None
+
+
+def test_repeated_headers_responses_are_equal_and_independent() -> None:
+    """Answers are built once and copied: each caller still gets its own message."""
+    changes = HeaderChanges(set=(("x-gateway-destination-endpoint", "10.0.0.1:8000"),))
+    metadata = {"envoy.lb": {"x-gateway-destination-endpoint": "10.0.0.1:8000"}}
+
+    def reply() -> ProcessingResponse:
+        return envoy.headers_response(
+            Phase.REQUEST, changes, clear_route_cache=True, dynamic_metadata=metadata
+        )
+
+    first = reply()
+    envoy.with_dynamic_metadata(first, {"extra": {"a": "b"}})  # a caller adds to its own copy
+    second, third = reply(), reply()
+
+    assert second is not third
+    assert messages.describe(second) == messages.describe(third)
+    assert messages.describe(second).dynamic_metadata == metadata
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # Struct numbers are doubles; True must stay a bool although `True == 1` as a key.
+        pytest.param([1, True, 1.5, "1"], [(float, 1.0), (bool, True), (float, 1.5), (str, "1")],
+                     id="equal-keys-other-types"),
+        pytest.param([[1], [2]], [(list, [1.0]), (list, [2.0])], id="unhashable-values"),
+    ],
+)  # fmt: skip
+def test_headers_responses_differ_by_metadata_value_and_type(
+    values: list[object], expected: list[tuple[type, object]]
+) -> None:
+    views = [
+        messages.describe(envoy.headers_response(Phase.REQUEST, dynamic_metadata={"ns": {"n": v}}))
+        for v in values
+    ]
+
+    got = [(view.dynamic_metadata or {})["ns"]["n"] for view in views]
+    assert [(type(value), value) for value in got] == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param({"x-gateway-destination-endpoint-served": "10.0.0.1:8000"}, id="string"),
+        pytest.param({"n": 1, "f": 1.5, "big": 2**60, "t": True, "none": None}, id="scalars"),
+        pytest.param({"l": [1, "y", {"g": [2, {}]}], "s": {"i": [], "j": {}}}, id="nested"),
+    ],
+)
+def test_filter_metadata_reads_structs_as_json_format_does(values: dict[str, object]) -> None:
+    message = messages.request_headers({}, end_of_stream=True, metadata={"ns": values})
+    reference = json_format.MessageToDict(message.metadata_context.filter_metadata["ns"])
+
+    got = envoy.filter_metadata(message)
+
+    assert got == {"ns": reference}
+    assert repr(got["ns"]) == repr(reference)  # the same types too: numbers are floats
 
 
 def test_headers_response_sets_by_overwriting() -> None:

@@ -253,7 +253,9 @@ async def test_a_hanging_server_does_not_block_the_event_loop(
     with pytest.raises(FetchError):
         await client.fetch()
     task.cancel()
-    assert ticks >= 10  # 0.3 s of timeout: about 30 ticks, fewer on a busy machine
+    # A blocked loop would not tick at all; 0.3 s of timeout is about 30 ticks on a quiet
+    # machine, and as few as 3 were seen on one with a load average of 18.
+    assert ticks >= 2
 
 
 async def test_a_cancelled_fetch_drops_its_connection(

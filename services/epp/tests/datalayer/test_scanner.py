@@ -8,7 +8,14 @@ import math
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from igw.epp.datalayer.scanner import Sample, ScanError, Scanner, Selector, SelectorError
+from igw.epp.datalayer.scanner import (
+    Sample,
+    ScanError,
+    ScanHints,
+    Scanner,
+    Selector,
+    SelectorError,
+)
 from igw.epp.testing import LoraInfo, VllmState, vllm_page
 
 
@@ -140,7 +147,7 @@ def test_scan_agrees_with_prometheus_client_on_the_realistic_page() -> None:
         assert [(dict(s.labels), s.value) for s in samples] == expected, name
 
 
-def _found(scanner: Scanner, page: bytes, hints: list[int] | None) -> list[list[tuple[float, str]]]:
+def _found(scanner: Scanner, page: bytes, hints: ScanHints | None) -> list[list[tuple[float, str]]]:
     found = scanner.scan(page, hints)
     return [[(s.value, repr(s)) for s in found[sel]] for sel in scanner.selectors]
 
@@ -163,6 +170,10 @@ FILLER = "".join(f'f{{i="{i}"}} {i}\n' for i in range(400))  # ~6 KB of another 
                      id="hint-lands-mid-group"),
         pytest.param([FILLER + "m 1\n", FILLER + "mm 1\nm_total 2\nm 3\n"],
                      id="longer-names-near-the-hint"),
+        pytest.param([FILLER + "m 1\n" + FILLER, FILLER + "m 1\n" + FILLER,
+                      FILLER + "m 2\n" + FILLER, 'm{a="1"} 2\nm{a="2"} 2\n',
+                      'm{a="1"} 2\nm{a="2"} 2\n', 'm{a="1"} 2\nm{a="2"} 3\n'],
+                     id="same-place-value-changes-in-place"),
     ],
 )  # fmt: skip
 def test_hinted_scans_find_what_full_scans_find(pages: list[bytes | str]) -> None:

@@ -12,6 +12,7 @@ selects the side, so one builder serves both.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,10 +167,27 @@ def protocol_body_modes(
 
 
 def _struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    from google.protobuf import json_format  # noqa: PLC0415 - rare path, keep import cost off startup
+    """`json_format.MessageToDict(struct)`, without its generic descriptor walk: several times
+    cheaper, and Envoy sends metadata with every response's headers (the served endpoint)."""
+    return {key: _value(value) for key, value in struct.fields.items()}
 
-    result: dict[str, Any] = json_format.MessageToDict(struct)
-    return result
+
+def _value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        if math.isinf(number) or math.isnan(number):  # as json_format: JSON has no such number
+            raise ValueError(f"Fail to serialize {number} for Value.number_value")
+        return number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return _struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [_value(item) for item in value.list_value.values]
+    return None  # null_value, or no kind set
 
 
 # Messages are built in place (fields set on sub-messages of one new response) rather than from
@@ -231,14 +249,60 @@ def headers_response(
     `skip_body` answers with status `CONTINUE_AND_REPLACE` and no body mutation: Envoy keeps the
     body as it is and sends the processor nothing more for this request (it ends the stream).
     Only safe in STREAMED or BUFFERED body mode; see `igw.common.extproc._stream`.
+
+    Each distinct answer is built once (`_REPLIES`) and copied after that: the EPP's answers
+    differ only by destination, and a copy costs a tenth of building the header mutation and
+    the metadata `Struct` again. The caller always gets a message of its own.
     """
+    key = _reply_key(phase, changes, clear_route_cache, dynamic_metadata, skip_body)
+    prototype = _REPLIES.get(key) if key is not None else None
     response = ext_proc_pb2.ProcessingResponse()
+    if prototype is not None:
+        response.CopyFrom(prototype)
+        return response
     reply = getattr(response, _HEADERS_FIELD[phase])
     reply.SetInParent()  # an empty HeadersResponse must still be present
     _fill_common(reply.response, changes, clear_route_cache)
     if skip_body:
         reply.response.status = _CONTINUE_AND_REPLACE
-    return _with_metadata(response, dynamic_metadata)
+    _with_metadata(response, dynamic_metadata)
+    if key is not None:
+        if len(_REPLIES) >= _REPLIES_MAX:
+            _REPLIES.clear()  # unbounded variety (e.g. generated request ids): start over
+        _REPLIES[key] = prototype = ext_proc_pb2.ProcessingResponse()
+        prototype.CopyFrom(response)
+    return response
+
+
+_REPLIES: dict[tuple[Any, ...], ext_proc_pb2.ProcessingResponse] = {}
+"""Headers answers by everything they are built from; never handed out, only copied."""
+_REPLIES_MAX = 4096
+
+
+def _reply_key(
+    phase: Phase,
+    changes: HeaderChanges,
+    clear_route_cache: bool,
+    metadata: Mapping[str, Mapping[str, Any]] | None,
+    skip_body: bool,
+) -> tuple[Any, ...] | None:
+    """A hashable key for a headers answer, or None when a part is not hashable (lists in the
+    changes, structured metadata values): that answer is then built every time. The metadata
+    values' types are part of the key: `1`, `1.0` and `True` are equal keys but not equal
+    `Struct` values."""
+    try:
+        flat = (
+            tuple(
+                (ns, tuple(v.items()), tuple(map(type, v.values()))) for ns, v in metadata.items()
+            )
+            if metadata
+            else ()
+        )
+        key = (phase, changes, clear_route_cache, flat, skip_body)
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _streamed_chunk(

@@ -23,15 +23,22 @@ partial page updates what it has, keeps the previous values of the rest, and nam
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from igw.epp.datalayer.scanner import Sample, Scanner, Selector, SelectorError
+from igw.epp.datalayer.scanner import Sample, ScanHints, Scanner, Selector, SelectorError
 from igw.epp.endpoints import Metrics
 from igw.epp.framework.params import Params
 
-__all__ = ["BUILTIN_ENGINES", "KV_FALLBACKS", "EngineConfig", "EngineMapping", "ExtractError"]
+__all__ = [
+    "BUILTIN_ENGINES",
+    "KV_FALLBACKS",
+    "EngineConfig",
+    "EngineHints",
+    "EngineMapping",
+    "ExtractError",
+]
 
 
 class ExtractError(ValueError):
@@ -139,17 +146,13 @@ class EngineMapping:
             **fields,
         )
 
-    def new_hints(self) -> tuple[list[int], list[int]]:
-        """Scan hints (`Scanner.scan`) to keep per endpoint and pass to every `extract`."""
-        fallback = self.kv_fallback.new_hints() if self.kv_fallback is not None else []
-        return self.scanner.new_hints(), fallback
+    def new_hints(self) -> EngineHints:
+        """Hints to keep per endpoint and pass to every `extract` (`EngineHints`)."""
+        fallback = self.kv_fallback.new_hints() if self.kv_fallback is not None else None
+        return EngineHints(self.scanner.new_hints(), fallback)
 
     def extract(
-        self,
-        body: bytes,
-        previous: Metrics,
-        now: float,
-        hints: tuple[list[int], list[int]] | None = None,
+        self, body: bytes, previous: Metrics, now: float, hints: EngineHints | None = None
     ) -> tuple[Metrics, list[str]]:
         """New metrics from a page and the names of missing core specs; raises on bad pages.
 
@@ -157,7 +160,8 @@ class EngineMapping:
         any enabled core metric. Fields the page lacks keep their `previous` values. `hints`
         (from `new_hints`, one per endpoint) make the next page of the same server cheaper.
         """
-        found = self.scanner.scan(body, hints[0] if hints is not None else None)
+        hints = hints or EngineHints(None, None)
+        found = self.scanner.scan(body, hints.scan)
         changes: dict[str, Any] = {"updated_at": now}
         missing: list[str] = []
         for field, selector in (
@@ -169,23 +173,49 @@ class EngineMapping:
         ):
             sample = _latest(found, selector)
             if sample is None and field == "kv_cache_usage":
-                sample = self._kv_fallback(body, hints[1] if hints is not None else None)
+                sample = self._kv_fallback(body, hints.fallback)
             if sample is not None:
                 changes[field] = sample.value if field == "kv_cache_usage" else int(sample.value)
             elif selector is not None and field in _CORE_FIELDS:
                 missing.append(str(selector))
-        changes.update(_lora_fields(found, self.lora))
-        changes.update(_cache_info_fields(_latest(found, self.cache_info)))
+        changes.update(hints.derived(0, _lora_sample(found, self.lora), _lora_fields))
+        changes.update(hints.derived(1, _latest(found, self.cache_info), _cache_info_fields))
         core = [sel for sel in (self.queued, self.running, self.kv_usage) if sel]
         if core and len(missing) == len(core):
             raise ExtractError(f"no {self.engine} metrics on the page (looked for {missing})")
         return replace(previous, **changes), missing
 
-    def _kv_fallback(self, body: bytes, hints: list[int] | None) -> Sample | None:
+    def _kv_fallback(self, body: bytes, hints: ScanHints | None) -> Sample | None:
         if self.kv_fallback is None:
             return None
         found = self.kv_fallback.scan(body, hints)
         return next((s for s in (_latest(found, sel) for sel in found) if s), None)
+
+
+class EngineHints:
+    """One endpoint's memory between `extract` calls: the scan hints of its pages, and the
+    fields last derived from label-carrying samples (LoRA state, cache config). A scan that
+    finds a family's lines unchanged hands back the same `Sample` objects, so those fields are
+    derived again only when their sample is a new one."""
+
+    __slots__ = ("_derived", "fallback", "scan")
+
+    def __init__(self, scan: ScanHints | None, fallback: ScanHints | None) -> None:
+        self.scan = scan
+        self.fallback = fallback
+        self._derived: list[tuple[Sample | None, dict[str, Any]]] = [(None, {}), (None, {})]
+
+    def derived(
+        self, slot: int, sample: Sample | None, derive: Callable[[Sample], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """`derive(sample)`, or what it gave last time for this very sample; {} for None."""
+        if sample is None:
+            return {}
+        seen, fields = self._derived[slot]
+        if seen is not sample:
+            fields = derive(sample)
+            self._derived[slot] = (sample, fields)
+        return fields
 
 
 def _latest(found: Mapping[Selector, list[Sample]], selector: Selector | None) -> Sample | None:
@@ -199,11 +229,14 @@ def _latest(found: Mapping[Selector, list[Sample]], selector: Selector | None) -
     return best
 
 
-def _lora_fields(found: Mapping[Selector, list[Sample]], lora: Selector | None) -> dict[str, Any]:
+def _lora_sample(found: Mapping[Selector, list[Sample]], lora: Selector | None) -> Sample | None:
+    """The LoRA info sample with the highest value (its last-update time)."""
     samples = [s for s in found.get(lora, ()) if not math.isnan(s.value)] if lora else []
-    if not samples:
-        return {}
-    labels = max(samples, key=lambda sample: sample.value).labels
+    return max(samples, key=lambda sample: sample.value) if samples else None
+
+
+def _lora_fields(sample: Sample) -> dict[str, Any]:
+    labels = sample.labels
     fields: dict[str, Any] = {
         "active_models": _name_set(labels.get("running_lora_adapters", "")),
         "waiting_models": _name_set(labels.get("waiting_lora_adapters", "")),
@@ -214,10 +247,8 @@ def _lora_fields(found: Mapping[Selector, list[Sample]], lora: Selector | None) 
     return fields
 
 
-def _cache_info_fields(sample: Sample | None) -> dict[str, int]:
-    if sample is None:
-        return {}
-    fields: dict[str, int] = {}
+def _cache_info_fields(sample: Sample) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
     for field, keys in (
         ("cache_block_size", ("block_size", "page_size")),
         ("cache_num_blocks", ("num_gpu_blocks", "num_pages")),

@@ -16,6 +16,9 @@ around where it was found last time, and accepted there only at the start of its
 before is not of the same family); otherwise, or when it was absent last time, the whole page is
 searched.
 Given the format's rule that a family's lines form one group, both searches find the same lines.
+The hints also keep each family's lines as last seen and the samples parsed from them: a group
+whose bytes did not change (info series such as the cache config or LoRA state every poll; gauges
+while the load is steady) is compared, not parsed again.
 
 Selectors are parsed once (`Selector.parse`, the PromQL vector-selector subset upstream's
 `core-metrics-extractor` specs use: `name`, `name{label="value"}`, `name{label=value}`, with `=`
@@ -28,10 +31,10 @@ from __future__ import annotations
 import functools
 import re
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Sample", "ScanError", "Scanner", "Selector", "SelectorError"]
+__all__ = ["Sample", "ScanError", "ScanHints", "Scanner", "Selector", "SelectorError"]
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _SAMPLE_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\]|\\.)*)"[ \t]*(,?)')
@@ -128,6 +131,18 @@ class Sample:
         return f"Sample({self.value!r}, {self.timestamp_ms!r}, labels={dict(self.labels)!r})"
 
 
+class ScanHints:
+    """One page source's memory between scans (module docstring, Hints): per family, where its
+    group started, its bytes and the samples parsed from them. Made by `Scanner.new_hints`."""
+
+    __slots__ = ("blocks", "positions", "samples")
+
+    def __init__(self, families: int) -> None:
+        self.positions = [-1] * families
+        self.blocks = [b""] * families
+        self.samples: list[list[Sample]] = [[] for _ in range(families)]
+
+
 class Scanner:
     """Finds the samples of a fixed set of selectors in a page; build once, scan every poll."""
 
@@ -140,26 +155,36 @@ class Scanner:
             (name.encode(), b"\n" + name.encode(), tuple(group)) for name, group in by_name.items()
         )
 
-    def new_hints(self) -> list[int]:
-        """A hints list for `scan`, to keep per page source (endpoint)."""
-        return [-1] * len(self._families)
+    def new_hints(self) -> ScanHints:
+        """Hints for `scan`, to keep per page source (endpoint)."""
+        return ScanHints(len(self._families))
 
-    def scan(self, body: bytes, hints: list[int] | None = None) -> dict[Selector, list[Sample]]:
+    def scan(self, body: bytes, hints: ScanHints | None = None) -> dict[Selector, list[Sample]]:
         """Matching samples per selector, in page order; raises `ScanError` on a bad line.
 
         `hints` (from `new_hints`) is read and updated with where each family was found.
         """
-        found: dict[Selector, list[Sample]] = {selector: [] for selector in self.selectors}
+        found: dict[Selector, list[Sample]] = {}
         for index, (raw, needle, group) in enumerate(self._families):
             if hints is None:
                 pos = _group_start(body, raw, needle)
+                samples = _parse_group(body[pos : _group_end(body, raw, pos)], len(raw))
             else:
-                pos = hints[index] = _hinted_start(body, raw, needle, hints[index])
-            for line in _lines_from(body, raw, pos):
-                sample = parse_sample(line, len(raw))
-                for selector in group:
-                    if not selector.matchers or selector.matches(sample.labels):
-                        found[selector].append(sample)
+                pos = hints.positions[index] = _hinted_start(
+                    body, raw, needle, hints.positions[index]
+                )
+                block = body[pos : _group_end(body, raw, pos)]
+                if block == hints.blocks[index]:
+                    samples = hints.samples[index]
+                else:
+                    samples = hints.samples[index] = _parse_group(block, len(raw))
+                    hints.blocks[index] = block
+            for selector in group:
+                found[selector] = (
+                    list(samples)
+                    if not selector.matchers
+                    else [s for s in samples if selector.matches(s.labels)]
+                )
         return found
 
 
@@ -176,12 +201,16 @@ def _group_start(body: bytes, raw: bytes, needle: bytes) -> int:
 
 
 def _hinted_start(body: bytes, raw: bytes, needle: bytes, hint: int) -> int:
-    """`_group_start`, looking near `hint` first (module docstring, Hints)."""
+    """`_group_start`, looking at `hint` itself, then near it, first (module docstring, Hints)."""
     if hint > 0:
-        size, end = len(raw), hint + _AHEAD
-        pos = body.find(needle, max(hint - _BEHIND, 0), end)
-        while pos >= 0 and body[pos + 1 + size : pos + 2 + size] not in _DELIMITERS:
-            pos = body.find(needle, pos + 1, end)
+        size = len(raw)
+        if body.startswith(needle, hint - 1) and body[hint + size : hint + size + 1] in _DELIMITERS:
+            pos = hint - 1  # the same place as last time: the usual case
+        else:
+            end = hint + _AHEAD
+            pos = body.find(needle, max(hint - _BEHIND, 0), end)
+            while pos >= 0 and body[pos + 1 + size : pos + 2 + size] not in _DELIMITERS:
+                pos = body.find(needle, pos + 1, end)
         if pos >= 0:
             previous = body.rfind(b"\n", 0, pos) + 1
             if body[previous + size : previous + size + 1] not in _DELIMITERS or (
@@ -191,22 +220,34 @@ def _hinted_start(body: bytes, raw: bytes, needle: bytes, hint: int) -> int:
     return _group_start(body, raw, needle)
 
 
-def _lines_from(body: bytes, raw: bytes, pos: int) -> Iterator[str]:
-    """The decoded sample lines of one family, from its first at `pos` (-1: none).
+def _group_end(body: bytes, raw: bytes, pos: int) -> int:
+    """Where the group of sample lines starting at `pos` ends (its last newline; `pos` -1: -1).
 
     The format requires a family's lines to form one group, so the following lines are read
     while they belong to the family, and the rest of the page is never searched again.
     """
+    if pos < 0:
+        return pos
     size = len(raw)
-    while pos >= 0 and body[pos + size : pos + size + 1] in _DELIMITERS:
+    while True:
         end = body.find(b"\n", pos)
         if end < 0:
-            end = len(body)
-        try:
-            yield body[pos:end].rstrip(b"\r").decode()
-        except UnicodeDecodeError as exc:
-            raise ScanError(f"sample line of {raw.decode()!r} is not UTF-8") from exc
-        pos = end + 1 if body.startswith(raw, end + 1) else -1
+            return len(body)
+        pos = end + 1
+        if not body.startswith(raw, pos) or body[pos + size : pos + size + 1] not in _DELIMITERS:
+            return end
+
+
+def _parse_group(block: bytes, name_len: int) -> list[Sample]:
+    """The samples of one family's group of lines (`_group_end`), each line decoded and parsed."""
+    if not block:
+        return []
+    try:
+        text = block.decode()
+    except UnicodeDecodeError as exc:
+        name = block[:name_len].decode(errors="replace")
+        raise ScanError(f"sample line of {name!r} is not UTF-8") from exc
+    return [parse_sample(line.rstrip("\r"), name_len) for line in text.split("\n")]
 
 
 def _next_hit(body: bytes, needle: bytes, pos: int) -> int:
