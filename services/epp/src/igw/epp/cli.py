@@ -92,14 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     flag("--grpc-health-port", type=port, default=9003, help="gRPC health port (default 9003)")
     flag("--metrics-port", type=port, default=9090, help="Prometheus /metrics port (default 9090)")
     flag("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
-    config = p.add_mutually_exclusive_group()
-    config.add_argument("--config-file", type=Path, help="EndpointPickerConfig YAML file")
-    config.add_argument("--config-text", help="EndpointPickerConfig YAML text")
-    config.add_argument(
-        "--config-profile",
-        choices=sorted(PROFILES),
-        help="a configuration igw ships (igw.epp.config.profiles), instead of upstream's default",
-    )
+    _config_flags(p)
     _discovery_flags(p)
     flag(
         "--objective",
@@ -149,6 +142,18 @@ def _parser() -> argparse.ArgumentParser:
     for name in _REMOVED_METRIC_FLAGS:
         flag(f"--{name}", default=None, help=argparse.SUPPRESS)
     return p
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    """Where the EndpointPickerConfig comes from: one of a file, text, or a profile igw ships."""
+    config = p.add_mutually_exclusive_group()
+    config.add_argument("--config-file", type=Path, help="EndpointPickerConfig YAML file")
+    config.add_argument("--config-text", help="EndpointPickerConfig YAML text")
+    config.add_argument(
+        "--config-profile",
+        choices=sorted(PROFILES),
+        help="a configuration igw ships (igw.epp.config.profiles), instead of upstream's default",
+    )
 
 
 def _discovery_flags(p: argparse.ArgumentParser) -> None:

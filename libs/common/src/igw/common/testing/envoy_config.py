@@ -259,11 +259,17 @@ def gateway_bootstrap(
         ),
     )
     config: dict[str, Any] = bootstrap.to_dict(casing=betterproto2.Casing.SNAKE)
+    config["layered_runtime"] = _layered_runtime(tracing=tracing is not None)
+    return config
+
+
+def _layered_runtime(*, tracing: bool) -> dict[str, Any]:
+    """The runtime keys: a half-close for ext_proc streams (module docstring), and with tracing
+    each request's spans exported at once. (A Struct-valued layer is simpler as JSON.)"""
     runtime = dict(GRACEFUL_EXT_PROC_CLOSE)
     if tracing:
         runtime.update(_envoy_telemetry.flush_spans_at_once())
-    config["layered_runtime"] = {"layers": [{"name": "static", "static_layer": runtime}]}
-    return config
+    return {"layers": [{"name": "static", "static_layer": runtime}]}
 
 
 def _upstream_clusters(spec: StaticCluster | OriginalDstCluster) -> list[Cluster]:
