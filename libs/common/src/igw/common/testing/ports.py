@@ -17,7 +17,7 @@ without SO_REUSEADDR, which fails if anyone has the port, even idle or in TIME_W
 gets SO_REUSEADDR, so two holders never share a port.
 
 `free_port` remains for benchmarks that must name ports before their processes start; tests may
-not use it (`tests/test_architecture.py` checks).
+not use it (`tests/test_port_rules.py` checks).
 """
 
 from __future__ import annotations
