@@ -3,7 +3,8 @@
 The EPP and the BBR are built as their CLIs build them (options from `parse_args`), without
 being started, and every collector on their registries is listed: name as exposed, type, labels
 and help text. The EPP runs the flow-control example (`examples/flow-control/epp.yaml`), so the
-flow-control metrics, registered only with the feature gate on, are included.
+flow-control metrics, registered only with the feature gate on, are included, plus the plugins
+whose metrics exist only where they are configured (`OPTIONAL_METRIC_PLUGINS`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tools.docsgen._markdown import GENERATED_NOTE, code, table
 __all__ = ["PAGE", "MetricDoc", "metrics_page", "service_metrics"]
 
 PAGE = "reference/metrics.md"
+OPTIONAL_METRIC_PLUGINS = ("online-latency-producer", "request-latency-reporter")
+"""Plugin types that register metric families of their own when configured."""
 ROOT = Path(__file__).resolve().parents[2]
 _OFFLINE = ["--metrics-endpoint-auth=false", "--tracing=false", "--secure-serving=false"]
 
@@ -57,12 +60,19 @@ def _collected(registry: CollectorRegistry) -> Iterator[MetricDoc]:
             yield MetricDoc(name, family.type, labels, family.documentation)
 
 
+def _with_optional_plugins(example: Path) -> str:
+    text = example.read_text()
+    extra = "".join(f"- type: {name}\n" for name in OPTIONAL_METRIC_PLUGINS)
+    return text.replace("plugins:\n", "plugins:\n" + extra, 1)
+
+
 def service_metrics() -> dict[str, list[MetricDoc]]:
     """Service name -> its metrics, sorted by name."""
     with tempfile.TemporaryDirectory() as tmp:
         endpoints = Path(tmp) / "endpoints.yaml"
         endpoints.write_text("endpoints:\n- {name: pod-0, address: 127.0.0.1, port: 8000}\n")
-        config = ROOT / "examples" / "flow-control" / "epp.yaml"
+        config = Path(tmp) / "epp.yaml"
+        config.write_text(_with_optional_plugins(ROOT / "examples" / "flow-control" / "epp.yaml"))
         epp_options, _ = epp_args(
             ["--endpoints-file", str(endpoints), "--config-file", str(config), *_OFFLINE]
         )
@@ -84,7 +94,10 @@ def metrics_page() -> str:
             "`--metrics-port`, 9090 by default; the BBR on its own, 9090 in its pod, 9091 in "
             "`make run`). Names and labels are upstream GIE's. A histogram also exposes "
             "`_bucket`, `_sum` and `_count` series. The flow-control metrics exist only with "
-            "`featureGates: [flowControl]`. The dashboards and autoscaling that use them: "
+            "`featureGates: [flowControl]`; the predicted-TTFT histogram only with "
+            "`online-latency-producer` (the `learned-latency` profile); the measured TTFT, TPOT "
+            "and SLO-violation families only with `request-latency-reporter`. The dashboards "
+            "and autoscaling that use them: "
             "[Dashboards](../guides/dashboards.md), [Autoscaling](../guides/autoscaling.md)."
         ),
     ]

@@ -4,6 +4,8 @@
   response (`gateway_bootstrap(served_endpoint_metadata=True)`: the router's upstream address,
   moved into `envoy.lb/x-gateway-destination-endpoint-served` by a Lua filter, forwarded to the
   EPP with the response headers); the client sees it in `x-conformance-test-served-endpoint`.
+* `request-latency-reporter`: the TTFT, TPOT and SLO violations of real streamed answers reach
+  the EPP's metrics.
 * `request-attribute-reporter`: the EPP computes a cost from the pod's real usage and hands it to
   Envoy as `envoy.lb` dynamic metadata with the last body reply. A Lua filter in front of the
   EPP (first in the chain, so last on the response path) waits for the whole body and copies
@@ -44,6 +46,7 @@ plugins:
     attributes:
     - key: {{name: {COST_KEY}}}
       expression: usage.prompt_tokens + usage.completion_tokens * 2.0
+- type: request-latency-reporter
 """
 REVEAL_COST_LUA = f"""
 function envoy_on_response(handle)
@@ -138,3 +141,24 @@ async def test_no_usage_reported_means_no_cost(
     assert b'"usage"' not in body
     assert "x-request-cost" not in headers
     await gateway.settled()
+
+
+async def test_slo_violations_of_a_streamed_answer_are_counted(
+    gateway: Gateway, pods: tuple[GeneratingModelServer, GeneratingModelServer]
+) -> None:
+    gateway.route_to(endpoint_for(pods[0]))
+    body = {"model": "m", "messages": [{"role": "user", "content": "count"}], "max_tokens": 12,
+            "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+    slos = {"x-slo-ttft-ms": "0", "x-slo-tpot-ms": "60000"}  # no first token comes in 0 ms
+    url = gateway.url + "/v1/chat/completions"
+    async with gateway.session.post(url, json=body, headers=slos) as response:
+        assert response.status == 200
+        await response.read()
+    await gateway.settled()
+
+    labels = {"model_name": "m", "target_model_name": "m"}
+    assert gateway.metric("inference_objective_request_ttft_seconds_count", **labels) == 1
+    assert gateway.metric("inference_objective_request_tpot_seconds_count", **labels) == 1
+    violations = "inference_objective_request_slo_violation_total"
+    assert gateway.metric(violations, **labels, type="ttft") == 1
+    assert gateway.metric(violations, **labels, type="tpot") == 0

@@ -54,6 +54,7 @@ MINIMAL_CONFIGS: Mapping[str, Mapping[str, Any]] = {
     "request-attribute-reporter": {
         "attributes": [{"key": {"name": "x-cost"}, "expression": "usage.total_tokens"}]
     },
+    "request-latency-reporter": {},
     "max-score-picker": {"maxNumOfEndpoints": 2},
     "random-picker": {},
     "weighted-random-picker": {"maxNumOfEndpoints": 2},

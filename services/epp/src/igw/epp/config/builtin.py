@@ -46,6 +46,7 @@ BUILTIN_TYPES: tuple[type[Plugin], ...] = (
     plugins.RandomPicker,
     plugins.WeightedRandomPicker,
     plugins.RequestAttributeReporter,
+    plugins.RequestLatencyReporter,
     plugins.DestinationEndpointServedVerifier,
     OpenAIParser,
     PassthroughParser,

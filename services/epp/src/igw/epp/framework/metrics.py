@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from igw.common.telemetry import hot
 
-__all__ = ["LATENCY_BUCKETS", "SchedulerMetrics"]
+__all__ = ["LATENCY_BUCKETS", "RequestLatencyMetrics", "SchedulerMetrics"]
 
 LATENCY_BUCKETS = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 """Upstream's buckets for both the plugin and the end-to-end scheduling histograms."""
@@ -24,6 +24,12 @@ GENERAL_LATENCY_BUCKETS = (
     30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600,
 )  # fmt: skip
 """Upstream's `generalLatencyBuckets` (TTFT and predicted-TTFT histograms)."""
+TPOT_BUCKETS = (
+    0.0005, 0.00205, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.4, 0.5,
+    0.6, 0.8, 1, 1.5, 2, 3, 4.5, 6, 12, 18, 24, 30, 36, 48, 60, 90, 120, 180, 270, 360,
+)  # fmt: skip
+"""Upstream's `tpotBuckets` (the TPOT histogram)."""
+_OBJECTIVE_LABELS = ["model_name", "target_model_name"]
 
 
 class SchedulerMetrics:
@@ -58,6 +64,7 @@ class SchedulerMetrics:
         self._index_sizes: list[Callable[[], int]] = []
         self.prefix_indexer_size.set_function(self._total_index_size)
         self._predicted_ttft: hot.Histogram | None = None
+        self._latency: RequestLatencyMetrics | None = None
 
     def predicted_ttft(self) -> hot.Histogram:
         """`inference_objective_request_predicted_ttft_seconds` (model_name, target_model_name),
@@ -72,6 +79,13 @@ class SchedulerMetrics:
             )  # fmt: skip
         return self._predicted_ttft
 
+    def request_latency(self) -> RequestLatencyMetrics:
+        """Upstream's measured-latency families, registered on first use: only a configuration
+        with `request-latency-reporter` exports them."""
+        if self._latency is None:
+            self._latency = RequestLatencyMetrics(self.registry)
+        return self._latency
+
     def add_prefix_index(self, size: Callable[[], int]) -> None:
         """Counts an index's entries into `inference_extension_prefix_indexer_size`."""
         self._index_sizes.append(size)
@@ -84,3 +98,32 @@ class SchedulerMetrics:
     ) -> Callable[[float], None]:
         """The bound `observe` of one plugin's series: resolved once, at build time."""
         return self.plugin_duration.labels(extension_point, plugin_type, plugin_name).observe
+
+
+class RequestLatencyMetrics:
+    """What a request's client saw, with upstream's names, labels and buckets (§7): TTFT and TPOT
+    histograms, the SLO violation counter (`type` is `ttft` or `tpot`, as upstream counts them)
+    and upstream's consolidated `inference_objective_inference_request_metric` gauge."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.ttft = hot.Histogram(
+            "inference_objective_request_ttft_seconds",
+            "[ALPHA] Inference model TTFT distribution in seconds for each model and target model.",
+            _OBJECTIVE_LABELS, buckets=GENERAL_LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.tpot = hot.Histogram(
+            "inference_objective_request_tpot_seconds",
+            "[ALPHA] Inference model TPOT distribution in seconds for each model and target model.",
+            _OBJECTIVE_LABELS, buckets=TPOT_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.slo_violations = hot.Counter(
+            "inference_objective_request_slo_violation",
+            "[ALPHA] Counter of SLO violations for each model, target model, and violation type.",
+            [*_OBJECTIVE_LABELS, "type"], registry=registry,
+        )  # fmt: skip
+        self.gauge = hot.Gauge(
+            "inference_objective_inference_request_metric",
+            "[ALPHA] Consolidated gauge for various inference request metrics including TTFT, "
+            "TPOT, SLOs, and prediction durations.",
+            [*_OBJECTIVE_LABELS, "type"], registry=registry,
+        )  # fmt: skip

@@ -22,6 +22,7 @@ from igw.epp.scheduling.plugins.prefix_cache_scorer import PrefixCacheScorer
 from igw.epp.scheduling.plugins.queue_scorer import QueueScorer
 from igw.epp.scheduling.plugins.random_picker import RandomPicker
 from igw.epp.scheduling.plugins.request_attribute_reporter import RequestAttributeReporter
+from igw.epp.scheduling.plugins.request_latency_reporter import RequestLatencyReporter
 from igw.epp.scheduling.plugins.running_requests_size_scorer import RunningRequestsSizeScorer
 from igw.epp.scheduling.plugins.single_profile_handler import SingleProfileHandler
 from igw.epp.scheduling.plugins.token_load_scorer import TokenLoadScorer
@@ -45,6 +46,7 @@ __all__ = [
     "QueueScorer",
     "RandomPicker",
     "RequestAttributeReporter",
+    "RequestLatencyReporter",
     "RunningRequestsSizeScorer",
     "SingleProfileHandler",
     "TokenLoadScorer",
