@@ -24,17 +24,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
-import grpc
 import pytest
 
-from igw.common.testing import OriginalDstCluster, gateway_bootstrap
-from igw.common.testing.envoy_config import ExtProcFilter
 from igw.common.testing.pytest_plugin import EnvoyFactory
 from igw.epp.admin import AdminClient
 from igw.epp.admin.inventory import Inventory
-from igw.epp.server import EppOptions, EppService
 from igw.epp.testing.generating_server import GeneratingModelServer
 from igw.epp.testing.metrics_server import Behaviour, MetricsServers
+from igw.epp.testing.scraped_gateway import ScrapedGateway, open_scraped_gateway
 
 pytestmark = pytest.mark.envoy
 
@@ -59,17 +56,10 @@ class Tally:
         )
 
 
-@dataclasses.dataclass
-class Pool:
-    url: str
-    admin: AdminClient
-    pods: dict[str, GeneratingModelServer]
-
-
 @contextlib.asynccontextmanager
 async def _pool(
     envoy_factory: EnvoyFactory, workdir: Path, fault: Behaviour | str
-) -> AsyncIterator[Pool]:
+) -> AsyncIterator[tuple[ScrapedGateway, dict[str, GeneratingModelServer]]]:
     async with contextlib.AsyncExitStack() as stack:
         pods = {
             n: GeneratingModelServer(n, token_interval_s=0.002) for n in ("good-a", "good-b", "bad")
@@ -84,30 +74,11 @@ async def _pool(
         else:
             assert isinstance(fault, Behaviour)
             pages.set_behaviour(ports["bad"], fault)
-        endpoints = workdir / "endpoints.yaml"
-        lines = ["endpoints:"] + [
-            f"  - {{name: {n}, address: 127.0.0.1, port: {p.port}, metricsPort: {ports[n]}}}"
-            for n, p in pods.items()
-        ]
-        endpoints.write_text("\n".join(lines) + "\n")
-        options = EppOptions(
-            endpoints_file=endpoints, grpc_port=0, grpc_health_port=0, metrics_port=0,
-            host="127.0.0.1", secure_serving=False, tracing=False, grace_s=0.5,
-            metrics_endpoint_auth=False, metrics_staleness_threshold_s=STALENESS_S,
-        )  # fmt: skip
-        epp = EppService(options)
-        await epp.start()
-        stack.push_async_callback(epp.stop)
-        bootstrap = gateway_bootstrap(
-            routes=[],
-            ext_procs=[ExtProcFilter("epp", epp.server.grpc_port, tls=False,
-                                     response_header_mode="SEND", response_body_mode="STREAMED")],
-            clusters=[OriginalDstCluster("pool")], default_cluster="pool",
-        )  # fmt: skip
-        envoy = await envoy_factory.start_async(bootstrap)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{epp.server.health_port}")
-        stack.push_async_callback(channel.close)
-        yield Pool(envoy.url, AdminClient(channel, timeout_s=10), pods)
+        addresses = {n: (p.port, ports[n]) for n, p in pods.items()}
+        gateway = await stack.enter_async_context(
+            open_scraped_gateway(envoy_factory, workdir, addresses, staleness_s=STALENESS_S)
+        )
+        yield gateway, pods
 
 
 async def _stale(admin: AdminClient) -> dict[str, bool]:
@@ -165,12 +136,12 @@ async def test_a_pod_with_bad_metrics_is_stale_and_routing_goes_on(
     fault: Behaviour | str,
     fault_report: Callable[[str], None],
 ) -> None:
-    async with _pool(envoy_factory, tmp_path, fault) as pool:
+    async with _pool(envoy_factory, tmp_path, fault) as (gateway, pods):
         want = {"good-a": False, "good-b": False, "bad": True}
-        await _until_reported(pool.admin, want)
-        tally = await _load(pool.url)
-        reported = await _stale(pool.admin)
-        served = {name: len(pod.received) for name, pod in pool.pods.items()}
+        await _until_reported(gateway.admin, want)
+        tally = await _load(gateway.url)
+        reported = await _stale(gateway.admin)
+        served = {name: len(pod.received) for name, pod in pods.items()}
     name = fault if isinstance(fault, str) else fault.value
     summary = tally.summary(f"metrics endpoint {name}")
     fault_report(f"{summary}; served {json.dumps(served)}")

@@ -29,13 +29,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from igw.common.testing import OriginalDstCluster, gateway_bootstrap
-from igw.common.testing.envoy_config import ExtProcFilter
 from igw.common.testing.http_server import LoopbackServer
 from igw.common.testing.pytest_plugin import EnvoyFactory
-from igw.epp.server import EppOptions, EppService
 from igw.epp.testing.generating_server import GeneratingModelServer
 from igw.epp.testing.metrics_server import MetricsServers
+from igw.epp.testing.scraped_gateway import open_scraped_gateway
 
 pytestmark = pytest.mark.envoy
 
@@ -95,35 +93,14 @@ async def _gateway(
     async with contextlib.AsyncExitStack() as stack:
         healthy = await stack.enter_async_context(GeneratingModelServer("healthy"))
         faulty = await stack.enter_async_context(FaultyServer(fault))
-        faulty_port = faulty.port
         pages = MetricsServers()
         stack.push_async_callback(pages.close)
         metrics = await pages.start(2)
-        endpoints = workdir / "endpoints.yaml"
-        endpoints.write_text(
-            "endpoints:\n"
-            f"  - {{name: healthy, address: 127.0.0.1, port: {healthy.port}, "
-            f"metricsPort: {metrics[0]}}}\n"
-            f"  - {{name: faulty, address: 127.0.0.1, port: {faulty_port}, "
-            f"metricsPort: {metrics[1]}}}\n"
+        pods = {"healthy": (healthy.port, metrics[0]), "faulty": (faulty.port, metrics[1])}
+        gateway = await stack.enter_async_context(
+            open_scraped_gateway(envoy_factory, workdir, pods, route_timeout_s=ROUTE_TIMEOUT_S)
         )
-        options = EppOptions(
-            endpoints_file=endpoints, grpc_port=0, grpc_health_port=0, metrics_port=0,
-            host="127.0.0.1", secure_serving=False, tracing=False, grace_s=0.5,
-            metrics_endpoint_auth=False,
-        )  # fmt: skip
-        epp = EppService(options)
-        await epp.start()
-        stack.push_async_callback(epp.stop)
-        bootstrap = gateway_bootstrap(
-            routes=[],
-            ext_procs=[ExtProcFilter("epp", epp.server.grpc_port, tls=False,
-                                     response_header_mode="SEND", response_body_mode="STREAMED")],
-            clusters=[OriginalDstCluster("pool")], default_cluster="pool",
-            route_timeout_s=ROUTE_TIMEOUT_S,
-        )  # fmt: skip
-        envoy = await envoy_factory.start_async(bootstrap)
-        yield envoy.url, healthy, faulty
+        yield gateway.url, healthy, faulty
 
 
 async def _one(session: aiohttp.ClientSession, url: str, i: int, stream: bool) -> str:
