@@ -49,8 +49,8 @@ EPP_LAYERS: Mapping[str, int] = {
     "datalayer": 2, "parsers": 2, "flowcontrol": 2, "scheduling": 2, "requestcontrol": 2,
     "config": 3,
     "requestpath": 4, "discovery": 4,
-    "admin": 5,
-    "server": 6, "cli": 7,
+    "admin": 5, "workers": 5,
+    "server": 6, "server_options": 6, "cli": 7,
     "testing": 8,
 }  # fmt: skip
 """Each EPP package's layer: a package imports only from lower layers or its own."""

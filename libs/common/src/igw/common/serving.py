@@ -16,8 +16,8 @@ ConfigMap watch or a metrics scraper). Shutdown is ordered, as STYLE.md §14 ask
 A process stopped by SIGTERM (`igw.common.cli.serve`) goes through these steps and exits 0; a
 second SIGTERM during the drain kills it at once (the handler is removed after the first).
 
-`SO_REUSEPORT` is disabled so that a port already in use is an error at start-up rather than two
-processes silently sharing it.
+`SO_REUSEPORT` is disabled (unless `reuse_port` asks for it: the EPP's `--workers`) so that a port
+already in use is an error at start-up rather than two processes silently sharing it.
 """
 
 from __future__ import annotations
@@ -64,6 +64,11 @@ class ServerOptions:
     """How long new streams are still taken after health turned NOT_SERVING (`--shutdown-delay`)."""
     health_on_grpc_port: bool = False
     """Also serve gRPC health on the ext_proc port (upstream's `--health-checking`)."""
+    reuse_port: bool = False
+    """Share the ext_proc port with other processes (SO_REUSEPORT; `igw-epp --workers`)."""
+    max_concurrent_streams: int = 0
+    """Streams one client connection may carry (0: gRPC's default, unlimited); a low value makes
+    Envoy open more connections, which the kernel then spreads over the processes sharing a port."""
 
 
 class ExtProcServer:
@@ -94,7 +99,7 @@ class ExtProcServer:
     async def start(self) -> None:
         """Binds both ports (0 picks free ones: see `grpc_port`, `health_port`), starts serving."""
         opts = self._options
-        server = grpc.aio.server(options=_GRPC_OPTIONS)
+        server = grpc.aio.server(options=_grpc_port_options(opts))
         server.add_generic_rpc_handlers([self._servicer.rpc_handler()])
         if opts.health_on_grpc_port:
             server.add_generic_rpc_handlers([self._health.rpc_handler()])
@@ -139,6 +144,14 @@ class ExtProcServer:
             await self._health_server.stop(0)
             self._health_server = None
         _log.info("stopped")
+
+
+def _grpc_port_options(opts: ServerOptions) -> tuple[tuple[str, int], ...]:
+    options = dict(_GRPC_OPTIONS)
+    options["grpc.so_reuseport"] = int(opts.reuse_port)
+    if opts.max_concurrent_streams > 0:
+        options["grpc.max_concurrent_streams"] = opts.max_concurrent_streams
+    return tuple(options.items())
 
 
 async def wait_for_signal() -> None:

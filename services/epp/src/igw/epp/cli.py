@@ -10,6 +10,11 @@ instead; Go-only flags (pprof, zap) are accepted so manifests keep working.
 `--ha-enable-leader-election` (active-passive replicas, `igw.epp.server`) needs Kubernetes.
 `--grace-period` and `--shutdown-delay` say how SIGTERM drains (`igw.common.cli`).
 
+`--workers N` (igw's own, default 1: one process, as upstream) runs N processes on the one
+ext_proc port that share one view of the pool (`igw.epp.workers`, docs/concepts/workers.md):
+worker 0 serves `--grpc-health-port` and `--metrics-port`, worker I its metrics on
+`--metrics-port + I`. `--worker-index` and `--worker-dir` are how the parent starts each worker.
+
 `--response-sample-rate` (igw's own, default 0.0) matters only in the lean response mode, where
 Envoy's EPP filter has `response_body_mode: STREAMED`: the share of responses whose body the EPP
 still reads for usage, latency and size metrics. Bodies are always read when the model name must
@@ -51,6 +56,7 @@ from igw.epp.discovery import (
 )
 from igw.epp.server import EppOptions, EppService
 from igw.epp.units import parse_duration
+from igw.epp.workers import Supervisor, WorkerRole
 
 __all__ = ["main", "parse_args"]
 
@@ -77,6 +83,14 @@ def _rate(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
     return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of processes from 1 to 64, got {text!r}"
+        )
+    return int(text)
 
 
 def _config_text(args: argparse.Namespace) -> str | None:
@@ -139,6 +153,10 @@ def _parser() -> argparse.ArgumentParser:
     bool_flag(p, "--ha-enable-leader-election", False,
               "active-passive replicas: only the holder of the pool's Lease is ready")  # fmt: skip
     logging_flags(p)
+    flag("--workers", type=_count, default=1,
+         help="processes serving ext_proc on one port, sharing the pool (default 1)")  # fmt: skip
+    flag("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    flag("--worker-dir", type=Path, default=None, help=argparse.SUPPRESS)
     for name in _REMOVED_METRIC_FLAGS:
         flag(f"--{name}", default=None, help=argparse.SUPPRESS)
     return p
@@ -304,9 +322,18 @@ def parse_args(argv: Sequence[str]) -> tuple[EppOptions, argparse.Namespace]:
         tracing=args.tracing, response_sample_rate=args.response_sample_rate,
         leader_election=args.ha_enable_leader_election,
         metrics_endpoint_auth=args.metrics_endpoint_auth,
-        metrics_source_flags=_metrics_source_flags(args),
+        metrics_source_flags=_metrics_source_flags(args), worker=_worker(parser, args),
     )  # fmt: skip
     return options, args
+
+
+def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> WorkerRole | None:
+    """Which worker this process is, when a `--workers` parent started it."""
+    if args.worker_index is None:
+        return None
+    if args.worker_dir is None or not 0 <= args.worker_index < args.workers:
+        parser.error("--worker-index needs --worker-dir and an index below --workers")
+    return WorkerRole(args.worker_index, args.workers, args.worker_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -316,6 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     options, args = parse_args(argv)
     verbosity, json_format = logging_choice(args)
     configure_logging(verbosity, json_format=json_format)
+    if args.workers > 1 and options.worker is None:
+        directory, port = args.worker_dir, args.metrics_port
+        return Supervisor(argv, args.workers, directory=directory, metrics_port=port).run()
     try:
         serve(EppService(options))
     except (ConfigError, StaticDiscoveryError) as e:

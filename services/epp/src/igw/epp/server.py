@@ -47,17 +47,18 @@ starts once the servers listen (a replica that cannot bind never takes the Lease
 health NOT_SERVING, then releases the Lease while the gRPC server drains, so the standby takes
 over within a retry period rather than after the drain (upstream releases after its runnables
 have stopped). A lost Lease only turns readiness off; the replica campaigns again.
+
+Workers (`worker`, set by `igw-epp --workers N`, `igw.epp.workers`): the ext_proc port is shared
+(SO_REUSEPORT, at most `WORKER_STREAMS` streams per connection so that Envoy opens several); only
+worker 0 scrapes, reports the pool gauges and takes part in leader election; `Peers` shares the
+routing state; once serving, the worker writes its ready file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
-from typing import Any
 
 import structlog
 from kubernetes.client import ApiClient
@@ -66,7 +67,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from igw.common.envoy import BodyMode
 from igw.common.extproc import EXT_PROC_SERVICE, ExtProcServicer
 from igw.common.health import HealthService
-from igw.common.kube import LeaderElector, LeaseTimings, Timings, load_kube_client
+from igw.common.kube import LeaderElector, load_kube_client
 from igw.common.serving import ExtProcServer, ServerOptions
 from igw.common.telemetry import (
     MetricsServer,
@@ -78,7 +79,7 @@ from igw.common.telemetry import (
 from igw.epp.admin import AdminService
 from igw.epp.config import EppConfig, load_config, load_config_file
 from igw.epp.datalayer import Datastore, PoolMetricsCollector, datastore_from_config
-from igw.epp.discovery import KubernetesDiscovery, ObjectStore, PoolOptions, StaticDiscovery
+from igw.epp.discovery import KubernetesDiscovery, ObjectStore, StaticDiscovery
 from igw.epp.endpoints import EndpointSource
 from igw.epp.flowcontrol import FlowController, flow_controller
 from igw.epp.framework import PluginHandle, SchedulerMetrics
@@ -92,6 +93,8 @@ from igw.epp.requestpath import (
     StaticObjectives,
 )
 from igw.epp.scheduling.plugins import ConcurrencyDetector
+from igw.epp.server_options import EppOptions
+from igw.epp.workers import WORKER_STREAMS, Peers, WorkerRole
 
 __all__ = ["EppOptions", "EppService"]
 
@@ -101,45 +104,10 @@ TRACER_NAME = "gateway-api-inference-extension/epp/extproc"
 ORCHESTRATION_TRACER = "gateway-api-inference-extension"
 
 
-@dataclass(frozen=True, slots=True)
-class EppOptions:
-    grpc_port: int = 9002
-    grpc_health_port: int = 9003
-    metrics_port: int = 9090
-    host: str = "0.0.0.0"
-    secure_serving: bool = True
-    cert_path: Path | None = None
-    cert_reload: bool = False
-    health_checking: bool = False
-    disable_endpoint_subset_filter: bool = False
-    refresh_metrics_interval_s: float = 0.05
-    metrics_staleness_threshold_s: float = 2.0
-    config_file: Path | None = None
-    config_text: str | None = None
-    endpoints_file: Path | None = None
-    pool: PoolOptions | None = None
-    """Kubernetes discovery: the InferencePool (or standalone selector) to serve."""
-    metrics_endpoint_auth: bool = True
-    """Upstream's default: `/metrics` asks the Kubernetes API who the scraper is and whether it
-    may `get /metrics` (TokenReview, SubjectAccessReview); needs a cluster."""
-    watch_timings: Timings | None = None
-    """Kubernetes watch timeouts and retry backoff (None: `Timings()`'s defaults)."""
-    leader_election: bool = False
-    """Active-passive replicas: only the Lease holder is ready (module docstring); needs `pool`."""
-    lease_timings: LeaseTimings = field(default_factory=LeaseTimings)
-    """The Lease's durations (controller-runtime's defaults, as upstream leaves them)."""
-    pool_name: str = "igw"
-    """The pool's name in metrics in file mode (`pool.name` on Kubernetes)."""
-    objectives: Mapping[str, int] = field(default_factory=dict)
-    """Objective name -> priority (stands in for InferenceObjective resources)."""
-    tracing: bool = True
-    grace_s: float = 5.0
-    shutdown_delay_s: float = 0.0
-    """Graceful stop: `igw.common.serving` (`--grace-period`, `--shutdown-delay`)."""
-    response_sample_rate: float = 0.0
-    metrics_source_flags: Mapping[str, Any] = field(default_factory=dict)
-    """Upstream's deprecated `--model-server-metrics-*` flags, as `metrics-data-source` params."""
-    """Lean mode: the share of responses whose body is read for metrics (module docstring)."""
+def _elects(worker: WorkerRole | None) -> bool:
+    """Whether this process scrapes and takes part in leader election (one per pod): the only
+    process, or worker 0 of several."""
+    return worker is None or worker.scraper
 
 
 def _load(options: EppOptions, handle: PluginHandle) -> EppConfig:
@@ -200,13 +168,15 @@ class EppService:
         self._synced = endpoint_source is not None
         self.objectives, self.rewrites = _objective_stores(options, handle)
         source = endpoint_source if endpoint_source is not None else self._make_datastore()
-        self.registry.register(
-            PoolMetricsCollector(
-                options.pool.name if options.pool is not None else options.pool_name,
-                source,
-                staleness_threshold_s=options.metrics_staleness_threshold_s,
+        worker = options.worker
+        if worker is None or worker.scraper:
+            self.registry.register(
+                PoolMetricsCollector(
+                    options.pool.name if options.pool is not None else options.pool_name,
+                    source,
+                    staleness_threshold_s=options.metrics_staleness_threshold_s,
+                )
             )
-        )
         self.flow_control = self._make_flow_control(source)
         self.metrics = RequestMetrics(self.registry)
         self.metrics.info.labels(*_build_info()).set(1)
@@ -228,6 +198,7 @@ class EppService:
             staleness_threshold_s=options.metrics_staleness_threshold_s,
         )
         self.server = self._make_server(traced)
+        self.peers = None if worker is None else Peers(worker, config.plugins, self.datastore)
         self._metrics_kube_client: ApiClient | None = None
         authorizer = None
         if options.metrics_endpoint_auth:
@@ -267,6 +238,8 @@ class EppService:
             refresh_interval_s=self.options.refresh_metrics_interval_s,
             source_overrides=self.options.metrics_source_flags,
         )
+        if self.options.worker is not None and not self.options.worker.scraper:
+            self.datastore.collecting = False  # worker 0's scrapes arrive through `Peers`
         if self.options.endpoints_file is not None:
             self.discovery = StaticDiscovery(self.options.endpoints_file, self.datastore)
         elif self.options.pool is not None:
@@ -317,9 +290,18 @@ class EppService:
                 grace_s=opts.grace_s,
                 shutdown_delay_s=opts.shutdown_delay_s,
                 health_on_grpc_port=opts.health_checking,
+                reuse_port=opts.worker is not None,
+                max_concurrent_streams=WORKER_STREAMS if opts.worker is not None else 0,
             ),
             health_port_handlers=[self.admin.rpc_handler()],
         )
+
+    def _write_ready(self) -> None:
+        if self.options.worker is not None:
+            self.options.worker.write_ready({
+                "grpc_port": self.server.grpc_port, "health_port": self.server.health_port,
+                "metrics_port": self.metrics_server.port,
+            })  # fmt: skip
 
     def _ready(self) -> bool:
         if self.kubernetes is not None:
@@ -355,17 +337,20 @@ class EppService:
                 self.discovery.load()
                 self._synced = True
             self.metrics_server.start()
-            if self.datastore is not None:
-                await self.datastore.start()
+            if self.datastore is not None and _elects(self.options.worker):
+                await self.datastore.start()  # a worker but 0 gets its scrapes from `Peers`
             if self.discovery is not None:
                 self.discovery.start()
             if self.kubernetes is not None:
                 await self.kubernetes.start()
             if self.flow_control is not None:
                 self.flow_control.start()
+            if self.peers is not None:
+                await self.peers.start()
             await self.server.start()
-            if self.options.leader_election:
+            if self.options.leader_election and _elects(self.options.worker):
                 await self._start_election()
+            self._write_ready()
         except BaseException:
             await self.stop()
             raise
@@ -373,6 +358,8 @@ class EppService:
     async def stop(self) -> None:
         self.health.shutdown()
         await asyncio.gather(self.server.stop(), self._stop_election())
+        if self.peers is not None:
+            self.peers.close()
         if self.flow_control is not None:
             await self.flow_control.stop()
         if self.discovery is not None:

@@ -26,6 +26,11 @@ lateness of a 5 ms timer on the same loop): lockstep (1, the default) 17-19 %, 4
 16-22 %, 2.2-3 ms; 10 slots 21-24 %, 1.1-1.6 ms; fully random phases 25-29 %, 1.4-4.5 ms. Spreading
 costs CPU because batched answers share event-loop wake-ups (and the servers' too).
 
+Sharing with other processes (`igw-epp --workers`, `igw.epp.workers`): `on_metrics` hears of each
+scrape this datastore publishes; a datastore that does not collect takes another process's scrapes
+with `apply_metrics`, matched by endpoint name and address so a scrape of a replaced server is
+dropped.
+
 Collection off (`collect=False`, the config's `dataLayer: {sources: []}`): endpoints are held and
 reconciled as usual but never scraped, so their metrics stay empty and stale; the data source is
 neither used nor opened.
@@ -85,6 +90,8 @@ class Datastore:
         self._closed = False
         self.on_change: Callable[[], None] | None = None
         """Called after each new snapshot (flow control wakes on it: capacity may have changed)."""
+        self.on_metrics: Callable[[Endpoint, Metrics], None] | None = None
+        """Called with each scrape published (module docstring)."""
 
     def endpoints(self) -> tuple[EndpointState, ...]:
         """The current snapshot, in the order endpoints were reconciled."""
@@ -125,6 +132,15 @@ class Datastore:
             self._stop_collector(name)
         self._positions = {state.endpoint.name: index for index, state in enumerate(states)}
         self._snapshot = tuple(states)
+
+    def apply_metrics(self, name: str, hostport: str, metrics: Metrics) -> bool:
+        """Another process's scrape of endpoint `name` at `hostport`; False if not held here."""
+        snapshot = self._snapshot
+        index = self._positions.get(name)
+        if index is None or snapshot[index].endpoint.hostport != hostport:
+            return False
+        self._swap(index, EndpointState(snapshot[index].endpoint, metrics))
+        return True
 
     async def close(self) -> None:
         """Cancel every collector, wait for them, then close the data source; idempotent."""
@@ -175,8 +191,13 @@ class Datastore:
         index = self._positions.get(endpoint.name)
         # Identity, not equality: a collector of a replaced endpoint must not write.
         if index is not None and snapshot[index].endpoint is endpoint:
-            updated = list(snapshot)
-            updated[index] = EndpointState(endpoint, metrics)
-            self._snapshot = tuple(updated)
-            if self.on_change is not None:
-                self.on_change()
+            self._swap(index, EndpointState(endpoint, metrics))
+            if self.on_metrics is not None:
+                self.on_metrics(endpoint, metrics)
+
+    def _swap(self, index: int, state: EndpointState) -> None:
+        updated = list(self._snapshot)
+        updated[index] = state
+        self._snapshot = tuple(updated)
+        if self.on_change is not None:
+            self.on_change()

@@ -22,12 +22,15 @@ left) is matched away by the next scrape's lower count, or dropped after `expiry
 server received from elsewhere only make `waiting` larger than the ledger's share: no departure is
 inferred until the count falls.
 
-Owned by one plugin instance; only the event loop touches it.
+Owned by one plugin instance; only the event loop touches it. `on_dispatch`, when set, hears of
+each `dispatch` the plugin records (`igw.epp.workers` replays them in the other processes by
+calling `dispatch` there, which does not call it back).
 """
 
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from igw.epp.endpoints import EndpointState
@@ -82,10 +85,18 @@ class DispatchLedger:
         self.expiry_s = expiry_s
         self._endpoints: dict[str, _Endpoint] = {}
         self.mean_tokens: float | None = None
+        self.on_dispatch: Callable[[str, float, int, int], None] | None = None
+        """Called by the owning plugin after a local `dispatch` (module docstring)."""
 
     def dispatch(self, endpoint: str, at: float, tokens: int, ahead: int) -> None:
         """Records a request of `tokens` uncached prompt tokens sent to `endpoint` with `ahead`
         tokens of work before it there (what its `Wait` will be measured against)."""
+        self.replay(endpoint, at, tokens, ahead)
+        if self.on_dispatch is not None:
+            self.on_dispatch(endpoint, at, tokens, ahead)
+
+    def replay(self, endpoint: str, at: float, tokens: int, ahead: int) -> None:
+        """`dispatch` without telling `on_dispatch`: another process's dispatch, applied here."""
         entry = self._endpoints.get(endpoint)
         if entry is None:
             entry = self._endpoints[endpoint] = _Endpoint()

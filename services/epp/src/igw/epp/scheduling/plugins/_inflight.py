@@ -3,7 +3,7 @@ learn load from the request path rather than from scraped metrics."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from igw.epp.endpoints import Endpoint, InferenceRequest
 from igw.epp.scheduling.attributes import InFlightLoad
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from igw.epp.framework.cycle_state import CycleState
     from igw.epp.framework.results import SchedulingResult
 
-__all__ = ["IDLE", "InFlightHooks", "InFlightTracker", "estimate_tokens"]
+__all__ = ["IDLE", "InFlightHooks", "InFlightObserver", "InFlightTracker", "estimate_tokens"]
 
 IDLE = InFlightLoad(0, 0)
 
@@ -24,12 +24,25 @@ def estimate_tokens(request: InferenceRequest) -> int:
     return int(request.size_bytes * _TOKENS_PER_BYTE)
 
 
+class InFlightObserver(Protocol):
+    """Told of the starts and finishes this process counts (`igw.epp.workers` shares them)."""
+
+    def started(self, request_id: str, endpoint: str, tokens: int) -> None: ...
+
+    def finished(self, request_id: str) -> None: ...
+
+
 class InFlightTracker:
-    """Request id -> where it went; endpoint name -> its load snapshot (swapped, never mutated)."""
+    """Request id -> where it went; endpoint name -> its load snapshot (swapped, never mutated).
+
+    `observer` hears of starts and finishes from the request path (`InFlightHooks`), not of the
+    calls to `start`/`finish` themselves, which is how other processes' updates are applied.
+    """
 
     def __init__(self) -> None:
         self.loads: dict[str, InFlightLoad] = {}
         self._requests: dict[str, tuple[str, int]] = {}
+        self.observer: InFlightObserver | None = None
 
     def load(self, endpoint: str) -> InFlightLoad:
         return self.loads.get(endpoint, IDLE)
@@ -68,7 +81,10 @@ class InFlightHooks:
     ) -> None:
         if result.targets:
             target = result.targets[0].endpoint.name
-            self.tracker.start(request.request_id, target, estimate_tokens(request))
+            tokens = estimate_tokens(request)
+            self.tracker.start(request.request_id, target, tokens)
+            if self.tracker.observer is not None:
+                self.tracker.observer.started(request.request_id, target, tokens)
 
     def response_complete(
         self,
@@ -76,3 +92,5 @@ class InFlightHooks:
         endpoint: Endpoint,  # noqa: ARG002 - the request id says where it went
     ) -> None:
         self.tracker.finish(request.request_id)
+        if self.tracker.observer is not None:
+            self.tracker.observer.finished(request.request_id)

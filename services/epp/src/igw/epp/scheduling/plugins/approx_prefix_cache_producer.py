@@ -6,11 +6,14 @@ set) and writes each endpoint's `PrefixCacheMatchInfo`. PreRequest then records 
 cached on the primary target (and on the target of a profile named `prefill`). With `autoTune`,
 the block size comes from the first candidate's `cache_block_size` and each endpoint's LRU
 capacity from its `cache_num_blocks`, when the server reports them.
+
+`on_insert`, when set, hears of each PreRequest insert (`igw.epp.workers` sends them to the other
+processes, which apply them with `index.add`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -76,6 +79,8 @@ class ApproxPrefixCacheProducer:
         self.max_prefix_tokens = max(0, max_prefix_tokens)
         self.lru_capacity = lru_capacity_per_server
         self.index = PrefixIndex()
+        self.on_insert: Callable[[str, Sequence[int], int], None] | None = None
+        """Called after each local insert with (endpoint, hashes, capacity)."""
         metrics = metrics if metrics is not None else SchedulerMetrics()
         metrics.add_prefix_index(self.index.__len__)
         self._hit_ratio = metrics.prefix_indexer_hit_ratio.observe
@@ -139,7 +144,10 @@ class ApproxPrefixCacheProducer:
             targets.append(prefill.targets[:1])
         for chosen in targets:
             for target in chosen:
-                self.index.add(target.endpoint.name, blocks.hashes, self._capacity(target))
+                capacity = self._capacity(target)
+                self.index.add(target.endpoint.name, blocks.hashes, capacity)
+                if self.on_insert is not None:
+                    self.on_insert(target.endpoint.name, blocks.hashes, capacity)
 
     def purge(self, active: Collection[str]) -> None:
         """Forgets endpoints that left the pool; call it periodically (upstream: every 2 min)."""
