@@ -31,6 +31,18 @@ def test_upstream_defaults() -> None:
     assert options.metrics_source_flags == {}
     assert not options.leader_election
     assert options.metrics_endpoint_auth  # upstream's default: TokenReview + SubjectAccessReview
+    assert options.worker is None  # --workers 1: one process, exactly as before
+
+
+def test_a_worker_started_by_the_parent_knows_its_role() -> None:
+    options, args = parse_args(
+        ["--workers", "3", "--worker-index", "2", "--worker-dir", "/run/w", *FILE]
+    )
+    assert args.workers == 3
+    assert options.worker is not None
+    assert (options.worker.index, options.worker.count) == (2, 3)
+    assert options.worker.directory == Path("/run/w")
+    assert not options.worker.scraper
 
 
 def test_go_style_values() -> None:
@@ -97,6 +109,12 @@ def test_deprecated_metrics_flags_become_source_params() -> None:
                      id="sample-rate-not-a-number"),
         pytest.param(["--ha-enable-leader-election", *FILE], "needs Kubernetes",
                      id="leader-election-without-kubernetes"),
+        pytest.param(["--workers", "0", *FILE], "from 1 to 64", id="no-workers"),
+        pytest.param(["--workers", "two", *FILE], "from 1 to 64", id="workers-not-a-number"),
+        pytest.param(["--workers", "2", "--worker-index", "2", "--worker-dir", "d", *FILE],
+                     "an index below --workers", id="worker-index-out-of-range"),
+        pytest.param(["--worker-index", "0", *FILE], "needs --worker-dir",
+                     id="worker-index-without-dir"),
     ],
 )  # fmt: skip
 def test_refused(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

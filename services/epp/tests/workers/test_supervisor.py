@@ -1,0 +1,178 @@
+"""`igw-epp --workers 2` as users run it: real processes on one port, real gRPC on loopback.
+
+Worker 1 never scrapes, so what its admin API reports comes from worker 0 through the workers'
+sockets; a prefix routed by one worker must score on the other; a killed worker comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from igw.common.testing import messages
+from igw.epp.admin import AdminClient
+from igw.epp.testing.admin_fleet import chat_body
+from igw.epp.testing.metrics_pages import VllmState, vllm_page
+from igw.epp.testing.metrics_server import MetricsServers
+from igw.epp.testing.waiting import wait_until
+
+HEADERS = (
+    (":method", "POST"),
+    (":path", "/v1/chat/completions"),
+    ("content-type", "application/json"),
+)
+START_S = 60.0
+
+
+@dataclass
+class Workers:
+    process: subprocess.Popen[bytes]
+    directory: Path
+    pods: dict[str, int]
+
+    def ready(self, index: int) -> dict[str, Any] | None:
+        path = self.directory / f"w{index}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def info(self, index: int) -> dict[str, Any]:
+        info = self.ready(index)
+        assert info is not None
+        return info
+
+    def requests_served(self, index: int) -> float:
+        """`inference_objective_request_total` on worker `index`'s Prometheus endpoint."""
+        url = f"http://127.0.0.1:{self.info(index)['metrics_port']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            text = answer.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("inference_objective_request_total{")
+        )
+
+
+@pytest.fixture
+async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
+    pages = MetricsServers()
+    ports = await pages.start(2)
+    pages.set_page(ports[1], vllm_page(VllmState(waiting=7)))
+    endpoints = tmp_path / "endpoints.yaml"
+    endpoints.write_text(
+        "endpoints:\n"
+        + "".join(
+            f"  - {{name: pod{i}, address: 127.0.0.1, port: {p}}}\n" for i, p in enumerate(ports)
+        )
+    )
+    argv = [
+        sys.executable, "-m", "igw.epp.cli", "--workers", "2", "--worker-dir", str(tmp_path / "w"),
+        "--grpc-port", "0", "--grpc-health-port", "0", "--metrics-port", "0",
+        "--host", "127.0.0.1", "--endpoints-file", str(endpoints), "--secure-serving=false",
+        "--tracing=false", "--metrics-endpoint-auth=false",
+    ]  # fmt: skip
+    process = await asyncio.to_thread(subprocess.Popen, argv)
+    running = Workers(process, tmp_path / "w", {f"pod{i}": p for i, p in enumerate(ports)})
+    try:
+        await wait_until(
+            lambda: running.ready(0) is not None and running.ready(1) is not None, START_S
+        )
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 30)
+        await pages.close()
+
+
+async def _route(port: int, body: bytes) -> None:
+    """One request through a new connection (the kernel picks the worker per connection)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = messages.ext_proc_call(channel)(timeout=10)
+        await call.write(messages.request_headers(HEADERS))
+        await call.write(messages.request_body(body, end_of_stream=True))
+        reply = await call.read()
+        assert reply is not grpc.aio.EOF
+        call.cancel()
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not await check():  # noqa: ASYNC110 - asks another process, no event to await
+            await asyncio.sleep(0.02)
+
+
+async def _admin(workers: Workers, index: int) -> AdminClient:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{workers.info(index)['health_port']}")
+    return AdminClient(channel)
+
+
+async def _fresh_metrics(workers: Workers, index: int) -> None:
+    """Until worker `index` reports both pods scraped, pod1 with its 7 waiting requests."""
+    admin = await _admin(workers, index)
+
+    async def fresh() -> bool:
+        inventory = await admin.list_endpoints()
+        waiting = {row.endpoint.name: row.metrics.waiting for row in inventory.endpoints}
+        return all(not row.stale for row in inventory.endpoints) and waiting.get("pod1-rank-0") == 7
+
+    await _until(fresh, START_S)
+
+
+async def test_both_workers_share_the_port_and_take_streams(workers: Workers) -> None:
+    port = workers.info(0)["grpc_port"]
+    assert workers.info(1)["grpc_port"] == port
+    assert workers.info(0)["pid"] != workers.info(1)["pid"]
+    for i in range(24):
+        await _route(port, chat_body(f"question {i}"))
+    served = [workers.requests_served(0), workers.requests_served(1)]
+    assert sum(served) == 24
+    assert min(served) > 0, served  # 24 connections all hashed onto one process: 2**-23
+
+
+async def test_scraped_metrics_reach_the_worker_that_does_not_scrape(workers: Workers) -> None:
+    await _fresh_metrics(workers, 1)
+
+
+async def test_a_prefix_routed_by_one_worker_scores_on_the_other(workers: Workers) -> None:
+    await _fresh_metrics(workers, 0)
+    port = workers.info(0)["grpc_port"]
+    body = chat_body("the same long question " * 40)
+    before = [workers.requests_served(0), workers.requests_served(1)]
+    await _route(port, body)
+    took = 0 if workers.requests_served(0) > before[0] else 1
+    other = await _admin(workers, 1 - took)
+
+    async def prefix_scores() -> tuple[float, ...]:
+        explanation = await other.explain("/v1/chat/completions", {}, body)
+        [column] = [
+            c
+            for c in explanation.profiles["default"].scorers
+            if c.plugin_type == "prefix-cache-scorer"
+        ]
+        return column.scores
+
+    async def full_match() -> bool:
+        return max(await prefix_scores()) == 1.0
+
+    await _until(full_match, 10)
+
+
+async def test_a_killed_worker_is_started_again_and_catches_up(workers: Workers) -> None:
+    old = workers.info(1)["pid"]
+    os.kill(old, signal.SIGKILL)
+    await wait_until(lambda: (workers.ready(1) or {}).get("pid", old) != old, START_S)
+    await _fresh_metrics(workers, 1)
+    port = workers.info(0)["grpc_port"]
+    for i in range(8):
+        await _route(port, chat_body(f"after restart {i}"))
+    assert workers.process.poll() is None
