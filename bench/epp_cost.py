@@ -14,6 +14,8 @@ method in that module's docstring (repeated at the end of the results file):
   one core.
 * `ttft`    (`_epp_ttft`): added TTFT at 220 KB prompts and concurrency 150; target <= 114 ms
   (10x below upstream issue #2928's 1,141 ms).
+* `workers` (`_epp_workers`): `igw-epp --workers 2` vs one process: CPU per request within
+  1.15x, and how requests spread over the two workers.
 
 `cpu` and `latency` share one set of processes (`_epp_stack`: fixed-answer upstream Envoy,
 echo ext_proc, BBR, EPP, gateway Envoy); `ttft` starts its own with slow upstreams. Run
@@ -49,6 +51,7 @@ from bench import (
     _epp_stack,
     _epp_ttft,
     _epp_upstream,
+    _epp_workers,
     _report,
 )
 from bench._epp_common import Section, table
@@ -56,10 +59,10 @@ from bench._errors import BenchmarkError
 from bench._paths import RESULTS, repo_relative
 
 _RESULTS = RESULTS / "epp_cost.md"
-BENCHMARKS = ("sched", "scrape", "cpu", "latency", "ttft")
+BENCHMARKS = ("sched", "scrape", "cpu", "latency", "ttft", "workers")
 _MODULES = (
     _epp_stack, _epp_upstream, _epp_cpu, _epp_latency, _epp_sched, _epp_scrape,
-    _epp_scrape_child, _epp_ttft,
+    _epp_scrape_child, _epp_ttft, _epp_workers,
 )  # fmt: skip
 
 
@@ -77,6 +80,8 @@ class Plan:
         )
         self.ttft = _epp_ttft.TtftSettings(requests=150, rounds=1, warmup=50) if quick else (
             _epp_ttft.TtftSettings(requests=1500, rounds=2))  # fmt: skip
+        self.workers = _epp_workers.WorkersSettings(requests=600 if quick else 3000,
+                                                    rounds=2 if quick else 4)  # fmt: skip
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -117,6 +122,15 @@ def _ttft(workdir: Path, plan: Plan, emit: Emit) -> None:
     emit(_epp_ttft.report(results, plan.ttft))
 
 
+def _workers(workdir: Path, plan: Plan, emit: Emit) -> None:
+    with _epp_workers.WorkersStack.started(workdir) as stack:
+        try:
+            rounds = uvloop.run(_epp_workers.measure(stack, plan.workers))
+        except (RuntimeError, OSError, aiohttp.ClientError, TimeoutError) as e:
+            raise BenchmarkError(f"{e}\n{stack.log_tails()}") from e
+    emit(_epp_workers.report(rounds, plan.workers))
+
+
 def _text(section: Section) -> str:
     return f"## {section.title}\n\n{section.settings}\n\n{section.body}\n"
 
@@ -138,6 +152,7 @@ def _run(selected: list[str], plan: Plan) -> tuple[list[Section], list[str]]:
         ),
         ("cpu+latency", lambda w: _with_stack(w, plan, selected, emit)),
         ("ttft", lambda w: _ttft(w, plan, emit)),
+        ("workers", lambda w: _workers(w, plan, emit)),
     ]
     with tempfile.TemporaryDirectory(prefix="igw-epp-bench-") as workdir:
         for name, step in steps:

@@ -66,9 +66,6 @@ class ServerOptions:
     """Also serve gRPC health on the ext_proc port (upstream's `--health-checking`)."""
     reuse_port: bool = False
     """Share the ext_proc port with other processes (SO_REUSEPORT; `igw-epp --workers`)."""
-    max_concurrent_streams: int = 0
-    """Streams one client connection may carry (0: gRPC's default, unlimited); a low value makes
-    Envoy open more connections, which the kernel then spreads over the processes sharing a port."""
 
 
 class ExtProcServer:
@@ -149,8 +146,6 @@ class ExtProcServer:
 def _grpc_port_options(opts: ServerOptions) -> tuple[tuple[str, int], ...]:
     options = dict(_GRPC_OPTIONS)
     options["grpc.so_reuseport"] = int(opts.reuse_port)
-    if opts.max_concurrent_streams > 0:
-        options["grpc.max_concurrent_streams"] = opts.max_concurrent_streams
     return tuple(options.items())
 
 

@@ -49,9 +49,9 @@ over within a retry period rather than after the drain (upstream releases after 
 have stopped). A lost Lease only turns readiness off; the replica campaigns again.
 
 Workers (`worker`, set by `igw-epp --workers N`, `igw.epp.workers`): the ext_proc port is shared
-(SO_REUSEPORT, at most `WORKER_STREAMS` streams per connection so that Envoy opens several); only
-worker 0 scrapes, reports the pool gauges and takes part in leader election; `Peers` shares the
-routing state; once serving, the worker writes its ready file.
+(SO_REUSEPORT; the kernel spreads connections, not streams, so Envoy must open several: see
+docs/concepts/workers.md); only worker 0 scrapes, reports the pool gauges and takes part in
+leader election; `Peers` shares the routing state; once serving, the worker writes its ready file.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ from igw.epp.requestpath import (
 )
 from igw.epp.scheduling.plugins import ConcurrencyDetector
 from igw.epp.server_options import EppOptions
-from igw.epp.workers import WORKER_STREAMS, Peers, WorkerRole
+from igw.epp.workers import Peers, WorkerRole
 
 __all__ = ["EppOptions", "EppService"]
 
@@ -291,7 +291,6 @@ class EppService:
                 shutdown_delay_s=opts.shutdown_delay_s,
                 health_on_grpc_port=opts.health_checking,
                 reuse_port=opts.worker is not None,
-                max_concurrent_streams=WORKER_STREAMS if opts.worker is not None else 0,
             ),
             health_port_handlers=[self.admin.rpc_handler()],
         )

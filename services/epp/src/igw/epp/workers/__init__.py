@@ -5,7 +5,7 @@ routing state among them; `WorkerRole` says which worker a process is. The desig
 costs and its limits: docs/concepts/workers.md.
 """
 
-from igw.epp.workers.peers import FLUSH_S, WORKER_STREAMS, Peers, WorkerRole
+from igw.epp.workers.peers import FLUSH_S, Peers, WorkerRole
 from igw.epp.workers.supervisor import Supervisor
 
-__all__ = ["FLUSH_S", "WORKER_STREAMS", "Peers", "Supervisor", "WorkerRole"]
+__all__ = ["FLUSH_S", "Peers", "Supervisor", "WorkerRole"]

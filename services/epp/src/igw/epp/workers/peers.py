@@ -46,15 +46,11 @@ from igw.epp.scheduling.plugins import (
 from igw.epp.workers import _wire
 from igw.epp.workers._wire import Op
 
-__all__ = ["FLUSH_S", "WORKER_STREAMS", "Peers", "WorkerRole"]
+__all__ = ["FLUSH_S", "Peers", "WorkerRole"]
 
 _log = structlog.get_logger(__name__)
 
 FLUSH_S = 0.002
-WORKER_STREAMS = 8
-"""Streams per ext_proc connection with workers (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): Envoy
-keeps one connection per worker thread until it is full, and the kernel spreads connections, not
-streams, over the processes sharing a port; a low limit makes Envoy open enough of them."""
 _BATCH_BYTES = 48 * 1024
 """Flush early past this many (estimated) bytes: a datagram must fit the peer's socket buffer."""
 _RECV_BYTES = 256 * 1024

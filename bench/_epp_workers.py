@@ -1,0 +1,310 @@
+"""`igw-epp --workers 2` against one worker: CPU per request, and how requests spread.
+
+The issue's acceptance (docs/concepts/workers.md): with two workers, the sharing costs little
+(EPP CPU per request within 1.15x of one worker's) and the load spreads over both processes.
+Method:
+
+* Processes: the fixed-answer upstream Envoy (`_epp_upstream`, 8 ports, scraped every 50 ms), two
+  EPPs on the default config, `one` (`igw-epp`, one process) and `two` (`igw-epp --workers 2`:
+  the parent and its two workers), and one gateway Envoy (2 workers) with a listener for each,
+  the EPP's filter on the request side only (as `_epp_cpu`'s like-for-like `epp_req`), then
+  ORIGINAL_DST on the EPP's answer. For `two`, Envoy puts at most `ENVOY_STREAMS` streams on one
+  connection (`spread_streams`), so that it opens enough for the kernel to spread.
+* Load: `_load.run_load`, a closed loop of `concurrency` clients POSTing one 2,048-byte chat
+  body (so every request also makes a prefix-index insert that the two workers share). One
+  warm-up round each, then rounds alternating `one`, `two`, `one`, ...
+* CPU: utime + stime (`/proc/PID/stat`) of every process of the EPP under load (for `two`: the
+  parent and both workers) over the round, per request. Both EPPs scrape the same 8 pages
+  whatever the load; each one's background (CPU-seconds per second while the other one's
+  round runs) is subtracted from its own rounds. The headline is the median corrected `two`
+  over the median corrected `one`.
+* Spread: each worker's `inference_objective_request_total` (its own Prometheus port) over the
+  `two` rounds; the target is that the less busy worker takes at least `MIN_SHARE` of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import _cpu, _load
+from bench._epp_common import Section, table, verdict
+from bench._epp_upstream import upstream_bootstrap
+from bench._errors import BenchmarkError
+from igw.common.testing import (
+    EnvoyProcess,
+    ExtProcFilter,
+    OriginalDstCluster,
+    free_port,
+    gateway_bootstrap,
+)
+from igw.e2e.processes import ChildProcess
+
+ENVOY_STREAMS = 4
+"""The ext_proc cluster's `max_concurrent_streams` for `two` (`spread_streams`)."""
+TARGET_RATIO = 1.15
+MIN_SHARE = 0.25
+EPPS = ("one", "two")
+_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True, slots=True)
+class WorkersSettings:
+    requests: int
+    rounds: int
+    concurrency: int = 16
+    body_bytes: int = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class WorkersRound:
+    epp: str
+    round: _cpu.Round
+    served: tuple[int, ...]
+    """Requests each worker of `two` counted in the round (empty for `one`)."""
+
+
+def spread_streams(config: dict[str, Any], cluster: str, streams: int = ENVOY_STREAMS) -> None:
+    """Caps the streams Envoy puts on one connection of the ext_proc `cluster`, so that it opens
+    enough connections for the kernel to spread over the workers sharing the port (a cap the EPP
+    advertises itself makes Envoy 1.40 fail streams with REFUSED_STREAM: see workers.md)."""
+    for entry in config["static_resources"]["clusters"]:
+        if entry["name"] == cluster:
+            options = entry["typed_extension_protocol_options"]
+            http = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+            http["explicit_http_config"]["http2_protocol_options"]["max_concurrent_streams"] = (
+                streams
+            )
+            return
+    raise ValueError(f"no cluster {cluster!r}")
+
+
+def _metric_total(port: int) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    prefix = "inference_objective_request_total{"
+    return int(sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(prefix)))
+
+
+class WorkersStack:
+    """Upstream Envoy, the two EPPs, the gateway Envoy (module docstring)."""
+
+    def __init__(self, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        upstreams = [free_port() for _ in range(8)]
+        endpoints = workdir / "endpoints.yaml"
+        rows = (
+            f"  - {{name: up-{i}, address: 127.0.0.1, port: {p}}}\n"
+            for i, p in enumerate(upstreams)
+        )
+        endpoints.write_text("endpoints:\n" + "".join(rows))
+        self.upstream = EnvoyProcess(
+            upstream_bootstrap(free_port(), upstreams), concurrency=1, workdir=workdir
+        )
+        self.grpc = {name: free_port() for name in EPPS}
+        self.listen = {name: free_port() for name in EPPS}
+        self.worker_dir = workdir / "workers"
+        self.one_metrics = free_port()
+        self.epps = {
+            name: ChildProcess(name, self._epp_argv(name, endpoints), workdir / f"epp-{name}.log")
+            for name in EPPS
+        }
+        self.envoy = EnvoyProcess(self._gateway(), concurrency=2, workdir=workdir)
+
+    def _epp_argv(self, name: str, endpoints: Path) -> list[str]:
+        argv = [
+            str(_BIN / "igw-epp"), "--grpc-port", str(self.grpc[name]),
+            "--grpc-health-port", str(free_port()), "--metrics-port", "0",
+            "--host", "127.0.0.1", "--endpoints-file", str(endpoints),
+            "--secure-serving=false", "--tracing=false", "--metrics-endpoint-auth=false",
+            "-v", "1",
+        ]  # fmt: skip
+        if name == "two":
+            argv += ["--workers", "2", "--worker-dir", str(self.worker_dir)]
+        else:
+            argv[argv.index("--metrics-port") + 1] = str(self.one_metrics)
+        return argv
+
+    def _gateway(self) -> dict[str, Any]:
+        merged: dict[str, Any] | None = None
+        for name in EPPS:
+            config = gateway_bootstrap(
+                listen_port=self.listen[name], admin_port=free_port(),
+                ext_procs=[ExtProcFilter(f"epp_{name}", self.grpc[name], tls=False)], routes=(),
+                clusters=[OriginalDstCluster("pool")], default_cluster="pool", access_log=False,
+            )  # fmt: skip
+            listener = config["static_resources"]["listeners"][0]
+            listener["name"] = name
+            if merged is None:
+                merged = config
+                continue
+            resources = merged["static_resources"]
+            resources["listeners"].append(listener)
+            known = {c["name"] for c in resources["clusters"]}
+            resources["clusters"] += [
+                c for c in config["static_resources"]["clusters"] if c["name"] not in known
+            ]
+        if merged is None:
+            raise ValueError("no EPPs")
+        spread_streams(merged, "ext_proc_epp_two")
+        return merged
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, workdir: Path, attempts: int = 3) -> Iterator[WorkersStack]:
+        """A running stack after at most `attempts` tries (a port another process took between
+        picking and binding it kills a start); stopped on leaving."""
+        for attempt in range(1, attempts + 1):
+            stack = cls(workdir / f"attempt-{attempt}")
+            try:
+                running = stack.running()
+                running.__enter__()
+            except RuntimeError as e:
+                print(f"start attempt {attempt} failed: {str(e).splitlines()[0]}", file=sys.stderr)
+                if attempt == attempts:
+                    raise
+                continue
+            try:
+                yield stack
+            finally:
+                running.__exit__(None, None, None)
+            return
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[WorkersStack]:
+        with contextlib.ExitStack() as stack:
+            stack.callback(self.upstream.stop)
+            self.upstream.start()
+            for name, child in self.epps.items():
+                stack.callback(child.stop)
+                child.start(ready_port=self.grpc[name], timeout_s=60)
+            self._wait_workers()
+            stack.callback(self.envoy.stop)
+            self.envoy.start()
+            time.sleep(1.0)  # both EPPs' first scrapes, so that every endpoint is fresh
+            yield self
+
+    def _wait_workers(self) -> None:
+        deadline = time.monotonic() + 60
+        while not all(self.worker_dir.joinpath(f"w{i}.json").exists() for i in range(2)):
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"workers never ready\n{self.log_tails()}")
+            time.sleep(0.05)  # another process's file: nothing to wait on
+
+    def workers(self) -> list[dict[str, int]]:
+        return [json.loads(self.worker_dir.joinpath(f"w{i}.json").read_text()) for i in range(2)]
+
+    def pids(self) -> dict[str, int]:
+        out = {name: c.process.pid for name, c in self.epps.items() if c.process is not None}
+        out.update({f"two-w{i}": w["pid"] for i, w in enumerate(self.workers())})
+        return out
+
+    def served(self, name: str) -> tuple[int, ...]:
+        if name == "one":
+            return (_metric_total(self.one_metrics),)
+        return tuple(_metric_total(w["metrics_port"]) for w in self.workers())
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.listen[name]}/v1/chat/completions"
+
+    def log_tails(self) -> str:
+        return "\n".join(f"--- {n}\n{c.log_tail(15)}" for n, c in self.epps.items())
+
+
+def _cpu_of(r: _cpu.Round, epp: str) -> float:
+    """CPU-seconds every process of `epp` used over the round."""
+    names = [n for n in r.after.processes if n == epp or n.startswith(f"{epp}-")]
+    return sum(r.after.processes[n] - r.before.processes[n] for n in names)
+
+
+async def _round(stack: WorkersStack, epp: str, requests: int, s: WorkersSettings) -> WorkersRound:
+    served = stack.served(epp)
+    pids = {**stack.pids(), "client": os.getpid()}
+    async with _load.new_session(s.concurrency) as session:
+        before = _cpu.CpuSnapshot.take(pids)
+        load = await _load.run_load(
+            session, stack.url(epp), _load.chat_body(s.body_bytes),
+            requests=requests, concurrency=s.concurrency,
+        )  # fmt: skip
+        await asyncio.sleep(0.1)
+        after = _cpu.CpuSnapshot.take(pids)
+    if bad := {code: n for code, n in load.statuses.items() if code != 200}:
+        raise BenchmarkError(f"{epp}: unexpected HTTP statuses {bad}")
+    counted = tuple(b - a for a, b in zip(served, stack.served(epp), strict=True))
+    if sum(counted) != requests:
+        raise BenchmarkError(f"{epp}: the EPP counted {counted} of {requests} requests")
+    return WorkersRound(epp, _cpu.Round(epp, load, before, after), counted if epp == "two" else ())
+
+
+async def measure(stack: WorkersStack, s: WorkersSettings) -> list[WorkersRound]:
+    for epp in EPPS:
+        await _round(stack, epp, max(200, s.requests // 5), s)
+    rounds: list[WorkersRound] = []
+    for _ in range(s.rounds):
+        for epp in EPPS:
+            r = await _round(stack, epp, s.requests, s)
+            rounds.append(r)
+            print(
+                f"workers round {len(rounds)}/{s.rounds * 2} {epp}: {r.round.load.rps:.0f} RPS, "
+                f"{_cpu_of(r.round, epp) * 1000 / s.requests:.3f} CPU-ms/request {r.served}",
+                file=sys.stderr,
+            )
+    return rounds
+
+
+def _corrected(rounds: list[WorkersRound], epp: str) -> list[float]:
+    """`epp`'s CPU-ms per request in its rounds, less its background from the other's rounds."""
+    idle = [r.round for r in rounds if r.epp != epp]
+    background = statistics.median(_cpu_of(r, epp) / (r.after.at - r.before.at) for r in idle)
+    return [
+        (_cpu_of(r.round, epp) - background * (r.round.after.at - r.round.before.at))
+        * 1000 / r.round.load.requests
+        for r in rounds if r.epp == epp
+    ]  # fmt: skip
+
+
+def report(rounds: list[WorkersRound], s: WorkersSettings) -> Section:
+    per = {epp: _corrected(rounds, epp) for epp in EPPS}
+    ratio = statistics.median(per["two"]) / statistics.median(per["one"])
+    served = [sum(r.served[i] for r in rounds if r.epp == "two") for i in range(2)]
+    share = min(served) / max(1, sum(served))
+    rows = [
+        [epp, f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})",
+         f"{statistics.median(r.round.load.rps for r in rounds if r.epp == epp):.0f}"]
+        for epp, v in per.items()
+    ]  # fmt: skip
+    checks = [
+        ["CPU/request, 2 workers vs 1", f"{ratio:.2f}x", f"<= {TARGET_RATIO}x",
+         verdict(ratio, TARGET_RATIO)],
+        ["requests taken by the less busy worker", f"{share:.0%} ({served[0]} / {served[1]})",
+         f">= {MIN_SHARE:.0%}", "met" if share >= MIN_SHARE else "NOT met"],
+    ]  # fmt: skip
+    body = "\n\n".join([
+        table(["EPP", "CPU-ms/request, bg-corrected (range)", "RPS"], rows),
+        table(["figure", "measured", "target", "verdict"], checks),
+    ])  # fmt: skip
+    settings = (
+        f"{s.rounds} rounds x {s.requests} requests per EPP, concurrency {s.concurrency}, "
+        f"{s.body_bytes}-byte body, 8 endpoints, gateway Envoy with 2 workers"
+    )
+    cost, spread = checks
+    return Section(
+        "`igw-epp --workers 2` vs one process", body, settings,
+        ("EPP CPU/request, --workers 2 vs 1", cost[1], cost[2], cost[3]),
+        (("--workers 2: share of the less busy worker", spread[1], spread[2], spread[3]),),
+    )  # fmt: skip
