@@ -11,6 +11,8 @@ process (`bench.lab.fleet`), so the request path differs only where the routers 
   `igw` runs upstream's default profile (no `--config-*`: queue 2, KV-utilisation 2, prefix 3);
   the variants are EndpointPickerConfig YAML given with `--config-text` (below);
   `igw-learned` runs the `learned-latency` profile igw ships (`--config-profile`);
+  `igw-2workers` is `igw` with `--workers 2` (docs/concepts/workers.md), Envoy capping the
+  streams per ext_proc connection so that both workers get connections;
 * `omniscient`: the same filter and ORIGINAL_DST cluster, the processor being the picker in
   the fleet's own process, which reads the engines' true state (see `bench.lab.fleet`).
 
@@ -33,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from bench._epp_workers import spread_streams
 from igw.common.testing import (
     EnvoyProcess,
     ExtProcFilter,
@@ -83,6 +86,7 @@ class Router:
     lb_policy: str = "ROUND_ROBIN"
     epp_config: str | None = None
     epp_profile: str | None = None
+    epp_workers: int = 1
 
 
 ROUTERS: dict[str, Router] = {
@@ -105,6 +109,12 @@ ROUTERS: dict[str, Router] = {
             "epp",
             "igw EPP, the `learned-latency` profile (`--config-profile learned-latency`)",
             epp_profile="learned-latency",
+        ),
+        Router(
+            "igw-2workers",
+            "epp",
+            "igw EPP, upstream's default profile, `--workers 2`",
+            epp_workers=2,
         ),
         Router("omniscient", "omniscient", "in-harness picker reading the engines' true state"),
     )
@@ -242,6 +252,8 @@ class Stack:
             argv += ["--config-text", self.router.epp_config]
         if self.router.epp_profile is not None:
             argv += ["--config-profile", self.router.epp_profile]
+        if self.router.epp_workers > 1:
+            argv += ["--workers", str(self.router.epp_workers)]
         return ChildProcess("epp", argv, self.workdir / "epp.log")
 
     def envoy_config(self) -> dict[str, Any]:
@@ -267,7 +279,7 @@ class Stack:
             if router.kind == "epp"
             else [ExtProcFilter("omniscient", port, tls=False)]
         )
-        return gateway_bootstrap(
+        config = gateway_bootstrap(
             listen_port=self.listen_port,
             admin_port=free_port(),
             ext_procs=filters,
@@ -276,6 +288,9 @@ class Stack:
             default_cluster="pool",
             access_log=False,
         )
+        if router.epp_workers > 1:
+            spread_streams(config, "ext_proc_epp")
+        return config
 
     def pids(self) -> dict[str, int]:
         """Process -> PID, for the CPU accounting of each run."""
