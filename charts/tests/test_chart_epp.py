@@ -309,3 +309,26 @@ def test_epp_refuses_bad_values(args: tuple[str, ...], message: str, helm: Helm)
     proc = helm("template", POOL, str(CHARTS / "epp"), *args, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def test_epp_workers_share_the_port_and_each_has_a_metrics_port(
+    render: Render, one: One, container: Container
+) -> None:
+    docs = render("epp", *MATCH, "--set", "inferenceExtension.workers=3")
+    c = container(docs, "epp")
+    assert c["args"].count("--workers=3") == 1
+    _, args = parse_epp_args(c["args"])
+    assert args.workers == 3
+    assert ports(c) == {
+        "grpc": 9002, "grpc-health": 9003, "metrics": 9090, "metrics-w1": 9091, "metrics-w2": 9092,
+    }  # fmt: skip
+    service_ports = {p["name"]: p["targetPort"] for p in one(docs, "Service")["spec"]["ports"]}
+    assert service_ports["http-metrics-w2"] == "metrics-w2"
+
+
+def test_epp_one_worker_by_default_passes_no_workers_flag(
+    render: Render, container: Container
+) -> None:
+    c = container(render("epp", *MATCH), "epp")
+    assert not any(a.startswith("--workers") for a in c["args"])
+    assert "metrics-w1" not in ports(c)

@@ -157,6 +157,15 @@ def test_monitor_selects_the_epp_service_s_metrics_port(render: Render, one: One
     assert endpoint["interval"] == "10s"
 
 
+def test_monitor_scrapes_every_worker_once(render: Render, one: One) -> None:
+    docs = render("epp", *MONITOR, "--set", "inferenceExtension.workers=2")
+    endpoints = one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert [e["port"] for e in endpoints] == ["http-metrics", "http-metrics-w1"]
+    assert {e["port"] for e in endpoints} <= {
+        p["name"] for p in one(docs, "Service")["spec"]["ports"]
+    }
+
+
 def test_monitor_with_auth_presents_a_reader_that_may_only_get_metrics(
     render: Render, one: One, bound_to_sa: BoundToSa
 ) -> None:
