@@ -128,7 +128,7 @@ def _workers(workdir: Path, plan: Plan, emit: Emit) -> None:
             rounds = uvloop.run(_epp_workers.measure(stack, plan.workers))
         except (RuntimeError, OSError, aiohttp.ClientError, TimeoutError) as e:
             raise BenchmarkError(f"{e}\n{stack.log_tails()}") from e
-    emit(_epp_workers.report(rounds, plan.workers))
+    emit(_epp_workers.report(rounds, plan.workers, _epp_workers.ipc_cost()))
 
 
 def _text(section: Section) -> str:

@@ -142,7 +142,9 @@ def _gateway_cpu(row: Mapping[str, Any]) -> str:
         return "-"
 
     def ms(name: str) -> str:
-        return f"{cpu[name] * cpu['wall'] * 1000 / sent:.2f}" if name in cpu else "-"
+        # `igw-epp --workers N`: the parent's CPU plus each worker's (`epp-w<i>`).
+        used = [v for k, v in cpu.items() if k == name or k.startswith(f"{name}-w")]
+        return f"{sum(used) * cpu['wall'] * 1000 / sent:.2f}" if used else "-"
 
     return f"{ms('envoy')} / {ms('epp')}"
 

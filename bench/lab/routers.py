@@ -159,6 +159,8 @@ class Stack:
             workdir / "fleet.log",
         )
         self.epp: ChildProcess | None = None
+        self.workers = workdir / "epp-workers"
+        """`igw-epp --workers`' ready files, each naming a worker's PID (`pids`)."""
         self.epp_port = 0
         self.envoy: EnvoyProcess | None = None
         self.pods: list[tuple[str, int]] = []
@@ -253,7 +255,7 @@ class Stack:
         if self.router.epp_profile is not None:
             argv += ["--config-profile", self.router.epp_profile]
         if self.router.epp_workers > 1:
-            argv += ["--workers", str(self.router.epp_workers)]
+            argv += ["--workers", str(self.router.epp_workers), "--worker-dir", str(self.workers)]
         return ChildProcess("epp", argv, self.workdir / "epp.log")
 
     def envoy_config(self) -> dict[str, Any]:
@@ -300,6 +302,10 @@ class Stack:
                 out[name] = child.process.pid
         if self.envoy is not None and self.envoy.pid is not None:
             out["envoy"] = self.envoy.pid
+        for index in range(self.router.epp_workers if self.epp is not None else 0):
+            ready = self.workers / f"w{index}.json"
+            if ready.exists():  # with --workers: the EPP's CPU is its workers' ("epp-w<i>")
+                out[f"epp-w{index}"] = json.loads(ready.read_text())["pid"]
         return out
 
     def log_tails(self) -> str:

@@ -127,7 +127,7 @@ class Peers:
         sock.bind(str(path))
         sock.setblocking(False)
         self._sock = sock
-        self._loop.add_reader(sock.fileno(), self._receive)
+        self._loop.add_reader(sock.fileno(), self.receive)
         self._hook()
         self.queue([Op.HELLO], 8)
         self.flush()
@@ -185,7 +185,8 @@ class Peers:
             except (BlockingIOError, OSError):
                 self.dropped += len(ops)
 
-    def _receive(self) -> None:
+    def receive(self) -> None:
+        """Applies every datagram waiting on the socket (the event loop calls it when readable)."""
         sock = self._sock
         while sock is not None:
             try:
