@@ -20,12 +20,7 @@ Method:
   over the median corrected `one`.
 * Spread: each worker's `inference_objective_request_total` (its own Prometheus port) over the
   `two` rounds; the target is that the less busy worker takes at least `MIN_SHARE` of them.
-* The sharing mechanism alone (`ipc_cost`, in this process, informative): two `Peers` on real
-  Unix datagram sockets; per request one prefix insert of 32 new blocks (a 2 KB prompt) and an
-  in-flight start and finish, flushed every 16 requests. Process CPU of the sending side, of
-  the receiving side (decode + apply), and of `index.add` alone (what applying must cost in any
-  design), against one 8-byte shared-memory slot write (`struct.pack_into`), the cheapest a
-  shared counter gets.
+* The sharing mechanism alone: `_epp_workers_ipc` (informative).
 """
 
 from __future__ import annotations
@@ -36,17 +31,14 @@ import http.client
 import json
 import os
 import statistics
-import struct
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any
 
-from bench import _cpu, _load
+from bench import _cpu, _epp_workers_ipc, _load
 from bench._epp_common import Section, table, verdict
 from bench._epp_upstream import upstream_bootstrap
 from bench._errors import BenchmarkError
@@ -58,9 +50,6 @@ from igw.common.testing import (
     gateway_bootstrap,
 )
 from igw.e2e.processes import ChildProcess
-from igw.epp.datalayer import Datastore
-from igw.epp.scheduling.plugins import ApproxPrefixCacheProducer, InflightLoadProducer
-from igw.epp.workers import Peers, WorkerRole
 
 ENVOY_STREAMS = 4
 """The ext_proc cluster's `max_concurrent_streams` for `two` (`spread_streams`)."""
@@ -238,80 +227,6 @@ class WorkersStack:
         return "\n".join(f"--- {n}\n{c.log_tail(15)}" for n, c in self.epps.items())
 
 
-@dataclass(frozen=True, slots=True)
-class IpcCost:
-    """Microseconds of CPU per request (`ipc_cost`)."""
-
-    send_us: float
-    receive_us: float
-    index_add_us: float
-    shm_write_us: float
-
-
-def _peer(
-    directory: Path, index: int
-) -> tuple[ApproxPrefixCacheProducer, InflightLoadProducer, Peers]:
-    prefix, inflight = ApproxPrefixCacheProducer(), InflightLoadProducer()
-    plugins = {"prefix": prefix, "inflight": inflight}
-    return (
-        prefix,
-        inflight,
-        Peers(WorkerRole(index, 2, directory), plugins, Datastore(collect=False)),
-    )
-
-
-async def _ipc(requests: int, directory: Path) -> tuple[float, float]:
-    (prefix, inflight, sender), (_, _, receiver) = _peer(directory, 0), _peer(directory, 1)
-    await receiver.start()
-    await sender.start()  # its HELLO: the receiver's first op
-    send = receive = 0.0
-    try:
-        for i in range(requests):
-            t0 = time.process_time()
-            if prefix.on_insert is not None and inflight.tracker.observer is not None:
-                prefix.on_insert("pod", [(i << 8) + j for j in range(32)], 31250)
-                inflight.tracker.observer.started(f"r{i}", "pod", 500)
-                inflight.tracker.observer.finished(f"r{i}")
-            if i % 16 == 15:
-                sender.flush()
-                t1 = time.process_time()
-                receiver.receive()
-                receive += time.process_time() - t1
-                t0 += time.process_time() - t1  # not the receiving side's time
-            send += time.process_time() - t0
-        sender.flush()
-        receiver.receive()
-    finally:
-        sender.close()
-        receiver.close()
-    if receiver.received_ops != sender.sent_ops:
-        raise BenchmarkError(f"ipc: {receiver.received_ops} of {sender.sent_ops} ops arrived")
-    return send * 1e6 / requests, receive * 1e6 / requests
-
-
-def ipc_cost(requests: int = 5000) -> IpcCost:
-    with tempfile.TemporaryDirectory(prefix="igw-ipc-") as directory:
-        send, receive = asyncio.run(_ipc(requests, Path(directory)))
-    index = ApproxPrefixCacheProducer().index
-    t0 = time.process_time()
-    for i in range(requests):
-        index.add("pod", [(i << 8) + j for j in range(32)], 31250)
-    add = (time.process_time() - t0) * 1e6 / requests
-    shm = shared_memory.SharedMemory(create=True, size=8 * 64)
-    try:
-        buffer = shm.buf
-        if buffer is None:
-            raise BenchmarkError("shared memory without a buffer")
-        t0 = time.process_time()
-        for i in range(100_000):
-            struct.pack_into("q", buffer, (i % 64) * 8, i)
-        write = (time.process_time() - t0) * 1e6 / 100_000
-    finally:
-        shm.close()
-        shm.unlink()
-    return IpcCost(send, receive, add, write)
-
-
 def _cpu_of(r: _cpu.Round, epp: str) -> float:
     """CPU-seconds every process of `epp` used over the round."""
     names = [n for n in r.after.processes if n == epp or n.startswith(f"{epp}-")]
@@ -364,19 +279,9 @@ def _corrected(rounds: list[WorkersRound], epp: str) -> list[float]:
     ]  # fmt: skip
 
 
-def _ipc_table(ipc: IpcCost) -> str:
-    return table(
-        ["per request (1 prefix insert of 32 blocks, in-flight start + finish)", "CPU µs"],
-        [
-            ["sending worker: hooks, msgpack, one datagram per 16 requests", f"{ipc.send_us:.1f}"],
-            ["each receiving worker: decode + apply", f"{ipc.receive_us:.1f}"],
-            ["of which any design pays: `index.add` of the 32 blocks", f"{ipc.index_add_us:.1f}"],
-            ["for scale: one 8-byte shared-memory slot write", f"{ipc.shm_write_us:.2f}"],
-        ],
-    )
-
-
-def report(rounds: list[WorkersRound], s: WorkersSettings, ipc: IpcCost) -> Section:
+def report(
+    rounds: list[WorkersRound], s: WorkersSettings, ipc: _epp_workers_ipc.IpcCost
+) -> Section:
     per = {epp: _corrected(rounds, epp) for epp in EPPS}
     ratio = statistics.median(per["two"]) / statistics.median(per["one"])
     served = [sum(r.served[i] for r in rounds if r.epp == "two") for i in range(2)]
@@ -395,7 +300,7 @@ def report(rounds: list[WorkersRound], s: WorkersSettings, ipc: IpcCost) -> Sect
     body = "\n\n".join([
         table(["EPP", "CPU-ms/request, bg-corrected (range)", "RPS"], rows),
         table(["figure", "measured", "target", "verdict"], checks),
-        _ipc_table(ipc),
+        _epp_workers_ipc.ipc_table(ipc),
     ])  # fmt: skip
     settings = (
         f"{s.rounds} rounds x {s.requests} requests per EPP, concurrency {s.concurrency}, "

@@ -52,6 +52,7 @@ from bench import (
     _epp_ttft,
     _epp_upstream,
     _epp_workers,
+    _epp_workers_ipc,
     _report,
 )
 from bench._epp_common import Section, table
@@ -62,7 +63,7 @@ _RESULTS = RESULTS / "epp_cost.md"
 BENCHMARKS = ("sched", "scrape", "cpu", "latency", "ttft", "workers")
 _MODULES = (
     _epp_stack, _epp_upstream, _epp_cpu, _epp_latency, _epp_sched, _epp_scrape,
-    _epp_scrape_child, _epp_ttft, _epp_workers,
+    _epp_scrape_child, _epp_ttft, _epp_workers, _epp_workers_ipc,
 )  # fmt: skip
 
 
@@ -128,7 +129,7 @@ def _workers(workdir: Path, plan: Plan, emit: Emit) -> None:
             rounds = uvloop.run(_epp_workers.measure(stack, plan.workers))
         except (RuntimeError, OSError, aiohttp.ClientError, TimeoutError) as e:
             raise BenchmarkError(f"{e}\n{stack.log_tails()}") from e
-    emit(_epp_workers.report(rounds, plan.workers, _epp_workers.ipc_cost()))
+    emit(_epp_workers.report(rounds, plan.workers, _epp_workers_ipc.ipc_cost()))
 
 
 def _text(section: Section) -> str:
