@@ -153,13 +153,19 @@ def _parser() -> argparse.ArgumentParser:
     bool_flag(p, "--ha-enable-leader-election", False,
               "active-passive replicas: only the holder of the pool's Lease is ready")  # fmt: skip
     logging_flags(p)
+    _worker_flags(p)
+    for name in _REMOVED_METRIC_FLAGS:
+        flag(f"--{name}", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def _worker_flags(p: argparse.ArgumentParser) -> None:
+    """`--workers`, and how the parent tells each worker which one it is (hidden)."""
+    flag = p.add_argument
     flag("--workers", type=_count, default=1,
          help="processes serving ext_proc on one port, sharing the pool (default 1)")  # fmt: skip
     flag("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     flag("--worker-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    for name in _REMOVED_METRIC_FLAGS:
-        flag(f"--{name}", default=None, help=argparse.SUPPRESS)
-    return p
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
