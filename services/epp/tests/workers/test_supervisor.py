@@ -167,12 +167,33 @@ async def test_a_prefix_routed_by_one_worker_scores_on_the_other(workers: Worker
     await _until(full_match, 10)
 
 
-async def test_a_killed_worker_is_started_again_and_catches_up(workers: Workers) -> None:
-    old = workers.info(1)["pid"]
+@pytest.mark.parametrize(
+    "index", [pytest.param(0, id="the-scraper"), pytest.param(1, id="worker-1")]
+)
+async def test_a_killed_worker_is_started_again_and_catches_up(
+    workers: Workers, index: int
+) -> None:
+    old = workers.info(index)["pid"]
     os.kill(old, signal.SIGKILL)
-    await wait_until(lambda: (workers.ready(1) or {}).get("pid", old) != old, START_S)
-    await _fresh_metrics(workers, 1)
+    await wait_until(lambda: (workers.ready(index) or {}).get("pid", old) != old, START_S)
+    assert workers.info(index)["grpc_port"] == workers.info(1 - index)["grpc_port"]
+    await _fresh_metrics(workers, 1)  # worker 1's scrapes come from worker 0, old or new
     port = workers.info(0)["grpc_port"]
     for i in range(8):
         await _route(port, chat_body(f"after restart {i}"))
     assert workers.process.poll() is None
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie waiting for whoever adopted it counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"
+
+
+async def test_workers_do_not_outlive_a_killed_parent(workers: Workers) -> None:
+    pids = [workers.info(0)["pid"], workers.info(1)["pid"]]
+    workers.process.kill()
+    await wait_until(lambda: all(_gone(pid) for pid in pids), START_S)

@@ -56,7 +56,7 @@ from igw.epp.discovery import (
 )
 from igw.epp.server import EppOptions, EppService
 from igw.epp.units import parse_duration
-from igw.epp.workers import Supervisor, WorkerRole
+from igw.epp.workers import Supervisor, WorkerRole, die_with_parent
 
 __all__ = ["main", "parse_args"]
 
@@ -352,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers > 1 and options.worker is None:
         directory, port = args.worker_dir, args.metrics_port
         return Supervisor(argv, args.workers, directory=directory, metrics_port=port).run()
+    if options.worker is not None:
+        die_with_parent()
     try:
         serve(EppService(options))
     except (ConfigError, StaticDiscoveryError) as e:

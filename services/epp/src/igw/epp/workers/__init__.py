@@ -6,6 +6,6 @@ costs and its limits: docs/concepts/workers.md.
 """
 
 from igw.epp.workers.peers import FLUSH_S, Peers, WorkerRole
-from igw.epp.workers.supervisor import Supervisor
+from igw.epp.workers.supervisor import Supervisor, die_with_parent
 
-__all__ = ["FLUSH_S", "Peers", "Supervisor", "WorkerRole"]
+__all__ = ["FLUSH_S", "Peers", "Supervisor", "WorkerRole", "die_with_parent"]

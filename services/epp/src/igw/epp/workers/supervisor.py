@@ -11,11 +11,13 @@ A worker that exits while the parent is not stopping is started again (same flag
 on the port it had), at once the first time and after a growing pause (up to `MAX_BACKOFF_S`) if
 it keeps dying within `STABLE_S`; a configuration error (exit 2) stops everything with that code.
 SIGTERM or SIGINT is passed to every worker, each drains as a single EPP would, and the parent
-exits when all have. The parent itself runs no event loop and opens no socket.
+exits when all have; a worker gets SIGTERM too if the parent dies without passing it on
+(`die_with_parent`, PR_SET_PDEATHSIG). The parent itself runs no event loop and opens no socket.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -32,7 +34,7 @@ import structlog
 
 from igw.epp.workers.peers import WorkerRole
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "die_with_parent"]
 
 _log = structlog.get_logger(__name__)
 
@@ -41,6 +43,7 @@ STABLE_S = 10.0
 MAX_BACKOFF_S = 5.0
 READY_TIMEOUT_S = 300.0
 CONFIG_ERROR = 2
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(slots=True)
@@ -166,6 +169,18 @@ class Supervisor:
         for worker in self.workers.values():
             worker.process.wait()
         return code
+
+
+def die_with_parent() -> None:
+    """In a worker: be sent SIGTERM when the parent dies, even by SIGKILL (Linux; elsewhere a
+    no-op), so that no worker outlives its supervisor holding the port."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _read_port(path: Path) -> int:
