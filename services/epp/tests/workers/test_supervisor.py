@@ -1,12 +1,15 @@
 """`igw-epp --workers 2` as users run it: real processes on one port, real gRPC on loopback.
 
 Worker 1 never scrapes, so what its admin API reports comes from worker 0 through the workers'
-sockets; a prefix routed by one worker must score on the other; a killed worker comes back.
+sockets; a prefix routed by one worker must score on the other; a killed worker comes back;
+through a real Envoy (streams capped per connection, as docs/concepts/workers.md says to) both
+workers route and no request fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -18,14 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 
-from igw.common.testing import messages
+from igw.common.testing import ExtProcFilter, OriginalDstCluster, gateway_bootstrap, messages
+from igw.common.testing.pytest_plugin import EnvoyFactory
 from igw.epp.admin import AdminClient
 from igw.epp.testing.admin_fleet import chat_body
 from igw.epp.testing.metrics_pages import VllmState, vllm_page
 from igw.epp.testing.metrics_server import MetricsServers
+from igw.epp.testing.model_servers import ScriptedModelServer
 from igw.epp.testing.waiting import wait_until
 
 HEADERS = (
@@ -40,7 +46,6 @@ START_S = 60.0
 class Workers:
     process: subprocess.Popen[bytes]
     directory: Path
-    pods: dict[str, int]
 
     def ready(self, index: int) -> dict[str, Any] | None:
         path = self.directory / f"w{index}.json"
@@ -63,26 +68,18 @@ class Workers:
         )
 
 
-@pytest.fixture
-async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
-    pages = MetricsServers()
-    ports = await pages.start(2)
-    pages.set_page(ports[1], vllm_page(VllmState(waiting=7)))
-    endpoints = tmp_path / "endpoints.yaml"
-    endpoints.write_text(
-        "endpoints:\n"
-        + "".join(
-            f"  - {{name: pod{i}, address: 127.0.0.1, port: {p}}}\n" for i, p in enumerate(ports)
-        )
-    )
+@contextlib.asynccontextmanager
+async def _started(directory: Path, endpoints: str) -> AsyncIterator[Workers]:
+    """`igw-epp --workers 2` serving the endpoints file text `endpoints`, stopped on exit."""
+    await asyncio.to_thread((directory / "endpoints.yaml").write_text, endpoints)
     argv = [
-        sys.executable, "-m", "igw.epp.cli", "--workers", "2", "--worker-dir", str(tmp_path / "w"),
+        sys.executable, "-m", "igw.epp.cli", "--workers", "2", "--worker-dir", str(directory / "w"),
         "--grpc-port", "0", "--grpc-health-port", "0", "--metrics-port", "0",
-        "--host", "127.0.0.1", "--endpoints-file", str(endpoints), "--secure-serving=false",
-        "--tracing=false", "--metrics-endpoint-auth=false",
+        "--host", "127.0.0.1", "--endpoints-file", str(directory / "endpoints.yaml"),
+        "--secure-serving=false", "--tracing=false", "--metrics-endpoint-auth=false",
     ]  # fmt: skip
     process = await asyncio.to_thread(subprocess.Popen, argv)
-    running = Workers(process, tmp_path / "w", {f"pod{i}": p for i, p in enumerate(ports)})
+    running = Workers(process, directory / "w")
     try:
         await wait_until(
             lambda: running.ready(0) is not None and running.ready(1) is not None, START_S
@@ -91,6 +88,20 @@ async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(process.wait, 30)
+
+
+@pytest.fixture
+async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
+    pages = MetricsServers()
+    ports = await pages.start(2)
+    pages.set_page(ports[1], vllm_page(VllmState(waiting=7)))
+    rows = "".join(
+        f"  - {{name: pod{i}, address: 127.0.0.1, port: {p}}}\n" for i, p in enumerate(ports)
+    )
+    try:
+        async with _started(tmp_path, "endpoints:\n" + rows) as running:
+            yield running
+    finally:
         await pages.close()
 
 
@@ -197,3 +208,52 @@ async def test_workers_do_not_outlive_a_killed_parent(workers: Workers) -> None:
     pids = [workers.info(0)["pid"], workers.info(1)["pid"]]
     workers.process.kill()
     await wait_until(lambda: all(_gone(pid) for pid in pids), START_S)
+
+
+def _cap_streams(config: dict[str, Any], cluster: str, streams: int) -> None:
+    """At most `streams` streams per connection to `cluster`: Envoy opens several connections,
+    which the kernel spreads over the workers (docs/concepts/workers.md)."""
+    [entry] = [c for c in config["static_resources"]["clusters"] if c["name"] == cluster]
+    http = entry["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ]
+    http["explicit_http_config"]["http2_protocol_options"]["max_concurrent_streams"] = streams
+
+
+async def test_through_envoy_both_workers_route_and_no_request_fails(
+    tmp_path: Path, envoy_factory: EnvoyFactory
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        pods = [await stack.enter_async_context(ScriptedModelServer(f"pod{i}")) for i in range(2)]
+        pages = MetricsServers()
+        stack.push_async_callback(pages.close)
+        metrics = await pages.start(2)
+        rows = "".join(
+            f"  - {{name: pod{i}, address: 127.0.0.1, port: {pod.port}, metricsPort: {m}}}\n"
+            for i, (pod, m) in enumerate(zip(pods, metrics, strict=True))
+        )
+        workers = await stack.enter_async_context(_started(tmp_path, "endpoints:\n" + rows))
+        config = gateway_bootstrap(
+            routes=[], ext_procs=[ExtProcFilter("epp", workers.info(0)["grpc_port"], tls=False)],
+            clusters=[OriginalDstCluster("pool")], default_cluster="pool", access_log=False,
+        )  # fmt: skip
+        _cap_streams(config, "ext_proc_epp", 2)
+        envoy = await envoy_factory.start_async(config, concurrency=2)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+
+        async def chat(i: int) -> int:
+            body = chat_body(f"question {i}")
+            async with session.post(f"{envoy.url}/v1/chat/completions", data=body) as answer:
+                await answer.read()
+                return answer.status
+
+        statuses = [
+            s
+            for n in range(4)
+            for s in await asyncio.gather(*(chat(16 * n + i) for i in range(16)))
+        ]
+        assert statuses == [200] * 64
+        served = [workers.requests_served(0), workers.requests_served(1)]
+        assert sum(served) == 64
+        assert min(served) > 0, served
+        assert sum(len(pod.received) for pod in pods) == 64
