@@ -169,7 +169,7 @@ class EppService:
         self.objectives, self.rewrites = _objective_stores(options, handle)
         source = endpoint_source if endpoint_source is not None else self._make_datastore()
         worker = options.worker
-        if worker is None or worker.scraper:
+        if _elects(worker):  # pool gauges from the process that scrapes
             self.registry.register(
                 PoolMetricsCollector(
                     options.pool.name if options.pool is not None else options.pool_name,
@@ -238,7 +238,7 @@ class EppService:
             refresh_interval_s=self.options.refresh_metrics_interval_s,
             source_overrides=self.options.metrics_source_flags,
         )
-        if self.options.worker is not None and not self.options.worker.scraper:
+        if not _elects(self.options.worker):
             self.datastore.collecting = False  # worker 0's scrapes arrive through `Peers`
         if self.options.endpoints_file is not None:
             self.discovery = StaticDiscovery(self.options.endpoints_file, self.datastore)

@@ -51,7 +51,8 @@ class EppOptions:
     shutdown_delay_s: float = 0.0
     """Graceful stop: `igw.common.serving` (`--grace-period`, `--shutdown-delay`)."""
     response_sample_rate: float = 0.0
+    """Lean mode: the share of responses whose body is read for metrics (`igw.epp.server`)."""
     metrics_source_flags: Mapping[str, Any] = field(default_factory=dict)
     """Upstream's deprecated `--model-server-metrics-*` flags, as `metrics-data-source` params."""
     worker: WorkerRole | None = None
-    """One of `igw-epp --workers N`'s processes (module docstring); None: the only one."""
+    """One of `igw-epp --workers N`'s processes (`igw.epp.server`); None: the only one."""
