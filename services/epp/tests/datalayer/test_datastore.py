@@ -11,7 +11,7 @@ import pytest
 
 from igw.epp.datalayer.datastore import Datastore
 from igw.epp.datalayer.metrics_data_source import MetricsDataSource
-from igw.epp.endpoints import Endpoint, EndpointState
+from igw.epp.endpoints import Endpoint, EndpointState, Metrics
 from igw.epp.testing import Behaviour, MetricsServers, VllmState, vllm_page
 
 INTERVAL = 0.01
@@ -172,3 +172,28 @@ async def test_phase_slots_spread_the_first_polls(servers: MetricsServers) -> No
 def test_phase_slots_must_be_positive() -> None:
     with pytest.raises(ValueError, match="phase_slots"):
         Datastore(phase_slots=0)
+
+
+async def test_on_metrics_hears_every_published_scrape(
+    servers: MetricsServers, datastore: Datastore
+) -> None:
+    heard: list[tuple[str, int]] = []
+    datastore.on_metrics = lambda endpoint, metrics: heard.append((endpoint.name, metrics.waiting))
+    (port,) = await servers.start(1, vllm_page(VllmState(waiting=4)))
+    datastore.reconcile([local("a-rank-0", port)])
+    await until(lambda: len(heard) >= 2)
+    assert set(heard) == {("a-rank-0", 4)}
+
+
+def test_another_process_s_scrape_applies_only_to_the_same_server() -> None:
+    store = Datastore(collect=False)
+    store.reconcile([local("a-rank-0", 8000)])
+    changes: list[None] = []
+    store.on_change = lambda: changes.append(None)
+    scraped = Metrics(waiting=3, updated_at=5.0)
+    assert not store.apply_metrics("a-rank-0", "127.0.0.1:9999", scraped)  # replaced server
+    assert not store.apply_metrics("b-rank-0", "127.0.0.1:8000", scraped)  # unknown endpoint
+    assert state(store, "a-rank-0").metrics == Metrics()
+    assert store.apply_metrics("a-rank-0", "127.0.0.1:8000", scraped)
+    assert state(store, "a-rank-0").metrics == scraped
+    assert len(changes) == 1  # flow control wakes on it as on a local scrape
