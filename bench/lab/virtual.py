@@ -9,7 +9,8 @@ ready). Latencies are therefore those of the simulated GPUs alone, exact and rep
 else the machine runs; what the real lab adds (Envoy's hop, scrape timing jitter, the EPP's own
 latency) is left out, so use this to compare routing policies and the real lab for the verdicts.
 
-Pickers: `omniscient` (`bench.lab.fleet.Picker`, the engines' true state), and the EPP's own
+Pickers: `omniscient` (`bench.lab.fleet.Picker`, the engines' true state), `least-request`
+(Envoy's LEAST_REQUEST: the fewer outstanding requests of two pods drawn at random), and the EPP's own
 scheduler and request-control hooks built from a configuration: `igw` (upstream's default
 profile) and `igw-learned` (the `learned-latency` profile), over endpoint states scraped from the
 engines every 50 ms. Prints the p90 TTFT of each load step per (workload, router, seed).
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import json
 import math
+import random
 import selectors
 import time
 from collections.abc import Callable, Sequence
@@ -119,8 +121,30 @@ class _Scheduled:
         return int(result.targets[0].endpoint.name.split("-")[1])
 
 
+class _LeastRequest:
+    """Envoy's LEAST_REQUEST over equal weights: of two pods drawn at random, the one with fewer
+    requests outstanding (sent and not yet answered in full)."""
+
+    def __init__(self, pods: int, seed: int) -> None:
+        self.outstanding = [0] * pods
+        self.rng = random.Random(seed)
+
+    def pick(self, _n: int, _body: bytes) -> int:
+        a, b = self.rng.randrange(len(self.outstanding)), self.rng.randrange(len(self.outstanding))
+        pod = a if self.outstanding[a] <= self.outstanding[b] else b
+        self.outstanding[pod] += 1
+        return pod
+
+    def done(self, pod: int) -> None:
+        self.outstanding[pod] -= 1
+
+
 async def _step(
-    plan: Plan, rung: int, engines: Sequence[ObservedEngine], pick: Callable[[int, bytes], int]
+    plan: Plan,
+    rung: int,
+    engines: Sequence[ObservedEngine],
+    pick: Callable[[int, bytes], int],
+    done: Callable[[int], None] = lambda _pod: None,
 ) -> float:
     """One load step; its p90 TTFT in milliseconds."""
     lo, hi = plan.slices[rung]
@@ -131,7 +155,8 @@ async def _step(
         doc = json.loads(body)
         model = doc["model"]
         lora = model if model in engines[0].known_loras() else None
-        handle = engines[pick(n, body)].submit(
+        pod = pick(n, body)
+        handle = engines[pod].submit(
             GenerationRequest(f"r{n}", tokenizer.encode_chat(doc["messages"]), max_tokens, lora)
         )
         first = True
@@ -139,6 +164,7 @@ async def _step(
             if first:
                 ttfts.append(time.monotonic() - sent)
                 first = False
+        done(pod)
 
     start, tasks = time.monotonic(), []
     for n, (request, at) in enumerate(zip(plan.requests[lo:hi], plan.arrivals[rung], strict=True)):
@@ -161,7 +187,11 @@ async def run(workload: str, router: str, seed: int, time_scale: float = 0.5) ->
             await engine.load_lora(adapter)
     scraper = None
     pick: Callable[[int, bytes], int]
-    if router == "omniscient":
+    done: Callable[[int], None] = lambda _pod: None
+    if router == "least-request":
+        least = _LeastRequest(len(engines), seed)
+        pick, done = least.pick, least.done
+    elif router == "omniscient":
         picker = Picker([Target(f"pod-{i}", "", e) for i, e in enumerate(engines)])
         pick = lambda _n, body: int(picker.pick(body).name.split("-")[1])  # noqa: E731 - one line
     else:
@@ -170,7 +200,7 @@ async def run(workload: str, router: str, seed: int, time_scale: float = 0.5) ->
         scraper = asyncio.create_task(scheduled.scrape_forever())
         pick = scheduled.pick
     try:
-        return [await _step(plan, rung, engines, pick) for rung in range(len(plan.slices))]
+        return [await _step(plan, r, engines, pick, done) for r in range(len(plan.slices))]
     finally:
         if scraper is not None:
             scraper.cancel()

@@ -38,6 +38,7 @@ from igw.epp.scheduling.attributes import (
 from igw.epp.scheduling.plugins._adapter_slots import AdapterSlots
 from igw.epp.scheduling.plugins._dispatch_ledger import DispatchLedger
 from igw.epp.scheduling.plugins._speed_model import SpeedModel
+from igw.epp.scheduling.plugins._work_rate import WorkRate
 
 __all__ = ["OnlineLatencyProducer", "OnlineLatencyProducerParams"]
 
@@ -59,6 +60,9 @@ class OnlineLatencyProducerParams(Params, frozen=True):
     """A LoRA adapter load, in tokens of prefill."""
     adapter_blocked_tokens: int = 2000
     """The wait for a busy adapter slot to drain, in tokens of prefill."""
+    rate_window_seconds: float = 2.0
+    """Over how long the prefill work sent to each endpoint is averaged (`_work_rate`);
+    0 turns the load correction off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +94,10 @@ class OnlineLatencyProducer:
         clock: Callable[[], float],
         adapter_costs: tuple[int, int] = (300, 2000),
         metrics: SchedulerMetrics | None = None,
+        rate: WorkRate | None = None,
     ) -> None:
         self.name = name
+        self.rate = rate
         self.model = model if model is not None else SpeedModel()
         self.ledger = ledger if ledger is not None else DispatchLedger()
         self.clock = clock
@@ -111,6 +117,7 @@ class OnlineLatencyProducer:
             name, model=model, ledger=DispatchLedger(lag_s=p.scrape_lag_ms / 1000),
             clock=handle.clock, adapter_costs=(p.adapter_load_tokens, p.adapter_blocked_tokens),
             metrics=handle.metrics,
+            rate=WorkRate(window_s=p.rate_window_seconds) if p.rate_window_seconds > 0 else None,
         )  # fmt: skip
 
     def prepare_data(
@@ -141,6 +148,8 @@ class OnlineLatencyProducer:
             own += self._adapter_cost[residency]
             speed = model.seconds_per_token(name)
             load = loads[name] = ledger.load(e, now, speed, guess=tokens)
+            if self.rate is not None:
+                speed *= self.rate.slowdown(name, now, speed)
             ahead = load.ahead_tokens
             # What a request waits for there is the step under way (module `_speed_model`).
             placed[name] = (own, load.started_tokens)
@@ -163,5 +172,8 @@ class OnlineLatencyProducer:
         known = state.read(_PLACED)
         placed = known.by_endpoint.get(name) if known is not None else None
         tokens, ahead = placed if placed is not None else (prompt_tokens(request), 0)
-        self.ledger.dispatch(name, self.clock(), tokens, ahead)
+        now = self.clock()
+        self.ledger.dispatch(name, now, tokens, ahead)
+        if self.rate is not None:
+            self.rate.add(name, tokens, now)
         self.adapters.sent(name, request.target_model)
