@@ -10,8 +10,8 @@ else the machine runs; what the real lab adds (Envoy's hop, scrape timing jitter
 latency) is left out, so use this to compare routing policies and the real lab for the verdicts.
 
 Pickers: `omniscient` (`bench.lab.fleet.Picker`, the engines' true state), `least-request`
-(Envoy's LEAST_REQUEST: the fewer outstanding requests of two pods drawn at random), and the EPP's own
-scheduler and request-control hooks built from a configuration: `igw` (upstream's default
+(Envoy's LEAST_REQUEST: the fewer outstanding requests of two pods drawn at random), and the
+EPP's own scheduler and request-control hooks built from a configuration: `igw` (upstream's default
 profile) and `igw-learned` (the `learned-latency` profile), over endpoint states scraped from the
 engines every 50 ms. Prints the p90 TTFT of each load step per (workload, router, seed).
 """
@@ -127,7 +127,7 @@ class _LeastRequest:
 
     def __init__(self, pods: int, seed: int) -> None:
         self.outstanding = [0] * pods
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - load balancing, not security
 
     def pick(self, _n: int, _body: bytes) -> int:
         a, b = self.rng.randrange(len(self.outstanding)), self.rng.randrange(len(self.outstanding))
@@ -139,12 +139,16 @@ class _LeastRequest:
         self.outstanding[pod] -= 1
 
 
+def _nothing(_pod: int) -> None:
+    """A request ended: only `least-request` counts that."""
+
+
 async def _step(
     plan: Plan,
     rung: int,
     engines: Sequence[ObservedEngine],
     pick: Callable[[int, bytes], int],
-    done: Callable[[int], None] = lambda _pod: None,
+    done: Callable[[int], None],
 ) -> float:
     """One load step; its p90 TTFT in milliseconds."""
     lo, hi = plan.slices[rung]
@@ -187,7 +191,7 @@ async def run(workload: str, router: str, seed: int, time_scale: float = 0.5) ->
             await engine.load_lora(adapter)
     scraper = None
     pick: Callable[[int, bytes], int]
-    done: Callable[[int], None] = lambda _pod: None
+    done: Callable[[int], None] = _nothing
     if router == "least-request":
         least = _LeastRequest(len(engines), seed)
         pick, done = least.pick, least.done
