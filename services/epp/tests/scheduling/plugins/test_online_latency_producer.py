@@ -22,6 +22,7 @@ from igw.epp.scheduling import (
     PrefixCacheMatchInfo,
 )
 from igw.epp.scheduling.plugins import OnlineLatencyProducer, PredictedTtftScorer
+from igw.epp.scheduling.plugins._work_rate import WorkRate
 from igw.epp.testing.builders import FakeClock, endpoint, request
 
 FAST, SLOW = 0.0005, 0.00125
@@ -174,3 +175,28 @@ def test_a_request_for_a_resident_adapter_is_predicted_sooner_than_a_load() -> N
     assert (predictions["a"].adapter, predictions["b"].adapter) == ("resident", "blocked")
     assert predictions["b"].uncached_tokens == 100 + 300 + 2000
     assert predictions["a"].ttft_s < predictions["b"].ttft_s
+
+
+def test_a_pod_holding_the_prefix_keeps_it_until_the_load_it_is_given_nears_saturation() -> None:
+    """The prefix holder wins at light load; sent a pod's whole capacity within the rate window
+    it loses to an idle pod that would have to compute the prompt (`_work_rate`)."""
+    clock = FakeClock(10.0)
+    rate = WorkRate(window_s=2.0)
+    producer = OnlineLatencyProducer(clock=clock, rate=rate)
+    pods = [endpoint("hot", updated_at=9.99), endpoint("cold", updated_at=9.99)]
+
+    def winner() -> str:
+        state = CycleState()
+        state.set_attribute(PREFIX_CACHE_MATCH, "hot", PrefixCacheMatchInfo(9, 10))
+        producer.prepare_data(request(prompt="p" * 4000), state, pods)
+        scores = PredictedTtftScorer().score(request(), state, pods)
+        return "hot" if scores[0] >= scores[1] else "cold"
+
+    assert winner() == "hot"
+    sent = 0
+    while winner() == "hot" and sent < 100:
+        rate.add("hot", 200, clock.now)
+        clock.now += 0.05
+        sent += 1
+    # 200 tokens each 50 ms is 4,000 tokens/s: twice what a pod at the default speed computes.
+    assert 3 <= sent < 100
