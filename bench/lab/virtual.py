@@ -199,7 +199,7 @@ async def run(workload: str, router: str, seed: int, time_scale: float = 0.5) ->
         picker = Picker([Target(f"pod-{i}", "", e) for i, e in enumerate(engines)])
         pick = lambda _n, body: int(picker.pick(body).name.split("-")[1])  # noqa: E731 - one line
     else:
-        handle = PluginHandle(clock=time.monotonic)
+        handle = PluginHandle(clock=time.monotonic, rng=random.Random(seed))  # noqa: S311 - ties
         scheduled = _Scheduled(engines, load_config(CONFIGS[router], handle=handle))
         scraper = asyncio.create_task(scheduled.scrape_forever())
         pick = scheduled.pick

@@ -5,15 +5,20 @@ PrepareData reconciles every candidate's latest scrape with the requests this EP
 (`_speed_model`), and writes two attributes per candidate: `DispatchedLoad` (scraped queue plus
 what was sent since) and `TtftPrediction` (the step under way, the uncached prompt tokens
 queued there and this request's own uncached prompt, at that endpoint's learned seconds per
-token). The request's prompt is `len(prompt_text) / 4` tokens, less the share of its prefix
-blocks the `PrefixCacheMatchInfo` attribute says the endpoint holds, plus, for a LoRA adapter the
-endpoint is not believed to hold (`_adapter_slots`), `adapterLoadTokens` of work for the load
-and `adapterBlockedTokens` more when every adapter slot there is busy. PreRequest records the
-request against its primary target and observes the prediction for it in upstream's
-`inference_objective_request_predicted_ttft_seconds`.
+token divided by `1 - rho`, rho the share of the endpoint's time the prefill work sent there
+lately takes (`_work_rate`): the scraped queue of a pod that admits every request at its next
+step stays short right up to saturation, so without it a pod holding a popular prefix draws
+its whole group until its queue explodes). The request's prompt is `len(prompt_text) / 4`
+tokens, less the share of its prefix blocks the `PrefixCacheMatchInfo` attribute says the
+endpoint holds, plus, for a LoRA adapter the endpoint is not believed to hold
+(`_adapter_slots`), `adapterLoadTokens` of work for the load and `adapterBlockedTokens` more
+when every adapter slot there is busy. PreRequest records the request against its primary
+target, adds its uncached tokens to the endpoint's work rate, and observes the prediction for
+it in upstream's `inference_objective_request_predicted_ttft_seconds`.
 
 igw's own type, not upstream's `predicted-latency-producer` (which asks a latency-predictor
-sidecar running a model trained offline): nothing to deploy or train, no parameters needed.
+sidecar running a model trained offline): nothing to deploy or train; the parameters' defaults
+serve.
 """
 
 from __future__ import annotations
