@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench._paths import REPO
+from bench.lab import virtual
 from bench.lab.plan import make_plan
 from bench.lab.settings import parse_args
 from bench.lab.virtual import VirtualLoop
@@ -120,3 +121,16 @@ def test_the_virtual_loop_jumps_over_waits_instead_of_sleeping() -> None:
         assert time.perf_counter() - started < 60  # ... and no hour of waiting
     finally:
         loop.close()
+
+
+def test_the_virtual_least_request_router_prefers_the_pod_with_fewer_outstanding() -> None:
+    """Envoy's LEAST_REQUEST over two pods draws two at random (the same one a quarter of the
+    time) and takes the one with fewer requests outstanding: a busy pod gets little until the
+    other catches up, and an answered request counts no more."""
+    router = virtual._LeastRequest(2, seed=1)
+    router.outstanding = [10, 0]
+    picks = [router.pick(n, b"") for n in range(20)]
+    assert picks.count(1) >= 12
+    for _ in range(router.outstanding[0]):
+        router.done(0)
+    assert router.outstanding[0] == 0
