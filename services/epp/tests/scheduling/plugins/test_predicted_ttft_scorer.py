@@ -2,7 +2,7 @@
 
 import pytest
 
-from igw.epp.framework import CycleState, PluginHandle
+from igw.epp.framework import CycleState
 from igw.epp.scheduling import PREDICTED_TTFT, TtftPrediction
 from igw.epp.scheduling.plugins import PredictedTtftScorer
 from igw.epp.testing.builders import endpoints, request
@@ -41,22 +41,3 @@ def test_scores(
 ) -> None:
     scores = PredictedTtftScorer().score(request(headers=headers), state(*ttfts), PODS)
     assert scores == pytest.approx(expected)
-
-
-def test_load_weight_counts_a_requests_own_prefill_again() -> None:
-    """Two pods predicted equal: one computes 100 tokens of this prompt, the other 1,000. With
-    `loadWeight` the one that adds less work for later requests wins."""
-    s = CycleState()
-    a, b = PODS[0].endpoint.name, PODS[1].endpoint.name
-    s.set_attribute(PREDICTED_TTFT, a, TtftPrediction(1.2, 0.001, 1100, 100, 0))
-    s.set_attribute(PREDICTED_TTFT, b, TtftPrediction(1.2, 0.001, 200, 1000, 0))
-    assert PredictedTtftScorer().score(request(), s, PODS[:2]) == [1.0, 1.0]
-    scores = PredictedTtftScorer(load_weight=1.0).score(request(), s, PODS[:2])
-    assert scores == pytest.approx([1.0, 1.3 / 2.2])
-
-
-def test_load_weight_is_a_parameter() -> None:
-    scorer = PredictedTtftScorer.from_config("p", {"loadWeight": 0.5}, PluginHandle())
-    assert scorer.load_weight == 0.5
-    with pytest.raises(ValueError, match="loadWeight"):
-        PredictedTtftScorer(load_weight=-1)

@@ -21,61 +21,35 @@ with bin-packing strategies; this one ranks by the predicted TTFT itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, Self
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
 
 from igw.epp.endpoints import EndpointState, InferenceRequest
 from igw.epp.framework.cycle_state import AttributeKey, CycleState
-from igw.epp.framework.handle import PluginHandle
-from igw.epp.framework.params import Params, decode_params
+from igw.epp.framework.params import ParameterlessPlugin
 from igw.epp.scheduling.attributes import DISPATCHED_LOAD, PREDICTED_TTFT, TtftPrediction
 from igw.epp.scheduling.plugins._slo import slo_seconds
 
-__all__ = ["PredictedTtftScorer", "PredictedTtftScorerParams"]
+__all__ = ["PredictedTtftScorer"]
 
 
-class PredictedTtftScorerParams(Params, frozen=True):
-    load_weight: float = 0.0
-    """How much of this request's own prefill counts again, as the delay it adds for the
-    requests that come after it there (0: the request's own TTFT alone)."""
-
-
-class PredictedTtftScorer:
+class PredictedTtftScorer(ParameterlessPlugin):
     type_name: ClassVar[str] = "predicted-ttft-scorer"
     category: ClassVar[Literal["distribution", "affinity"]] = "distribution"
     consumes: ClassVar[tuple[AttributeKey[Any], ...]] = (PREDICTED_TTFT,)
-
-    def __init__(self, name: str = type_name, *, load_weight: float = 0.0) -> None:
-        if load_weight < 0:
-            raise ValueError("loadWeight must be >= 0")
-        self.name = name
-        self.load_weight = load_weight
-
-    @classmethod
-    def from_config(
-        cls,
-        name: str,
-        params: Mapping[str, Any],
-        handle: PluginHandle,  # noqa: ARG003 - protocol
-    ) -> Self:
-        return cls(name, load_weight=decode_params(params, PredictedTtftScorerParams).load_weight)
-
-    def cost(self, p: TtftPrediction) -> float:
-        """What the ranking compares: the predicted TTFT plus `loadWeight` x its own prefill."""
-        return p.ttft_s + self.load_weight * p.seconds_per_token * p.uncached_tokens
 
     def score(
         self, request: InferenceRequest, state: CycleState, endpoints: Sequence[EndpointState]
     ) -> Sequence[float]:
         predictions = state.attributes(PREDICTED_TTFT)
         ttfts = [predictions.get(e.endpoint.name) for e in endpoints]
-        known = [self.cost(p) for p in ttfts if p is not None]
+        known = [p.ttft_s for p in ttfts if p is not None]
         if not known:
             return [1.0] * len(endpoints)
         best = min(known)
-        scores = [1.0 if p is None or p.ttft_s <= 0 else best / self.cost(p) for p in ttfts]
+        scores = [1.0 if p is None or p.ttft_s <= 0 else best / p.ttft_s for p in ttfts]
         slo = slo_seconds(request)
-        if slo is None or min(p.ttft_s for p in ttfts if p is not None) > slo:
+        if slo is None or best > slo:
             return scores
         return [
             0.5 + 0.5 * s if p is None or p.ttft_s <= slo else 0.25 * s
