@@ -61,8 +61,9 @@ class OnlineLatencyProducerParams(Params, frozen=True):
     """How much work the pool's speed counts for in each endpoint's estimate."""
     scrape_lag_ms: float = 5.0
     """A request sent this long before a scrape is not counted in it yet (Envoy's hop)."""
-    adapter_load_tokens: int = 300
-    """A LoRA adapter load, in tokens of prefill."""
+    adapter_load_tokens: int = 600
+    """A LoRA adapter load, in tokens of prefill (igw-sim's 8B/H100 preset: a 150 ms load, 0.25 ms
+    per prefill token)."""
     adapter_blocked_tokens: int = 2000
     """The wait for a busy adapter slot to drain, in tokens of prefill."""
     rate_window_seconds: float = 2.0
@@ -97,7 +98,7 @@ class OnlineLatencyProducer:
         model: SpeedModel | None = None,
         ledger: DispatchLedger | None = None,
         clock: Callable[[], float],
-        adapter_costs: tuple[int, int] = (300, 2000),
+        adapter_costs: tuple[int, int] = (600, 2000),
         metrics: SchedulerMetrics | None = None,
         rate: WorkRate | None = None,
     ) -> None:
