@@ -64,8 +64,10 @@ class OnlineLatencyProducerParams(Params, frozen=True):
     adapter_load_tokens: int = 600
     """A LoRA adapter load, in tokens of prefill (igw-sim's 8B/H100 preset: a 150 ms load, 0.25 ms
     per prefill token)."""
-    adapter_blocked_tokens: int = 2000
-    """The wait for a busy adapter slot to drain, in tokens of prefill."""
+    adapter_blocked_tokens: int = 8000
+    """The wait for a busy adapter slot to drain, in tokens of prefill: large, since the slot
+    drains only when every running request of its adapter has finished, which steady traffic
+    for that adapter can put off for seconds."""
     rate_window_seconds: float = 2.0
     """Over how long the prefill work sent to each endpoint is averaged (`_work_rate`);
     0 turns the load correction off."""
@@ -98,7 +100,7 @@ class OnlineLatencyProducer:
         model: SpeedModel | None = None,
         ledger: DispatchLedger | None = None,
         clock: Callable[[], float],
-        adapter_costs: tuple[int, int] = (600, 2000),
+        adapter_costs: tuple[int, int] = (600, 8000),
         metrics: SchedulerMetrics | None = None,
         rate: WorkRate | None = None,
     ) -> None:
