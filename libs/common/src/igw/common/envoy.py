@@ -62,6 +62,10 @@ class Phase(enum.Enum):
     REQUEST = "request"
     RESPONSE = "response"
 
+    # Members are singletons compared by identity; Enum's own __hash__ is Python code, run on
+    # every reply-table lookup of the request path.
+    __hash__ = object.__hash__
+
 
 class BodyMode(enum.Enum):
     """Envoy's `ProcessingMode.BodySendMode`, as far as igw distinguishes them."""

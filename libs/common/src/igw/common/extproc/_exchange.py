@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 from opentelemetry.trace import Span
 
-from igw.common.envoy import NO_CHANGES, BodyMode, HeaderChanges
+from igw.common.envoy import NO_CHANGES, BodyMode, HeaderChanges, ProcessingResponse
 from igw.common.errors import InferenceError
 
 __all__ = [
@@ -108,6 +108,10 @@ class RequestVerdict:
     """Re-run route matching after the header changes (needed for header-based routes)."""
     answer: ImmediateAnswer | None = None
     """Answer the client with this and forward nothing; the fields above are then ignored."""
+    _reply: ProcessingResponse | None = field(default=None, init=False, repr=False, compare=False)
+    """The headers reply the serving core built from this verdict, kept so that an exchange
+    handing out the same verdict again (the EPP keeps one per destination) has it sent as it is
+    instead of built anew (`_stream._headers_reply`). Set once, by the core only."""
 
 
 PASS_THROUGH = RequestVerdict(clear_route_cache=False)

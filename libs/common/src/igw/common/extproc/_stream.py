@@ -315,12 +315,21 @@ _HANDLERS: dict[str, Callable[[Stream, ProcessingRequest], Awaitable[Replies]]] 
 
 
 def _headers_reply(verdict: RequestVerdict) -> ProcessingResponse:
-    return envoy.headers_response(
-        Phase.REQUEST,
-        verdict.headers,
-        clear_route_cache=verdict.clear_route_cache,
-        dynamic_metadata=verdict.dynamic_metadata,
-    )
+    """The request headers reply of `verdict`, built once per verdict object.
+
+    Shared by every stream the verdict is handed to: a request headers reply is only ever
+    serialised after this, never changed (end-of-response metadata goes on response replies).
+    """
+    reply = verdict._reply
+    if reply is None:
+        reply = envoy.headers_response(
+            Phase.REQUEST,
+            verdict.headers,
+            clear_route_cache=verdict.clear_route_cache,
+            dynamic_metadata=verdict.dynamic_metadata,
+        )
+        object.__setattr__(verdict, "_reply", reply)  # a memo on a frozen value
+    return reply
 
 
 def _warn_streamed() -> None:

@@ -276,7 +276,32 @@ class Director:
         return Decision(control, (picked,), _verdict(control, picked.hostport, None, span))
 
 
+_VERDICTS: dict[str, RequestVerdict] = {}
+"""The verdict of a plain request (no body rewrite, no header but the destination's to change,
+no trace) by destination: built once, so its header changes, metadata and Envoy reply are too."""
+_VERDICTS_MAX = 4096
+
+
 def _verdict(
+    control: ControlHeaders, destination: str, body: bytes | None, span: Span | None
+) -> RequestVerdict:
+    plain = (
+        body is None
+        and not control.request_id_generated
+        and not control.remove
+        and (span is None or not span.is_recording())
+    )
+    if plain:
+        verdict = _VERDICTS.get(destination)
+        if verdict is None:
+            if len(_VERDICTS) >= _VERDICTS_MAX:
+                _VERDICTS.clear()  # endpoints come and go: start over rather than grow
+            verdict = _VERDICTS[destination] = _build_verdict(control, destination, None, None)
+        return verdict
+    return _build_verdict(control, destination, body, span)
+
+
+def _build_verdict(
     control: ControlHeaders, destination: str, body: bytes | None, span: Span | None
 ) -> RequestVerdict:
     extra: list[tuple[str, str]] = []

@@ -8,7 +8,8 @@ producer and touched only from the event loop.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import itertools
+from collections import Counter, OrderedDict
 from collections.abc import Collection, Sequence
 
 import xxhash
@@ -54,28 +55,25 @@ class PrefixIndex:
 
     def match(self, hashes: Sequence[int]) -> dict[str, int]:
         """Endpoint -> blocks matched, walking `hashes` until one no endpoint holds."""
-        matched: dict[str, int] = {}
-        holders = self._holders
-        for h in hashes:
-            endpoints = holders.get(h)
-            if not endpoints:
-                break
-            for name in endpoints:
-                matched[name] = matched.get(name, 0) + 1
-        return matched
+        # The walk and the count in C: the holder sets up to the first hash nobody holds (a
+        # missing hash gives None, an emptied set is falsy), each endpoint counted once per set.
+        held = itertools.takewhile(bool, map(self._holders.get, hashes))
+        return Counter(itertools.chain.from_iterable(held))
 
     def add(self, endpoint: str, hashes: Sequence[int], capacity: int) -> None:
         """Records that `endpoint` now caches `hashes`, evicting beyond `capacity` entries."""
         lru = self._lrus.get(endpoint)
         if lru is None:
             lru = self._lrus[endpoint] = OrderedDict()
+        refresh, holders, added = lru.move_to_end, self._holders, 0
         for h in hashes:
             if h in lru:
-                lru.move_to_end(h)
+                refresh(h)
                 continue
             lru[h] = None
-            self._holders.setdefault(h, set()).add(endpoint)
-            self._size += 1
+            holders.setdefault(h, set()).add(endpoint)
+            added += 1
+        self._size += added
         while len(lru) > max(capacity, 1):
             self._evict(endpoint, lru.popitem(last=False)[0])
 
