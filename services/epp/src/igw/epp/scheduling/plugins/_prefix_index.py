@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from typing import cast
 
 import xxhash
 
@@ -57,7 +58,7 @@ class PrefixIndex:
         """Endpoint -> blocks matched, walking `hashes` until one no endpoint holds."""
         # The walk and the count in C: the holder sets up to the first hash nobody holds (a
         # missing hash gives None, an emptied set is falsy), each endpoint counted once per set.
-        held = itertools.takewhile(bool, map(self._holders.get, hashes))
+        held = cast("Iterator[set[str]]", itertools.takewhile(bool, map(self._holders.get, hashes)))
         return Counter(itertools.chain.from_iterable(held))
 
     def add(self, endpoint: str, hashes: Sequence[int], capacity: int) -> None:
