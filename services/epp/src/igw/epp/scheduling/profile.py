@@ -154,9 +154,12 @@ def _ended(
 def _accumulate(totals: list[float], scores: Sequence[float], weight: float) -> None:
     if len(scores) != len(totals):
         raise ValueError(f"a scorer returned {len(scores)} scores for {len(totals)} endpoints")
-    for i, s in enumerate(scores):
-        # The chained comparison is False for NaN, which therefore scores 0.
-        totals[i] += weight * (s if 0.0 <= s <= 1.0 else (1.0 if s > 1.0 else 0.0))
+    # The chained comparison is False for NaN, which therefore scores 0. One comprehension
+    # rather than an indexed `+=` per endpoint; the same additions, in the same order.
+    totals[:] = [
+        t + weight * (s if 0.0 <= s <= 1.0 else (1.0 if s > 1.0 else 0.0))
+        for t, s in zip(totals, scores, strict=True)
+    ]
 
 
 def _clamp(score: float) -> float:

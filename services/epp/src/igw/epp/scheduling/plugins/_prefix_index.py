@@ -8,10 +8,8 @@ producer and touched only from the event loop.
 
 from __future__ import annotations
 
-import itertools
-from collections import Counter, OrderedDict
-from collections.abc import Collection, Iterator, Sequence
-from typing import cast
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
 
 import xxhash
 
@@ -56,10 +54,15 @@ class PrefixIndex:
 
     def match(self, hashes: Sequence[int]) -> dict[str, int]:
         """Endpoint -> blocks matched, walking `hashes` until one no endpoint holds."""
-        # The walk and the count in C: the holder sets up to the first hash nobody holds (a
-        # missing hash gives None, an emptied set is falsy), each endpoint counted once per set.
-        held = cast("Iterator[set[str]]", itertools.takewhile(bool, map(self._holders.get, hashes)))
-        return Counter(itertools.chain.from_iterable(held))
+        matched: dict[str, int] = {}
+        holders = self._holders
+        for h in hashes:
+            endpoints = holders.get(h)
+            if not endpoints:
+                break
+            for name in endpoints:
+                matched[name] = matched.get(name, 0) + 1
+        return matched
 
     def add(self, endpoint: str, hashes: Sequence[int], capacity: int) -> None:
         """Records that `endpoint` now caches `hashes`, evicting beyond `capacity` entries."""
