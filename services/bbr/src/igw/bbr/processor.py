@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 import structlog
@@ -38,6 +39,7 @@ from igw.common.telemetry import logging as igw_logging
 __all__ = ["BodyRouter"]
 
 _log = structlog.get_logger(__name__)
+_VERDICTS_MAX = 1024
 
 
 class BodyRouter(PassThroughExchange):
@@ -56,6 +58,7 @@ class BodyRouter(PassThroughExchange):
         self._timers = tuple(
             metrics.plugin_duration.labels("request", p.type_name, p.name) for p in self._plugins
         )
+        self._verdicts: dict[tuple[Any, ...], RequestVerdict] = {}
 
     def exchange(self, stream: StreamInfo) -> BodyRouter | _TracedExchange:
         """The `ExchangeFactory` for the ext_proc servicer."""
@@ -72,7 +75,20 @@ class BodyRouter(PassThroughExchange):
         self._metrics.success.inc()
         if igw_logging.enabled(igw_logging.VERBOSE):
             _log.info("request routed", path=request.path, headers=out.set, removed=out.remove)
-        return RequestVerdict(HeaderChanges(tuple(out.set.items()), tuple(out.remove)))
+        return self._verdict(tuple(out.set.items()), tuple(out.remove))
+
+    def _verdict(
+        self, changed: tuple[tuple[str, str], ...], removed: tuple[str, ...]
+    ) -> RequestVerdict:
+        """One verdict per distinct header change: the serving core builds its Envoy reply
+        once per verdict object, and most requests name one of a few models."""
+        key = (changed, removed)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) >= _VERDICTS_MAX:
+                self._verdicts.clear()  # client-chosen values: bounded, start over
+            verdict = self._verdicts[key] = RequestVerdict(HeaderChanges(changed, removed))
+        return verdict
 
     def _without_body(self, request: HttpRequest) -> RequestVerdict:
         """Passes through, unless it is a models request the `ModelsEndpoint` answers."""
