@@ -32,6 +32,10 @@ class ApiType(enum.Enum):
     CONVERSATIONS = "conversations"
     EMBEDDINGS = "embeddings"
 
+    # Members are singletons compared by identity; Enum's own __hash__ is Python code, run by
+    # the parsers' per-type tables on every request.
+    __hash__ = object.__hash__
+
 
 # Longest suffix first: "/chat/completions" must win over "/completions".
 _SUFFIXES: Final = (

@@ -253,7 +253,11 @@ class Histogram(_Metric[HistogramChild]):
         return HistogramChild(self.bounds)
 
     def observe(self, value: float) -> None:
-        self._only().observe(value)
+        child = self._unlabelled  # `_only()` inlined: unlabelled histograms time every request
+        if child is None:
+            self._only()  # raises, naming the labels
+            return
+        child.observe(value)
 
     def _family(self) -> HistogramMetricFamily:
         return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
