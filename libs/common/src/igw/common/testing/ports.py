@@ -23,8 +23,16 @@ not use it (`tests/test_port_rules.py` checks).
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 from collections.abc import Iterator
+from pathlib import Path
+
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_DEFAULT_EPHEMERAL = (32768, 60999)
+"""Linux's default, for a machine that does not say."""
+_FIRST_UNPRIVILEGED = 10000
+"""Where blocks below the ephemeral range are sought (well-known service ports stay clear)."""
 
 
 @contextlib.contextmanager
@@ -49,20 +57,46 @@ def hold_port(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 
 def hold_consecutive(size: int, host: str = "127.0.0.1") -> list[socket.socket]:
-    """`size` consecutive ports held on `host`, the first picked by the kernel (`hold_port`)."""
+    """`size` consecutive ports held on `host` (module docstring); RuntimeError if none are found.
+
+    The block is sought below the kernel's ephemeral range first: outgoing connections never take
+    ports there, so a machine busy with short connections (every port of the ephemeral range in
+    use or in TIME_WAIT now and then) still has whole free blocks. Then, as a fallback, a block
+    starting at a port the kernel picks."""
+    low, _ = ephemeral_range()
+    rng = random.Random()  # noqa: S311 - spreading tries, not security
+    room = low - size > _FIRST_UNPRIVILEGED
+    starts = [rng.randrange(_FIRST_UNPRIVILEGED, low - size) for _ in range(200)] if room else []
+    for start in starts:
+        held = _try_hold_block(host, start, size)
+        if held is not None:
+            return held
     for _ in range(200):
-        with contextlib.ExitStack() as attempt:
-            first = attempt.enter_context(hold_port(host))
-            base = int(first.getsockname()[1])
-            if base + size > 65536:
-                continue
-            try:
-                rest = [attempt.enter_context(hold_port(host, base + i)) for i in range(1, size)]
-            except OSError:
-                continue
-            attempt.pop_all()
-            return [first, *rest]
+        with contextlib.closing(hold_port(host)) as first:
+            start = int(first.getsockname()[1])
+        held = _try_hold_block(host, start, size) if start + size <= 65536 else None
+        if held is not None:
+            return held
     raise RuntimeError(f"found no {size} consecutive ports to hold on {host}")
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' ports (`ip_local_port_range`)."""
+    try:
+        low, high = (int(v) for v in _EPHEMERAL.read_text().split())
+    except (OSError, ValueError):
+        return _DEFAULT_EPHEMERAL
+    return low, high
+
+
+def _try_hold_block(host: str, start: int, size: int) -> list[socket.socket] | None:
+    with contextlib.ExitStack() as attempt:
+        try:
+            held = [attempt.enter_context(hold_port(host, start + i)) for i in range(size)]
+        except OSError:
+            return None
+        attempt.pop_all()
+        return held
 
 
 def free_port() -> int:
