@@ -21,6 +21,9 @@ Method:
 * Spread: each worker's `inference_objective_request_total` (its own Prometheus port) over the
   `two` rounds; the target is that the less busy worker takes at least `MIN_SHARE` of them.
 * The sharing mechanism alone: `_epp_workers_ipc` (informative).
+
+The stack and rounds take any pair of EPP variants (`Variant`: own flags, number of workers);
+`_epp_profiles` compares two configurations with them.
 """
 
 from __future__ import annotations
@@ -52,11 +55,23 @@ from igw.common.testing import (
 from igw.e2e.processes import ChildProcess
 
 ENVOY_STREAMS = 4
-"""The ext_proc cluster's `max_concurrent_streams` for `two` (`spread_streams`)."""
+"""The ext_proc cluster's `max_concurrent_streams` for a variant with workers (`spread_streams`)."""
 TARGET_RATIO = 1.15
 MIN_SHARE = 0.25
-EPPS = ("one", "two")
 _BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One EPP of a paired comparison: its name, its own flags, how many worker processes."""
+
+    name: str
+    argv: tuple[str, ...] = ()
+    workers: int = 1
+
+
+VARIANTS = (Variant("one"), Variant("two", workers=2))
+"""This module's pair; `_epp_profiles` compares two configurations the same way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +87,7 @@ class WorkersRound:
     epp: str
     round: _cpu.Round
     served: tuple[int, ...]
-    """Requests each worker of `two` counted in the round (empty for `one`)."""
+    """Requests each process of the EPP counted in the round (one entry without workers)."""
 
 
 def spread_streams(config: dict[str, Any], cluster: str, streams: int = ENVOY_STREAMS) -> None:
@@ -102,11 +117,12 @@ def _metric_total(port: int) -> int:
 
 
 class WorkersStack:
-    """Upstream Envoy, the two EPPs, the gateway Envoy (module docstring)."""
+    """Upstream Envoy, two EPPs (`variants`), the gateway Envoy (module docstring)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, variants: tuple[Variant, ...] = VARIANTS) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
+        self.variants = {v.name: v for v in variants}
         upstreams = [free_port() for _ in range(8)]
         endpoints = workdir / "endpoints.yaml"
         rows = (
@@ -117,33 +133,34 @@ class WorkersStack:
         self.upstream = EnvoyProcess(
             upstream_bootstrap(free_port(), upstreams), concurrency=1, workdir=workdir
         )
-        self.grpc = {name: free_port() for name in EPPS}
-        self.listen = {name: free_port() for name in EPPS}
-        self.worker_dir = workdir / "workers"
-        self.one_metrics = free_port()
+        self.grpc = {name: free_port() for name in self.variants}
+        self.listen = {name: free_port() for name in self.variants}
+        self.metrics = {name: free_port() for name in self.variants}
         self.epps = {
-            name: ChildProcess(name, self._epp_argv(name, endpoints), workdir / f"epp-{name}.log")
-            for name in EPPS
+            name: ChildProcess(name, self._epp_argv(v, endpoints), workdir / f"epp-{name}.log")
+            for name, v in self.variants.items()
         }
         self.envoy = EnvoyProcess(self._gateway(), concurrency=2, workdir=workdir)
 
-    def _epp_argv(self, name: str, endpoints: Path) -> list[str]:
+    def worker_dir(self, name: str) -> Path:
+        return self.workdir / f"workers-{name}"
+
+    def _epp_argv(self, v: Variant, endpoints: Path) -> list[str]:
         argv = [
-            str(_BIN / "igw-epp"), "--grpc-port", str(self.grpc[name]),
-            "--grpc-health-port", str(free_port()), "--metrics-port", "0",
+            str(_BIN / "igw-epp"), "--grpc-port", str(self.grpc[v.name]),
+            "--grpc-health-port", str(free_port()), "--metrics-port", str(self.metrics[v.name]),
             "--host", "127.0.0.1", "--endpoints-file", str(endpoints),
             "--secure-serving=false", "--tracing=false", "--metrics-endpoint-auth=false",
-            "-v", "1",
+            "-v", "1", *v.argv,
         ]  # fmt: skip
-        if name == "two":
-            argv += ["--workers", "2", "--worker-dir", str(self.worker_dir)]
-        else:
-            argv[argv.index("--metrics-port") + 1] = str(self.one_metrics)
+        if v.workers > 1:  # each worker reports its own metrics port in its ready file
+            argv[argv.index("--metrics-port") + 1] = "0"
+            argv += ["--workers", str(v.workers), "--worker-dir", str(self.worker_dir(v.name))]
         return argv
 
     def _gateway(self) -> dict[str, Any]:
         merged: dict[str, Any] | None = None
-        for name in EPPS:
+        for name in self.variants:
             config = gateway_bootstrap(
                 listen_port=self.listen[name], admin_port=free_port(),
                 ext_procs=[ExtProcFilter(f"epp_{name}", self.grpc[name], tls=False)], routes=(),
@@ -162,16 +179,20 @@ class WorkersStack:
             ]
         if merged is None:
             raise ValueError("no EPPs")
-        spread_streams(merged, "ext_proc_epp_two")
+        for v in self.variants.values():
+            if v.workers > 1:
+                spread_streams(merged, f"ext_proc_epp_{v.name}")
         return merged
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, workdir: Path, attempts: int = 3) -> Iterator[WorkersStack]:
+    def started(
+        cls, workdir: Path, variants: tuple[Variant, ...] = VARIANTS, attempts: int = 3
+    ) -> Iterator[WorkersStack]:
         """A running stack after at most `attempts` tries (a port another process took between
         picking and binding it kills a start); stopped on leaving."""
         for attempt in range(1, attempts + 1):
-            stack = cls(workdir / f"attempt-{attempt}")
+            stack = cls(workdir / f"attempt-{attempt}", variants)
             try:
                 running = stack.running()
                 running.__enter__()
@@ -202,23 +223,35 @@ class WorkersStack:
 
     def _wait_workers(self) -> None:
         deadline = time.monotonic() + 60
-        while not all(self.worker_dir.joinpath(f"w{i}.json").exists() for i in range(2)):
+        files = [
+            self.worker_dir(v.name) / f"w{i}.json"
+            for v in self.variants.values() if v.workers > 1 for i in range(v.workers)
+        ]  # fmt: skip
+        while not all(f.exists() for f in files):
             if time.monotonic() > deadline:
                 raise BenchmarkError(f"workers never ready\n{self.log_tails()}")
             time.sleep(0.05)  # another process's file: nothing to wait on
 
-    def workers(self) -> list[dict[str, int]]:
-        return [json.loads(self.worker_dir.joinpath(f"w{i}.json").read_text()) for i in range(2)]
+    def workers(self, name: str) -> list[dict[str, int]]:
+        """What each worker of variant `name` wrote in its ready file (none for one process)."""
+        v = self.variants[name]
+        if v.workers == 1:
+            return []
+        folder = self.worker_dir(name)
+        return [json.loads(folder.joinpath(f"w{i}.json").read_text()) for i in range(v.workers)]
 
     def pids(self) -> dict[str, int]:
         out = {name: c.process.pid for name, c in self.epps.items() if c.process is not None}
-        out.update({f"two-w{i}": w["pid"] for i, w in enumerate(self.workers())})
+        for name in self.variants:
+            out.update({f"{name}-w{i}": w["pid"] for i, w in enumerate(self.workers(name))})
         return out
 
     def served(self, name: str) -> tuple[int, ...]:
-        if name == "one":
-            return (_metric_total(self.one_metrics),)
-        return tuple(_metric_total(w["metrics_port"]) for w in self.workers())
+        """Requests each process of variant `name` counted so far."""
+        workers = self.workers(name)
+        if not workers:
+            return (_metric_total(self.metrics[name]),)
+        return tuple(_metric_total(w["metrics_port"]) for w in workers)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.listen[name]}/v1/chat/completions"
@@ -249,26 +282,28 @@ async def _round(stack: WorkersStack, epp: str, requests: int, s: WorkersSetting
     counted = tuple(b - a for a, b in zip(served, stack.served(epp), strict=True))
     if sum(counted) != requests:
         raise BenchmarkError(f"{epp}: the EPP counted {counted} of {requests} requests")
-    return WorkersRound(epp, _cpu.Round(epp, load, before, after), counted if epp == "two" else ())
+    return WorkersRound(epp, _cpu.Round(epp, load, before, after), counted)
 
 
 async def measure(stack: WorkersStack, s: WorkersSettings) -> list[WorkersRound]:
-    for epp in EPPS:
+    """A warm-up round per EPP, then `s.rounds` rounds of each, alternating."""
+    for epp in stack.variants:
         await _round(stack, epp, max(200, s.requests // 5), s)
     rounds: list[WorkersRound] = []
     for _ in range(s.rounds):
-        for epp in EPPS:
+        for epp in stack.variants:
             r = await _round(stack, epp, s.requests, s)
             rounds.append(r)
             print(
-                f"workers round {len(rounds)}/{s.rounds * 2} {epp}: {r.round.load.rps:.0f} RPS, "
+                f"round {len(rounds)}/{s.rounds * len(stack.variants)} {epp}: "
+                f"{r.round.load.rps:.0f} RPS, "
                 f"{_cpu_of(r.round, epp) * 1000 / s.requests:.3f} CPU-ms/request {r.served}",
                 file=sys.stderr,
             )
     return rounds
 
 
-def _corrected(rounds: list[WorkersRound], epp: str) -> list[float]:
+def corrected(rounds: list[WorkersRound], epp: str) -> list[float]:
     """`epp`'s CPU-ms per request in its rounds, less its background from the other's rounds."""
     idle = [r.round for r in rounds if r.epp != epp]
     background = statistics.median(_cpu_of(r, epp) / (r.after.at - r.before.at) for r in idle)
@@ -282,7 +317,7 @@ def _corrected(rounds: list[WorkersRound], epp: str) -> list[float]:
 def report(
     rounds: list[WorkersRound], s: WorkersSettings, ipc: _epp_workers_ipc.IpcCost
 ) -> Section:
-    per = {epp: _corrected(rounds, epp) for epp in EPPS}
+    per = {epp: corrected(rounds, epp) for epp in ("one", "two")}
     ratio = statistics.median(per["two"]) / statistics.median(per["one"])
     served = [sum(r.served[i] for r in rounds if r.epp == "two") for i in range(2)]
     share = min(served) / max(1, sum(served))

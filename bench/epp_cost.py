@@ -45,6 +45,7 @@ import uvloop
 from bench import (
     _epp_cpu,
     _epp_latency,
+    _epp_profiles,
     _epp_sched,
     _epp_scrape,
     _epp_scrape_child,
@@ -60,10 +61,10 @@ from bench._errors import BenchmarkError
 from bench._paths import RESULTS, repo_relative
 
 _RESULTS = RESULTS / "epp_cost.md"
-BENCHMARKS = ("sched", "scrape", "cpu", "latency", "ttft", "workers")
+BENCHMARKS = ("sched", "scrape", "cpu", "latency", "ttft", "workers", "profiles")
 _MODULES = (
     _epp_stack, _epp_upstream, _epp_cpu, _epp_latency, _epp_sched, _epp_scrape,
-    _epp_scrape_child, _epp_ttft, _epp_workers, _epp_workers_ipc,
+    _epp_scrape_child, _epp_ttft, _epp_workers, _epp_workers_ipc, _epp_profiles,
 )  # fmt: skip
 
 
@@ -83,6 +84,7 @@ class Plan:
             _epp_ttft.TtftSettings(requests=1500, rounds=2))  # fmt: skip
         self.workers = _epp_workers.WorkersSettings(requests=600 if quick else 3000,
                                                     rounds=2 if quick else 4)  # fmt: skip
+        self.profiles = self.workers
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -132,6 +134,16 @@ def _workers(workdir: Path, plan: Plan, emit: Emit) -> None:
     emit(_epp_workers.report(rounds, plan.workers, _epp_workers_ipc.ipc_cost()))
 
 
+def _profiles(workdir: Path, plan: Plan, emit: Emit) -> None:
+    variants = _epp_profiles.VARIANTS
+    with _epp_workers.WorkersStack.started(workdir, variants) as stack:
+        try:
+            rounds = uvloop.run(_epp_workers.measure(stack, plan.profiles))
+        except (RuntimeError, OSError, aiohttp.ClientError, TimeoutError) as e:
+            raise BenchmarkError(f"{e}\n{stack.log_tails()}") from e
+    emit(_epp_profiles.report(rounds, plan.profiles))
+
+
 def _text(section: Section) -> str:
     return f"## {section.title}\n\n{section.settings}\n\n{section.body}\n"
 
@@ -154,6 +166,7 @@ def _run(selected: list[str], plan: Plan) -> tuple[list[Section], list[str]]:
         ("cpu+latency", lambda w: _with_stack(w, plan, selected, emit)),
         ("ttft", lambda w: _ttft(w, plan, emit)),
         ("workers", lambda w: _workers(w, plan, emit)),
+        ("profiles", lambda w: _profiles(w, plan, emit)),
     ]
     with tempfile.TemporaryDirectory(prefix="igw-epp-bench-") as workdir:
         for name, step in steps:
