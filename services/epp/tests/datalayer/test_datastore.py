@@ -197,3 +197,18 @@ def test_another_process_s_scrape_applies_only_to_the_same_server() -> None:
     assert store.apply_metrics("a-rank-0", "127.0.0.1:8000", scraped)
     assert state(store, "a-rank-0").metrics == scraped
     assert len(changes) == 1  # flow control wakes on it as on a local scrape
+
+
+def test_a_snapshot_handed_out_never_changes_and_the_next_one_is_current() -> None:
+    store = Datastore(collect=False)
+    store.reconcile([local(f"p{i}-rank-0", 8000 + i) for i in range(3)])
+    before = store.endpoints()
+    for i in range(3):
+        store.apply_metrics(f"p{i}-rank-0", f"127.0.0.1:{8000 + i}", Metrics(waiting=i + 1))
+    after = store.endpoints()
+    assert [s.metrics.waiting for s in before] == [0, 0, 0]  # what a reader holds stays whole
+    assert [s.metrics.waiting for s in after] == [1, 2, 3]
+    assert store.endpoints() is after  # nothing changed since: the same snapshot
+    store.apply_metrics("p1-rank-0", "127.0.0.1:8001", Metrics(waiting=9))
+    assert [s.metrics.waiting for s in store.endpoints()] == [1, 9, 3]
+    assert [s.metrics.waiting for s in after] == [1, 2, 3]

@@ -1,8 +1,12 @@
 """The datastore: the pool's endpoints with their latest metrics, kept current by collectors.
 
-Snapshots: `endpoints()` returns an immutable tuple of `EndpointState`s. Every change (a reconcile,
-one collector's scrape) builds a new tuple and swaps it in with one attribute assignment, so a
-reader, on any thread, sees a whole snapshot and never a half-applied update (STYLE §12).
+Snapshots: `endpoints()` returns an immutable tuple of `EndpointState`s. A change (a reconcile,
+one collector's scrape) replaces whole `EndpointState`s in a list and then bumps a version; the
+next `endpoints()` copies the list into a tuple once and keeps it with the version it read before
+copying, so a reader, on any thread, sees a whole snapshot, never a half-applied update
+(STYLE §12), and a scrape costs O(1) instead of a copy of the pool (100 endpoints polled every
+50 ms made 2,000 copies a second; at 1,000 endpoints 20,000 copies of 1,000 entries). A tuple
+kept for an older version is never handed out.
 
 Reconcile is level-triggered (STYLE §13): `reconcile(endpoints)` makes the datastore hold exactly
 that list, by name. A new endpoint starts with empty metrics (`updated_at` 0: stale until its first
@@ -82,7 +86,10 @@ class Datastore:
             raise ValueError(f"phase_slots must be at least 1, got {phase_slots}")
         self._phase_slots = phase_slots
         self._rng = rng or random.Random()  # noqa: S311 - poll phases, not secrets
-        self._snapshot: tuple[EndpointState, ...] = ()
+        self._states: list[EndpointState] = []
+        self._version = 0
+        """Bumped after every change to `_states` (module docstring, Snapshots)."""
+        self._cache: tuple[int, tuple[EndpointState, ...]] = (0, ())
         self._positions: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping: set[asyncio.Task[None]] = set()
@@ -95,7 +102,13 @@ class Datastore:
 
     def endpoints(self) -> tuple[EndpointState, ...]:
         """The current snapshot, in the order endpoints were reconciled."""
-        return self._snapshot
+        version, snapshot = self._cache
+        current = self._version
+        if version == current:
+            return snapshot
+        snapshot = tuple(self._states)  # at least as new as `current` (read first)
+        self._cache = (current, snapshot)
+        return snapshot
 
     async def start(self) -> None:
         """Start the data source and collecting for the endpoints already known."""
@@ -106,7 +119,7 @@ class Datastore:
             return
         await self._source.start()
         self._started = True
-        for state in self._snapshot:
+        for state in self.endpoints():
             self._start_collector(state.endpoint)
 
     def reconcile(self, endpoints: Sequence[Endpoint]) -> None:
@@ -117,7 +130,7 @@ class Datastore:
             raise ValueError(f"duplicate endpoint names: {duplicates}")
         if self._closed:
             raise RuntimeError("datastore is closed")
-        current = {state.endpoint.name: state for state in self._snapshot}
+        current = {state.endpoint.name: state for state in self._states}
         states: list[EndpointState] = []
         for endpoint in endpoints:
             old = current.pop(endpoint.name, None)
@@ -131,15 +144,16 @@ class Datastore:
         for name in current:
             self._stop_collector(name)
         self._positions = {state.endpoint.name: index for index, state in enumerate(states)}
-        self._snapshot = tuple(states)
+        self._states = states
+        self._version += 1
 
     def apply_metrics(self, name: str, hostport: str, metrics: Metrics) -> bool:
         """Another process's scrape of endpoint `name` at `hostport`; False if not held here."""
-        snapshot = self._snapshot
+        states = self._states
         index = self._positions.get(name)
-        if index is None or snapshot[index].endpoint.hostport != hostport:
+        if index is None or states[index].endpoint.hostport != hostport:
             return False
-        self._swap(index, EndpointState(snapshot[index].endpoint, metrics))
+        self._swap(index, EndpointState(states[index].endpoint, metrics))
         return True
 
     async def close(self) -> None:
@@ -187,17 +201,15 @@ class Datastore:
             task.add_done_callback(self._stopping.discard)
 
     def _publish(self, endpoint: Endpoint, metrics: Metrics) -> None:
-        snapshot = self._snapshot
         index = self._positions.get(endpoint.name)
         # Identity, not equality: a collector of a replaced endpoint must not write.
-        if index is not None and snapshot[index].endpoint is endpoint:
+        if index is not None and self._states[index].endpoint is endpoint:
             self._swap(index, EndpointState(endpoint, metrics))
             if self.on_metrics is not None:
                 self.on_metrics(endpoint, metrics)
 
     def _swap(self, index: int, state: EndpointState) -> None:
-        updated = list(self._snapshot)
-        updated[index] = state
-        self._snapshot = tuple(updated)
+        self._states[index] = state
+        self._version += 1
         if self.on_change is not None:
             self.on_change()
