@@ -9,15 +9,22 @@ or by the hypervisor (steal), shows as such.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
+from bench import _load
 from bench._load import LoadResult
 
-__all__ = ["CpuSnapshot", "Round", "cpu_seconds"]
+__all__ = ["CpuSnapshot", "Round", "chat_round", "cpu_seconds"]
+
+SETTLE_S = 0.1
+"""Waited after the last answer before the closing snapshot: the processes' last bits of work."""
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
@@ -76,3 +83,24 @@ class Round:
     def steal_cores(self) -> float:
         """Cores' worth of time the hypervisor withheld during the round: noise too."""
         return (self.after.steal - self.before.steal) / (self.after.at - self.before.at)
+
+
+async def chat_round(
+    component: str,
+    session: aiohttp.ClientSession,
+    url: str,
+    pids: Mapping[str, int],
+    *,
+    requests: int,
+    concurrency: int,
+    body_bytes: int,
+) -> Round:
+    """One round: `requests` POSTs of a `body_bytes` chat body to `url`, `concurrency` at a time
+    (`_load.run_load`), with the CPU of `pids` and of this client process taken around it."""
+    pids = {**pids, "client": os.getpid()}
+    before = CpuSnapshot.take(pids)
+    load = await _load.run_load(
+        session, url, _load.chat_body(body_bytes), requests=requests, concurrency=concurrency
+    )
+    await asyncio.sleep(SETTLE_S)
+    return Round(component, load, before, CpuSnapshot.take(pids))

@@ -27,8 +27,6 @@ DESIGN.md §6: the EPP's CPU per request (2 KB chat body, default scheduler, 8 e
 
 from __future__ import annotations
 
-import asyncio
-import os
 import statistics
 import sys
 from dataclasses import dataclass
@@ -68,17 +66,13 @@ def _check(
 
 async def _round(stack: Stack, listener: str, requests: int, s: CpuSettings) -> _cpu.Round:
     streams, served = stack.ext_proc_streams(), stack.epp_requests()
-    pids = {**stack.pids(), "client": os.getpid()}
     async with _load.new_session(s.concurrency) as session:
-        before = _cpu.CpuSnapshot.take(pids)
-        load = await _load.run_load(
-            session, stack.url(listener), _load.chat_body(s.body_bytes),
-            requests=requests, concurrency=s.concurrency,
+        r = await _cpu.chat_round(
+            listener, session, stack.url(listener), stack.pids(),
+            requests=requests, concurrency=s.concurrency, body_bytes=s.body_bytes,
         )  # fmt: skip
-        await asyncio.sleep(0.1)
-        after = _cpu.CpuSnapshot.take(pids)
-    _check(stack, listener, load, streams, served)
-    return _cpu.Round(listener, load, before, after)
+    _check(stack, listener, r.load, streams, served)
+    return r
 
 
 async def measure(stack: Stack, s: CpuSettings) -> list[_cpu.Round]:

@@ -31,7 +31,7 @@ import contextlib
 import http.client
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -97,17 +97,27 @@ def gateway_config(
 ) -> dict[str, Any]:
     """One Envoy bootstrap holding every listener of the module docstring."""
     pool = [StaticCluster("pool_rr", tuple(("127.0.0.1", p) for p in upstreams))]
-    merged: dict[str, Any] | None = None
+    configs: dict[str, dict[str, Any]] = {}
     for name, filters in _filters(grpc).items():
         cluster = "pool_rr" if name in ("direct", "echo", "echo_chain") else "pool"
-        config = gateway_bootstrap(
+        configs[name] = gateway_bootstrap(
             listen_port=listen[name], admin_port=admin_port, ext_procs=filters, routes=(),
             clusters=[*pool, OriginalDstCluster("pool")], default_cluster=cluster,
             access_log=False,
         )  # fmt: skip
+    merged = merge_listeners(configs)
+    for listener in merged["static_resources"]["listeners"]:
+        listener["filter_chains"][0]["filters"][0]["typed_config"]["stat_prefix"] = listener["name"]
+    return merged
+
+
+def merge_listeners(configs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """One Envoy bootstrap from single-listener ones (`gateway_bootstrap`), keyed by the name
+    each listener gets: the first's admin and settings, every listener, each cluster once."""
+    merged: dict[str, Any] | None = None
+    for name, config in configs.items():
         listener = config["static_resources"]["listeners"][0]
         listener["name"] = name
-        listener["filter_chains"][0]["filters"][0]["typed_config"]["stat_prefix"] = name
         if merged is None:
             merged = config
             continue

@@ -28,11 +28,9 @@ The stack and rounds take any pair of EPP variants (`Variant`: own flags, number
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import json
-import os
 import statistics
 import sys
 import time
@@ -43,6 +41,7 @@ from typing import Any
 
 from bench import _cpu, _epp_workers_ipc, _load
 from bench._epp_common import Section, table, verdict
+from bench._epp_stack import merge_listeners
 from bench._epp_upstream import upstream_bootstrap
 from bench._errors import BenchmarkError
 from igw.common.testing import (
@@ -159,26 +158,14 @@ class WorkersStack:
         return argv
 
     def _gateway(self) -> dict[str, Any]:
-        merged: dict[str, Any] | None = None
-        for name in self.variants:
-            config = gateway_bootstrap(
+        merged = merge_listeners({
+            name: gateway_bootstrap(
                 listen_port=self.listen[name], admin_port=free_port(),
                 ext_procs=[ExtProcFilter(f"epp_{name}", self.grpc[name], tls=False)], routes=(),
                 clusters=[OriginalDstCluster("pool")], default_cluster="pool", access_log=False,
-            )  # fmt: skip
-            listener = config["static_resources"]["listeners"][0]
-            listener["name"] = name
-            if merged is None:
-                merged = config
-                continue
-            resources = merged["static_resources"]
-            resources["listeners"].append(listener)
-            known = {c["name"] for c in resources["clusters"]}
-            resources["clusters"] += [
-                c for c in config["static_resources"]["clusters"] if c["name"] not in known
-            ]
-        if merged is None:
-            raise ValueError("no EPPs")
+            )
+            for name in self.variants
+        })  # fmt: skip
         for v in self.variants.values():
             if v.workers > 1:
                 spread_streams(merged, f"ext_proc_epp_{v.name}")
@@ -268,21 +255,17 @@ def _cpu_of(r: _cpu.Round, epp: str) -> float:
 
 async def _round(stack: WorkersStack, epp: str, requests: int, s: WorkersSettings) -> WorkersRound:
     served = stack.served(epp)
-    pids = {**stack.pids(), "client": os.getpid()}
     async with _load.new_session(s.concurrency) as session:
-        before = _cpu.CpuSnapshot.take(pids)
-        load = await _load.run_load(
-            session, stack.url(epp), _load.chat_body(s.body_bytes),
-            requests=requests, concurrency=s.concurrency,
+        r = await _cpu.chat_round(
+            epp, session, stack.url(epp), stack.pids(),
+            requests=requests, concurrency=s.concurrency, body_bytes=s.body_bytes,
         )  # fmt: skip
-        await asyncio.sleep(0.1)
-        after = _cpu.CpuSnapshot.take(pids)
-    if bad := {code: n for code, n in load.statuses.items() if code != 200}:
+    if bad := {code: n for code, n in r.load.statuses.items() if code != 200}:
         raise BenchmarkError(f"{epp}: unexpected HTTP statuses {bad}")
     counted = tuple(b - a for a, b in zip(served, stack.served(epp), strict=True))
     if sum(counted) != requests:
         raise BenchmarkError(f"{epp}: the EPP counted {counted} of {requests} requests")
-    return WorkersRound(epp, _cpu.Round(epp, load, before, after), counted)
+    return WorkersRound(epp, r, counted)
 
 
 async def measure(stack: WorkersStack, s: WorkersSettings) -> list[WorkersRound]:

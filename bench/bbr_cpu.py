@@ -31,7 +31,6 @@ and on SIGTERM.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -50,7 +49,6 @@ from bench._errors import BenchmarkError
 from bench._paths import RESULTS, repo_relative
 
 _RESULTS = RESULTS / "bbr_cpu.md"
-_SETTLE_S = 0.1
 """Pause after a round's last answer, so the streams' teardown is billed to that round."""
 
 
@@ -115,19 +113,12 @@ async def _round(
     settings: Settings,
 ) -> _cpu.Round:
     streams, successes = gateway.ext_proc_streams(), gateway.bbr_successes()
-    pids = {**gateway.pids(), "client": os.getpid()}
-    before = _cpu.CpuSnapshot.take(pids)
-    load = await _load.run_load(
-        session,
-        gateway.url(component),
-        _load.chat_body(settings.body_bytes),
-        requests=requests,
-        concurrency=settings.concurrency,
-    )
-    await asyncio.sleep(_SETTLE_S)
-    after = _cpu.CpuSnapshot.take(pids)
-    _check_round(gateway, component, load, streams, successes)
-    return _cpu.Round(component, load, before, after)
+    r = await _cpu.chat_round(
+        component, session, gateway.url(component), gateway.pids(),
+        requests=requests, concurrency=settings.concurrency, body_bytes=settings.body_bytes,
+    )  # fmt: skip
+    _check_round(gateway, component, r.load, streams, successes)
+    return r
 
 
 async def _measure(gateway: _gateway.Gateway, settings: Settings) -> list[_cpu.Round]:

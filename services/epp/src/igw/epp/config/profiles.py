@@ -15,27 +15,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from igw.epp.config.loader import DEFAULT_CONFIG
+
 __all__ = ["LEARNED_LATENCY", "PROFILES"]
 
-LEARNED_LATENCY = """\
-apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-- type: online-latency-producer
-- type: predicted-ttft-scorer
-- type: metrics-data-source
-- type: core-metrics-extractor
-schedulingProfiles:
-- name: default
-  plugins:
-  - {pluginRef: queue-scorer, weight: 2}
-  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
-  - {pluginRef: prefix-cache-scorer, weight: 3}
-  - {pluginRef: predicted-ttft-scorer, weight: 4}
-"""
+
+def _insert(config: str, after: str, lines: str) -> str:
+    """`config` with `lines` inserted after its (one) line `after`."""
+    if config.count(after) != 1:
+        raise ValueError(f"expected one line {after!r} in the base configuration")
+    return config.replace(after, after + lines)
+
+
+LEARNED_LATENCY = _insert(
+    _insert(
+        DEFAULT_CONFIG,
+        "- type: prefix-cache-scorer\n",
+        "- type: online-latency-producer\n- type: predicted-ttft-scorer\n",
+    ),
+    "  - {pluginRef: prefix-cache-scorer, weight: 3}\n",
+    "  - {pluginRef: predicted-ttft-scorer, weight: 4}\n",
+)
+"""Upstream's default configuration (`DEFAULT_CONFIG`) plus the predicted-TTFT term (module
+docstring), built from it so that the two cannot drift apart."""
 
 PROFILES: Mapping[str, str] = {"learned-latency": LEARNED_LATENCY}
 """Profile name -> its EndpointPickerConfig YAML."""
