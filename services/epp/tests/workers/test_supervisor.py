@@ -107,7 +107,10 @@ async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
 
 async def _route(port: int, body: bytes) -> None:
     """One request through a new connection (the kernel picks the worker per connection)."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    # A local subchannel pool: channels to one target otherwise share a connection that
+    # outlives the previous channel, and every request would land on the same worker.
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
         call = messages.ext_proc_call(channel)(timeout=10)
         await call.write(messages.request_headers(HEADERS))
         await call.write(messages.request_body(body, end_of_stream=True))
