@@ -3,7 +3,7 @@
 import pytest
 
 from igw.epp.scheduling import DispatchedLoad
-from igw.epp.scheduling.plugins._dispatch_ledger import DispatchLedger
+from igw.epp.scheduling.plugins._dispatch_ledger import UNTIMED, DispatchLedger
 from igw.epp.testing.builders import NOW, endpoint
 
 POD = "pod-0-rank-0"
@@ -42,6 +42,33 @@ def test_a_new_scrape_turns_departed_requests_into_waits_and_started_work() -> N
     assert [w.ahead_tokens for w in last] == [150]
     drained = ledger.load(endpoint(POD, updated_at=NOW + 0.2), NOW + 1.0, SPEED)
     assert drained.ahead_tokens == 0
+
+
+def test_a_departure_seen_only_after_a_long_gap_teaches_nothing() -> None:
+    """A request that left somewhere in a 5 s gap between reconciliations (no request was placed
+    meanwhile) would be credited 2.5 s of wait by the midpoint rule: no observation, but its
+    work is still counted as started."""
+    ledger = DispatchLedger(lag_s=0.0, max_window_s=0.25)
+    ledger.dispatch(POD, NOW, 100, ahead=0)
+    still = endpoint(POD, waiting=1, updated_at=NOW + 0.05)
+    assert ledger.reconcile(still, NOW + 0.05, SPEED) == []
+    assert ledger.reconcile(endpoint(POD, waiting=0, updated_at=NOW + 5), NOW + 5, SPEED) == []
+    assert ledger.load(endpoint(POD, updated_at=NOW + 5), NOW + 5, SPEED).started_tokens == 100
+    # A departure within the window is still learned from.
+    ledger.dispatch(POD, NOW + 5.1, 100, ahead=0)
+    still = endpoint(POD, waiting=1, updated_at=NOW + 5.15)
+    assert ledger.reconcile(still, NOW + 5.15, SPEED) == []
+    waits = ledger.reconcile(endpoint(POD, waiting=0, updated_at=NOW + 5.3), NOW + 5.3, SPEED)
+    assert [w.seconds for w in waits] == pytest.approx([0.125])
+
+
+def test_an_untimed_request_is_accounted_but_not_learned_from() -> None:
+    """A request that waited for a LoRA adapter says nothing of the pod's prefill speed."""
+    ledger = DispatchLedger(lag_s=0.0)
+    ledger.dispatch(POD, NOW, 400, ahead=UNTIMED)
+    assert ledger.load(endpoint(POD, waiting=1, updated_at=NOW), NOW, SPEED).queued_tokens == 400
+    assert ledger.reconcile(endpoint(POD, waiting=0, updated_at=NOW + 0.1), NOW + 0.1, SPEED) == []
+    assert ledger.load(endpoint(POD, updated_at=NOW + 0.1), NOW + 0.1, SPEED).started_tokens == 400
 
 
 def test_requests_sent_within_the_lag_before_a_scrape_are_not_yet_in_it() -> None:

@@ -177,6 +177,28 @@ def test_a_request_for_a_resident_adapter_is_predicted_sooner_than_a_load() -> N
     assert predictions["a"].ttft_s < predictions["b"].ttft_s
 
 
+def test_an_adapter_wait_is_predicted_but_only_the_load_is_work_at_the_pod() -> None:
+    """Sent to `b`, the request is work there for its prompt and the adapter load, not for the
+    wait for a busy slot (no compute), and its wait does not teach `b`'s prefill speed."""
+    clock = FakeClock(10.0)
+    producer = OnlineLatencyProducer(clock=clock, adapter_costs=(300, 2000))
+    a = endpoint("a", active=["sql-lora"], max_lora=1, updated_at=9.99)
+    b = endpoint("b", active=["chat-lora"], max_lora=1, updated_at=9.99)
+    state = CycleState()
+    producer.prepare_data(request("sql-lora", prompt="z" * 400), state, [a, b])
+    assert state.attributes(PREDICTED_TTFT)["b"].adapter == "blocked"
+    producer.pre_request(
+        request("sql-lora"), state, SchedulingResult({"d": ProfileResult((b,))}, "d")
+    )
+    assert producer.ledger.load(b, clock.now, 0.001).ahead_tokens == 100 + 300
+    for at, waiting in ((10.05, 1), (10.2, 0)):  # still waiting for the slot, then gone
+        clock.now = at
+        scrape = endpoint("b", active=["sql-lora"], waiting=waiting, max_lora=1, updated_at=at)
+        producer.prepare_data(request(prompt="z"), CycleState(), [scrape])
+    assert producer.ledger.load(scrape, clock.now, 0.001).started_tokens == 100 + 300
+    assert producer.model.pool() == producer.model.initial  # nothing fitted
+
+
 def test_a_pod_holding_the_prefix_keeps_it_until_the_load_it_is_given_nears_saturation() -> None:
     """The prefix holder wins at light load; sent a pod's whole capacity within the rate window
     it loses to an idle pod that would have to compute the prompt (`_work_rate`)."""

@@ -8,7 +8,12 @@ each new scrape (`Metrics.updated_at` moved):
 * a request sent at least `lag_s` before the scrape counts as arrived (Envoy's hop); of the
   arrived ones, all but the last `waiting` have left the server's waiting queue: they are popped
   and each becomes a `Wait` observation (how long it waited, how much work was ahead of it when
-  it was sent), which is what the speed learner fits;
+  it was sent), which is what the speed learner fits. It left at some time between the previous
+  reconciliation (or its dispatch) and this scrape, taken as the midpoint; when that interval is
+  longer than `max_window_s` (no request was placed for a while, so no scrape was reconciled)
+  the midpoint says nothing and no `Wait` is made: a request that left at once after a 5 s lull
+  would otherwise count as a 2.5 s wait, and one such wait made a fast pod look ten times slower
+  than it was;
 * the departed requests' prefill is not done when they leave: their tokens join the endpoint's
   started work, which drains at the endpoint's learned speed (`seconds_per_token`, the caller's);
 * requests sent after the scrape (`dispatched`) are added to its counts until the next one;
@@ -36,7 +41,11 @@ from dataclasses import dataclass, field
 from igw.epp.endpoints import EndpointState
 from igw.epp.scheduling.attributes import DispatchedLoad
 
-__all__ = ["DispatchLedger", "Wait"]
+__all__ = ["UNTIMED", "DispatchLedger", "Wait"]
+
+UNTIMED = -1
+"""`ahead` for a request whose wait says nothing of the endpoint's prefill speed (it waited for a
+LoRA adapter to load or for a busy adapter slot): it is accounted for, but yields no `Wait`."""
 
 _MEAN_WEIGHT = 0.05
 
@@ -78,11 +87,14 @@ class _Endpoint:
 class DispatchLedger:
     """See the module docstring."""
 
-    def __init__(self, *, lag_s: float = 0.005, expiry_s: float = 60.0) -> None:
-        if lag_s < 0 or expiry_s <= 0:
-            raise ValueError("lag must be >= 0 and expiry > 0")
+    def __init__(
+        self, *, lag_s: float = 0.005, expiry_s: float = 60.0, max_window_s: float = 0.25
+    ) -> None:
+        if lag_s < 0 or expiry_s <= 0 or max_window_s <= 0:
+            raise ValueError("lag must be >= 0, expiry and max window > 0")
         self.lag_s = lag_s
         self.expiry_s = expiry_s
+        self.max_window_s = max_window_s
         self._endpoints: dict[str, _Endpoint] = {}
         self.mean_tokens: float | None = None
         self.on_dispatch: Callable[[str, float, int, int], None] | None = None
@@ -138,8 +150,9 @@ class DispatchLedger:
             entry.queued_tokens -= sent.tokens
             entry.started += sent.tokens
             # It left between the previous scrape (or its dispatch) and this one: the midpoint.
-            left = (max(previous, sent.at) + metrics.updated_at) / 2
-            waits.append(Wait(max(0.0, left - sent.at), sent.ahead))
+            since = max(previous, sent.at)
+            if sent.ahead != UNTIMED and metrics.updated_at - since <= self.max_window_s:
+                waits.append(Wait(max(0.0, (since + metrics.updated_at) / 2 - sent.at), sent.ahead))
         return waits
 
     def load(

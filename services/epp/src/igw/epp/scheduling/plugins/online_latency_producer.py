@@ -12,9 +12,11 @@ its whole group until its queue explodes). The request's prompt is `len(prompt_t
 tokens, less the share of its prefix blocks the `PrefixCacheMatchInfo` attribute says the
 endpoint holds, plus, for a LoRA adapter the endpoint is not believed to hold
 (`_adapter_slots`), `adapterLoadTokens` of work for the load and `adapterBlockedTokens` more
-when every adapter slot there is busy. PreRequest records the request against its primary
-target, adds its uncached tokens to the endpoint's work rate, and observes the prediction for
-it in upstream's `inference_objective_request_predicted_ttft_seconds`.
+when every adapter slot there is busy (a wait, not work: the ledger records the prompt and the
+load only, and learns no speed from a request that waited for an adapter). PreRequest records
+the request against its primary target, adds its uncached tokens to the endpoint's work rate,
+and observes the prediction for it in upstream's
+`inference_objective_request_predicted_ttft_seconds`.
 
 igw's own type, not upstream's `predicted-latency-producer` (which asks a latency-predictor
 sidecar running a model trained offline): nothing to deploy or train; the parameters' defaults
@@ -41,7 +43,7 @@ from igw.epp.scheduling.attributes import (
     TtftPrediction,
 )
 from igw.epp.scheduling.plugins._adapter_slots import AdapterSlots
-from igw.epp.scheduling.plugins._dispatch_ledger import DispatchLedger
+from igw.epp.scheduling.plugins._dispatch_ledger import UNTIMED, DispatchLedger
 from igw.epp.scheduling.plugins._speed_model import SpeedModel
 from igw.epp.scheduling.plugins._work_rate import WorkRate
 
@@ -61,9 +63,10 @@ class OnlineLatencyProducerParams(Params, frozen=True):
     """How much work the pool's speed counts for in each endpoint's estimate."""
     scrape_lag_ms: float = 5.0
     """A request sent this long before a scrape is not counted in it yet (Envoy's hop)."""
-    adapter_load_tokens: int = 600
-    """A LoRA adapter load, in tokens of prefill (igw-sim's 8B/H100 preset: a 150 ms load, 0.25 ms
-    per prefill token)."""
+    adapter_load_tokens: int = 1200
+    """A LoRA adapter load, in tokens of prefill: the load itself (igw-sim's 8B/H100 preset: 150 ms,
+    600 tokens at 0.25 ms each) and as much again for the adapter it evicts from a full set of
+    slots, which a later request will have to load back."""
     adapter_blocked_tokens: int = 8000
     """The wait for a busy adapter slot to drain, in tokens of prefill: large, since the slot
     drains only when every running request of its adapter has finished, which steady traffic
@@ -100,7 +103,7 @@ class OnlineLatencyProducer:
         model: SpeedModel | None = None,
         ledger: DispatchLedger | None = None,
         clock: Callable[[], float],
-        adapter_costs: tuple[int, int] = (600, 8000),
+        adapter_costs: tuple[int, int] = (1200, 8000),
         metrics: SchedulerMetrics | None = None,
         rate: WorkRate | None = None,
     ) -> None:
@@ -111,7 +114,10 @@ class OnlineLatencyProducer:
         self.clock = clock
         self.adapters = AdapterSlots()
         load, blocked = adapter_costs
-        self._adapter_cost = {"none": 0, "resident": 0, "load": load, "blocked": load + blocked}
+        # Per residency: (work the pod does for it, the wait for a busy slot, which is not work).
+        self._adapter_cost = {
+            "none": (0, 0), "resident": (0, 0), "load": (load, 0), "blocked": (load, blocked),
+        }  # fmt: skip
         self._predicted = (metrics if metrics is not None else SchedulerMetrics()).predicted_ttft()
 
     @classmethod
@@ -153,16 +159,19 @@ class OnlineLatencyProducer:
             match = matches.get(name)
             own = tokens if match is None else round(tokens * (1.0 - match.ratio))
             residency = adapters.residency(e, target) if lora else "none"
-            own += self._adapter_cost[residency]
+            work, slot_wait = self._adapter_cost[residency]
+            own += work
             speed = model.seconds_per_token(name)
             load = loads[name] = ledger.load(e, now, speed, guess=tokens)
             if self.rate is not None:
                 speed *= self.rate.slowdown(name, now, speed)
             ahead = load.ahead_tokens
             # What a request waits for there is the step under way (module `_speed_model`).
-            placed[name] = (own, load.started_tokens)
-            ttft = speed * (step + ahead + own)
-            predictions[name] = TtftPrediction(ttft, speed, ahead, own, load.dispatched, residency)
+            placed[name] = (own, load.started_tokens if not work else UNTIMED)
+            ttft = speed * (step + ahead + own + slot_wait)
+            predictions[name] = TtftPrediction(
+                ttft, speed, ahead, own + slot_wait, load.dispatched, residency
+            )
         state.set_attributes(DISPATCHED_LOAD, loads)
         state.set_attributes(PREDICTED_TTFT, predictions)
         state.write(_PLACED, _Placed(placed))
