@@ -222,3 +222,31 @@ def test_a_pod_holding_the_prefix_keeps_it_until_the_load_it_is_given_nears_satu
         sent += 1
     # 200 tokens each 50 ms is 4,000 tokens/s: twice what a pod at the default speed computes.
     assert 3 <= sent < 100
+
+
+def test_a_long_prompt_goes_where_fewer_requests_would_wait_behind_it() -> None:
+    """Two idle pods of one speed; one is sent many short requests a second, the other few. A
+    long prompt is predicted the same TTFT on both, but on the busy one its prefill would hold up
+    the requests arriving meanwhile: it goes to the quiet one. A short prompt hardly delays
+    delays the arrivals little, and both pods rank within 10 % for it."""
+    clock = FakeClock(10.0)
+    rate = WorkRate(window_s=2.0)
+    producer = OnlineLatencyProducer(clock=clock, rate=rate)
+    pods = [endpoint("busy", updated_at=9.99), endpoint("quiet", updated_at=9.99)]
+    for i in range(100):  # 50 tiny requests a second on `busy`, 2 on `quiet`
+        rate.add("busy", 1, 8.0 + i * 0.02)
+    for i in range(4):
+        rate.add("quiet", 1, 8.0 + i * 0.5)
+
+    def scores(prompt_tokens: int) -> list[float]:
+        state = CycleState()
+        producer.prepare_data(request(prompt="p" * 4 * prompt_tokens), state, pods)
+        predictions = state.attributes(PREDICTED_TTFT)
+        assert predictions["busy"].ttft_s == pytest.approx(predictions["quiet"].ttft_s, rel=0.05)
+        return list(PredictedTtftScorer().score(request(), state, pods))
+
+    long = scores(4000)
+    assert long[1] == 1.0
+    assert long[0] < 0.7
+    short = scores(50)
+    assert short[0] > 0.9

@@ -10,13 +10,12 @@ from igw.epp.testing.builders import endpoints, request
 PODS = endpoints(3)
 
 
-def state(*ttfts: float | None) -> CycleState:
+def state(*ttfts: float | None, delays: tuple[float, ...] = (0.0, 0.0, 0.0)) -> CycleState:
     s = CycleState()
-    for pod, ttft in zip(PODS, ttfts, strict=True):
+    for pod, ttft, delay in zip(PODS, ttfts, delays, strict=True):
         if ttft is not None:
-            s.set_attribute(
-                PREDICTED_TTFT, pod.endpoint.name, TtftPrediction(ttft, 0.001, 0, 100, 0)
-            )
+            prediction = TtftPrediction(ttft, 0.001, 0, 100, 0, delay_s=delay)
+            s.set_attribute(PREDICTED_TTFT, pod.endpoint.name, prediction)
     return s
 
 
@@ -41,3 +40,13 @@ def test_scores(
 ) -> None:
     scores = PredictedTtftScorer().score(request(headers=headers), state(*ttfts), PODS)
     assert scores == pytest.approx(expected)
+
+
+def test_the_delay_caused_to_later_arrivals_is_ranked_on_but_an_slo_judges_the_ttft() -> None:
+    """Pod 0 answers soonest but its prefill would hold up a busy pod's next arrivals."""
+    busy = state(0.2, 0.3, 0.4, delays=(0.4, 0.0, 0.0))
+    scores = PredictedTtftScorer().score(request(), busy, PODS)
+    assert scores == pytest.approx([0.5, 1.0, 0.75])
+    # With an SLO of 250 ms only pod 0's TTFT meets it: the SLO group wins over the delay.
+    slo = PredictedTtftScorer().score(request(headers={"x-slo-ttft-ms": "250"}), busy, PODS)
+    assert slo.index(max(slo)) == 0

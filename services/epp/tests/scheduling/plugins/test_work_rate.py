@@ -41,6 +41,19 @@ def test_a_pod_no_longer_sent_work_recovers_within_a_few_windows() -> None:
     assert rate.slowdown("pod", now + 5.0, SPEED) < 1.02
 
 
+def test_the_arrival_rate_counts_requests_whatever_their_size() -> None:
+    rate = WorkRate(window_s=1.0)
+    now = 0.0
+    for i in range(500):  # 50 requests a second for 10 s, alternately tiny and large
+        now = i * 0.02
+        rate.add("pod", 10 if i % 2 else 2000, now)
+    slowdown, arrivals = rate.rates("pod", now, SPEED)
+    assert arrivals == pytest.approx(50, rel=0.05)
+    assert rate.requests_per_second("pod", now) == arrivals
+    assert slowdown == rate.slowdown("pod", now, SPEED)
+    assert rate.rates("idle", now, SPEED) == (1.0, 0.0)
+
+
 def test_rejects_settings_out_of_range() -> None:
     with pytest.raises(ValueError, match="window"):
         WorkRate(window_s=0)

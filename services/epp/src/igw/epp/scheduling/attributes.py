@@ -87,6 +87,15 @@ class TtftPrediction:
     adapter: str = "none"
     """The request's LoRA adapter there: `resident`, `load` (a load is counted in the
     uncached tokens), `blocked` (every slot busy: a wait is counted too) or `none`."""
+    delay_s: float = 0.0
+    """What sending it there costs the requests that will arrive behind it: its own prefill
+    time `t` there, times the endpoint's recent arrivals per second, times `t / 2`, weighted by
+    `delayCostWeight`. Ranked on (`predicted-ttft-scorer`), not part of `ttft_s`."""
+
+    @property
+    def cost_s(self) -> float:
+        """What `predicted-ttft-scorer` ranks by: the TTFT and the delay it causes."""
+        return self.ttft_s + self.delay_s
 
 
 PREFIX_CACHE_MATCH: AttributeKey[PrefixCacheMatchInfo] = AttributeKey("PrefixCacheMatchInfo")

@@ -8,14 +8,18 @@ queued there and this request's own uncached prompt, at that endpoint's learned 
 token divided by `1 - rho`, rho the share of the endpoint's time the prefill work sent there
 lately takes (`_work_rate`): the scraped queue of a pod that admits every request at its next
 step stays short right up to saturation, so without it a pod holding a popular prefix draws
-its whole group until its queue explodes). The request's prompt is `len(prompt_text) / 4`
-tokens, less the share of its prefix blocks the `PrefixCacheMatchInfo` attribute says the
-endpoint holds, plus, for a LoRA adapter the endpoint is not believed to hold
-(`_adapter_slots`), `adapterLoadTokens` of work for the load and `adapterBlockedTokens` more
-when every adapter slot there is busy (a wait, not work: the ledger records the prompt and the
-load only, and learns no speed from a request that waited for an adapter). PreRequest records
-the request against its primary target, adds its uncached tokens to the endpoint's work rate,
-and observes the prediction for it in upstream's
+its whole group until its queue explodes). Beside the TTFT, the prediction carries the delay
+the request's prefill `t` would add to the requests arriving there meanwhile, `lambda x t^2 /
+2` at the endpoint's recent arrivals per second `lambda`, times `delayCostWeight`: ranked on,
+it sends long prompts where few requests would queue behind them, the short ones elsewhere.
+
+The request's prompt is `len(prompt_text) / 4` tokens, less the share of its prefix blocks the
+`PrefixCacheMatchInfo` attribute says the endpoint holds, plus, for a LoRA adapter the endpoint
+is not believed to hold (`_adapter_slots`), `adapterLoadTokens` of work for the load and
+`adapterBlockedTokens` more when every adapter slot there is busy (a wait, not work: the ledger
+records the prompt and the load only, and learns no speed from a request that waited for an
+adapter). PreRequest records the request against its primary target, adds its uncached tokens to
+the endpoint's work rate, and observes the prediction for it in upstream's
 `inference_objective_request_predicted_ttft_seconds`.
 
 igw's own type, not upstream's `predicted-latency-producer` (which asks a latency-predictor
@@ -74,6 +78,10 @@ class OnlineLatencyProducerParams(Params, frozen=True):
     rate_window_seconds: float = 2.0
     """Over how long the prefill work sent to each endpoint is averaged (`_work_rate`);
     0 turns the load correction off."""
+    delay_cost_weight: float = 1.0
+    """How much the delay a request's prefill adds to the requests arriving behind it (its
+    prefill time there x the endpoint's arrivals per second x half that time) counts in the
+    ranking, beside its own predicted TTFT; needs `rateWindowSeconds` > 0."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +114,11 @@ class OnlineLatencyProducer:
         adapter_costs: tuple[int, int] = (1200, 8000),
         metrics: SchedulerMetrics | None = None,
         rate: WorkRate | None = None,
+        delay_cost_weight: float = 1.0,
     ) -> None:
         self.name = name
         self.rate = rate
+        self.delay_weight = delay_cost_weight / 2 if rate is not None else 0.0
         self.model = model if model is not None else SpeedModel()
         self.ledger = ledger if ledger is not None else DispatchLedger()
         self.clock = clock
@@ -132,6 +142,7 @@ class OnlineLatencyProducer:
             clock=handle.clock, adapter_costs=(p.adapter_load_tokens, p.adapter_blocked_tokens),
             metrics=handle.metrics,
             rate=WorkRate(window_s=p.rate_window_seconds) if p.rate_window_seconds > 0 else None,
+            delay_cost_weight=p.delay_cost_weight,
         )  # fmt: skip
 
     def prepare_data(
@@ -139,7 +150,7 @@ class OnlineLatencyProducer:
     ) -> None:
         now = self.clock()
         ledger, model = self.ledger, self.model
-        adapters = self.adapters
+        adapters, rate, delay_weight = self.adapters, self.rate, self.delay_weight
         for e in endpoints:
             adapters.observe(e)
             if ledger.has_new_scrape(e):
@@ -163,14 +174,18 @@ class OnlineLatencyProducer:
             own += work
             speed = model.seconds_per_token(name)
             load = loads[name] = ledger.load(e, now, speed, guess=tokens)
-            if self.rate is not None:
-                speed *= self.rate.slowdown(name, now, speed)
+            delay = 0.0
+            if rate is not None:
+                slowdown, arrivals = rate.rates(name, now, speed)
+                speed *= slowdown
+                prefill = speed * own
+                delay = delay_weight * arrivals * prefill * prefill
             ahead = load.ahead_tokens
             # What a request waits for there is the step under way (module `_speed_model`).
             placed[name] = (own, load.started_tokens if not work else UNTIMED)
             ttft = speed * (step + ahead + own + slot_wait)
             predictions[name] = TtftPrediction(
-                ttft, speed, ahead, own + slot_wait, load.dispatched, residency
+                ttft, speed, ahead, own + slot_wait, load.dispatched, residency, delay
             )
         state.set_attributes(DISPATCHED_LOAD, loads)
         state.set_attributes(PREDICTED_TTFT, predictions)

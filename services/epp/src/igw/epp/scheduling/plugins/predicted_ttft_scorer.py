@@ -1,15 +1,16 @@
 """`predicted-ttft-scorer`: prefers the endpoint predicted to give this request its first token
-soonest.
+soonest, at the least delay to the requests that will arrive behind it.
 
-Score = `best / predicted` over the candidates' `TtftPrediction.ttft_s` (written by
-`online-latency-producer`, auto-created when absent): the fastest scores 1.0, one predicted
-twice as slow 0.5. A candidate without a prediction scores 1.0 (nothing known against it);
-when none has one every endpoint scores 1.0. No parameters.
+Score = `best / cost` over the candidates' `TtftPrediction.cost_s` (written by
+`online-latency-producer`, auto-created when absent): the predicted TTFT plus the delay its
+prefill adds to the endpoint's next arrivals (`delay_s`). The cheapest scores 1.0, one twice as
+costly 0.5. A candidate without a prediction scores 1.0 (nothing known against it); when none
+has one every endpoint scores 1.0. No parameters.
 
-With a TTFT SLO (`x-slo-ttft-ms`, upstream's header), the endpoints predicted to meet it score in
-[0.5, 1] and the others in [0, 0.25], each group still by `best / predicted`: the request goes
-where it is predicted to meet its SLO whenever any endpoint is, ahead of an affinity scorer's
-weight up to the gap. When none is predicted to meet it, the plain ranking stands.
+With a TTFT SLO (`x-slo-ttft-ms`, upstream's header), the endpoints whose predicted TTFT meets
+it score in [0.5, 1] and the others in [0, 0.25], each group still by `best / cost`: the
+request goes where it is predicted to meet its SLO whenever any endpoint is, ahead of an
+affinity scorer's weight up to the gap. When none is predicted to meet it, the plain ranking stands.
 
 For `igw-epp explain` it tells each endpoint's prediction and its parts: the learned speed, the
 work queued ahead (the in-flight correction included: requests sent since the last scrape) and
@@ -43,13 +44,13 @@ class PredictedTtftScorer(ParameterlessPlugin):
     ) -> Sequence[float]:
         predictions = state.attributes(PREDICTED_TTFT)
         ttfts = [predictions.get(e.endpoint.name) for e in endpoints]
-        known = [p.ttft_s for p in ttfts if p is not None]
+        known = [p.cost_s for p in ttfts if p is not None]
         if not known:
             return [1.0] * len(endpoints)
         best = min(known)
-        scores = [1.0 if p is None or p.ttft_s <= 0 else best / p.ttft_s for p in ttfts]
+        scores = [1.0 if p is None or p.cost_s <= 0 else best / p.cost_s for p in ttfts]
         slo = slo_seconds(request)
-        if slo is None or best > slo:
+        if slo is None or min(p.ttft_s for p in ttfts if p is not None) > slo:
             return scores
         return [
             0.5 + 0.5 * s if p is None or p.ttft_s <= slo else 0.25 * s
@@ -81,7 +82,9 @@ class PredictedTtftScorer(ParameterlessPlugin):
 def _prediction(p: TtftPrediction) -> str:
     step = round(p.ttft_s / p.seconds_per_token) - p.queued_tokens - p.uncached_tokens
     adapter = "" if p.adapter == "none" else f"; adapter {p.adapter}"
+    delay = f"; delays later arrivals {p.delay_s * 1000:,.0f} ms" if p.delay_s > 0 else ""
     return (
         f"TTFT {p.ttft_s * 1000:,.0f} ms = {p.seconds_per_token * 1000:.3f} ms/token x "
-        f"({step} step + {p.queued_tokens} ahead + {p.uncached_tokens} own uncached){adapter}"
+        f"({step} step + {p.queued_tokens} ahead + {p.uncached_tokens} own uncached)"
+        f"{adapter}{delay}"
     )
