@@ -33,3 +33,23 @@ def test_base_models_and_servers_without_adapters_are_not_charged() -> None:
     slots.observe(endpoint(POD, active=["a"], max_lora=2))
     assert slots.residency(endpoint(POD, max_lora=2), "base-model") == "none"
     assert slots.residency(endpoint(POD), "a") == "none"  # max_lora 0: no adapters there
+
+
+def test_a_load_that_would_evict_the_pools_only_copy_of_an_adapter_is_an_evict() -> None:
+    """One slot each: `a` holds x, `b` holds y, `c` holds x too. Loading z on `a` or `c` evicts
+    an x that the other still holds; on `b` it evicts the only y."""
+    slots = AdapterSlots()
+    pods = [
+        endpoint("a", active=["x"], max_lora=1),
+        endpoint("b", active=["y"], max_lora=1),
+        endpoint("c", active=["x"], max_lora=1),
+        endpoint("d", active=["z"], max_lora=1),
+    ]
+    for pod in pods:
+        slots.observe(pod)
+    idle = [endpoint(p.endpoint.name, max_lora=1) for p in pods]
+    assert slots.residencies(idle, "z") == ["load", "evict", "load", "resident"]
+    # A slot whose adapter still runs is not evicted: `b`'s y busy, nothing else to evict there.
+    assert slots.residencies([idle[0], idle[2], pods[1]], "z") == ["load", "load", "blocked"]
+    # Alone, an endpoint has no pool to compare with.
+    assert slots.residency(idle[1], "z") == "load"

@@ -164,7 +164,7 @@ def test_writes_the_in_flight_correction_and_the_prediction_for_every_candidate(
 
 
 def test_a_request_for_a_resident_adapter_is_predicted_sooner_than_a_load() -> None:
-    producer = OnlineLatencyProducer(clock=FakeClock(10.0), adapter_costs=(300, 2000))
+    producer = OnlineLatencyProducer(clock=FakeClock(10.0), adapter_costs=(300, 0, 2000))
     pods = [
         endpoint("a", active=["sql-lora"], max_lora=1, updated_at=9.99),
         endpoint("b", active=["chat-lora"], max_lora=1, updated_at=9.99),
@@ -177,11 +177,30 @@ def test_a_request_for_a_resident_adapter_is_predicted_sooner_than_a_load() -> N
     assert predictions["a"].ttft_s < predictions["b"].ttft_s
 
 
+def test_a_load_that_evicts_the_only_copy_of_another_adapter_costs_more() -> None:
+    producer = OnlineLatencyProducer(clock=FakeClock(10.0), adapter_costs=(300, 500, 2000))
+    pods = [
+        endpoint("a", active=["x"], max_lora=1, updated_at=9.99),
+        endpoint("b", active=["y"], max_lora=1, updated_at=9.99),
+        endpoint("c", active=["x"], max_lora=1, updated_at=9.99),
+        endpoint("d", active=["z"], max_lora=1, updated_at=9.99),
+    ]
+    producer.prepare_data(request("x", prompt="q"), CycleState(), pods)  # learns the adapters
+    idle = [endpoint(p.endpoint.name, max_lora=1, updated_at=9.99) for p in pods[:3]]
+    state = CycleState()
+    producer.prepare_data(request("z", prompt="q" * 400), state, idle)
+    predictions = state.attributes(PREDICTED_TTFT)
+    assert [predictions[n].adapter for n in "abc"] == ["load", "evict", "load"]
+    assert predictions["a"].uncached_tokens == 100 + 300
+    assert predictions["b"].uncached_tokens == 100 + 300 + 500
+    assert predictions["b"].ttft_s > predictions["a"].ttft_s
+
+
 def test_an_adapter_wait_is_predicted_but_only_the_load_is_work_at_the_pod() -> None:
     """Sent to `b`, the request is work there for its prompt and the adapter load, not for the
     wait for a busy slot (no compute), and its wait does not teach `b`'s prefill speed."""
     clock = FakeClock(10.0)
-    producer = OnlineLatencyProducer(clock=clock, adapter_costs=(300, 2000))
+    producer = OnlineLatencyProducer(clock=clock, adapter_costs=(300, 0, 2000))
     a = endpoint("a", active=["sql-lora"], max_lora=1, updated_at=9.99)
     b = endpoint("b", active=["chat-lora"], max_lora=1, updated_at=9.99)
     state = CycleState()

@@ -86,7 +86,9 @@ class TtftPrediction:
     """The in-flight correction: requests sent since the endpoint's last scrape."""
     adapter: str = "none"
     """The request's LoRA adapter there: `resident`, `load` (a load is counted in the
-    uncached tokens), `blocked` (every slot busy: a wait is counted too) or `none`."""
+    uncached tokens), `evict` (a load that evicts the only copy among the candidates of another
+    adapter: its reload is counted too), `blocked` (every slot busy: a wait is counted too) or
+    `none`."""
     delay_s: float = 0.0
     """What sending it there costs the requests that will arrive behind it: its own prefill
     time `t` there, times the endpoint's recent arrivals per second, times `t / 2`, weighted by

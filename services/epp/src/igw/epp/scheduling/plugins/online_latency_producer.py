@@ -67,10 +67,12 @@ class OnlineLatencyProducerParams(Params, frozen=True):
     """How much work the pool's speed counts for in each endpoint's estimate."""
     scrape_lag_ms: float = 5.0
     """A request sent this long before a scrape is not counted in it yet (Envoy's hop)."""
-    adapter_load_tokens: int = 1200
-    """A LoRA adapter load, in tokens of prefill: the load itself (igw-sim's 8B/H100 preset: 150 ms,
-    600 tokens at 0.25 ms each) and as much again for the adapter it evicts from a full set of
-    slots, which a later request will have to load back."""
+    adapter_load_tokens: int = 600
+    """A LoRA adapter load, in tokens of prefill (igw-sim's 8B/H100 preset: a 150 ms load, 0.25 ms
+    per prefill token)."""
+    adapter_eviction_tokens: int = 600
+    """Added to a load that would evict the only copy in the pool of another adapter
+    (`_adapter_slots`): the load a later request for that adapter will need."""
     adapter_blocked_tokens: int = 8000
     """The wait for a busy adapter slot to drain, in tokens of prefill: large, since the slot
     drains only when every running request of its adapter has finished, which steady traffic
@@ -111,7 +113,7 @@ class OnlineLatencyProducer:
         model: SpeedModel | None = None,
         ledger: DispatchLedger | None = None,
         clock: Callable[[], float],
-        adapter_costs: tuple[int, int] = (1200, 8000),
+        adapter_costs: tuple[int, int, int] = (600, 600, 8000),
         metrics: SchedulerMetrics | None = None,
         rate: WorkRate | None = None,
         delay_cost_weight: float = 1.0,
@@ -123,10 +125,11 @@ class OnlineLatencyProducer:
         self.ledger = ledger if ledger is not None else DispatchLedger()
         self.clock = clock
         self.adapters = AdapterSlots()
-        load, blocked = adapter_costs
+        load, eviction, blocked = adapter_costs
         # Per residency: (work the pod does for it, the wait for a busy slot, which is not work).
         self._adapter_cost = {
-            "none": (0, 0), "resident": (0, 0), "load": (load, 0), "blocked": (load, blocked),
+            "none": (0, 0), "resident": (0, 0), "load": (load, 0),
+            "evict": (load + eviction, 0), "blocked": (load, blocked),
         }  # fmt: skip
         self._predicted = (metrics if metrics is not None else SchedulerMetrics()).predicted_ttft()
 
@@ -139,7 +142,10 @@ class OnlineLatencyProducer:
         )  # fmt: skip
         return cls(
             name, model=model, ledger=DispatchLedger(lag_s=p.scrape_lag_ms / 1000),
-            clock=handle.clock, adapter_costs=(p.adapter_load_tokens, p.adapter_blocked_tokens),
+            clock=handle.clock,
+            adapter_costs=(
+                p.adapter_load_tokens, p.adapter_eviction_tokens, p.adapter_blocked_tokens
+            ),
             metrics=handle.metrics,
             rate=WorkRate(window_s=p.rate_window_seconds) if p.rate_window_seconds > 0 else None,
             delay_cost_weight=p.delay_cost_weight,
@@ -160,16 +166,14 @@ class OnlineLatencyProducer:
         tokens = prompt_tokens(request)
         matches = state.attributes(PREFIX_CACHE_MATCH)
         step = model.step_tokens
-        target = request.target_model
-        lora = target in adapters.adapters
+        residencies = adapters.residencies(endpoints, request.target_model)
         loads: dict[str, DispatchedLoad] = {}
         predictions: dict[str, TtftPrediction] = {}
         placed: dict[str, tuple[int, int]] = {}
-        for e in endpoints:
+        for e, residency in zip(endpoints, residencies, strict=True):
             name = e.endpoint.name
             match = matches.get(name)
             own = tokens if match is None else round(tokens * (1.0 - match.ratio))
-            residency = adapters.residency(e, target) if lora else "none"
             work, slot_wait = self._adapter_cost[residency]
             own += work
             speed = model.seconds_per_token(name)
