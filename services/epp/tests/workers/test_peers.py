@@ -24,6 +24,7 @@ from igw.epp.scheduling.plugins import (
 from igw.epp.testing.builders import endpoint, request
 from igw.epp.testing.waiting import wait_until
 from igw.epp.workers import Peers, WorkerRole
+from igw.epp.workers import peers as peers_module
 
 POD = endpoint("pod-0-rank-0")
 
@@ -118,6 +119,36 @@ async def test_a_scrape_of_an_endpoint_not_held_is_ignored(pair: tuple[Worker, W
     assert not b.datastore.apply_metrics("pod-0-rank-0", "10.9.9.9:8000", Metrics(waiting=9))
     assert not b.datastore.apply_metrics("other", POD.endpoint.hostport, Metrics(waiting=9))
     assert b.datastore.endpoints()[0].metrics == Metrics()
+
+
+async def test_the_other_workers_answer_leadership_as_worker_0_says(
+    pair: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker 0 holds the pod's Lease; worker 1 answers health checks on the shared port as
+    worker 0 last said, and as not leading once worker 0 has gone quiet."""
+    a, b = pair
+    monkeypatch.setattr(peers_module, "LEADER_STALE_S", 0.5)
+    leading = [True]
+    a.peers.say_leader(lambda: leading[0], every_s=0.05)
+    await wait_until(b.peers.leading)
+    leading[0] = False
+    await wait_until(lambda: not b.peers.leading())
+    leading[0] = True
+    await wait_until(b.peers.leading)
+    a.peers.close()  # worker 0 died holding the Lease: its last word goes stale
+    await wait_until(lambda: not b.peers.leading())
+
+
+async def test_only_worker_0_speaks_for_the_pods_leadership(tmp_path: Path) -> None:
+    a, b = await _worker(tmp_path, 0), await _worker(tmp_path, 1)
+    try:
+        b.peers.say_leader(lambda: True, every_s=10.0)
+        b.peers.flush()
+        await wait_until(lambda: a.peers.received_ops >= 2)  # HELLO, then LEADER
+        assert not a.peers.leading()
+    finally:
+        a.peers.close()
+        b.peers.close()
 
 
 async def test_a_peer_that_is_not_up_is_skipped(tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ have stopped). A lost Lease only turns readiness off; the replica campaigns agai
 Workers (`worker`, set by `igw-epp --workers N`, `igw.epp.workers`): the ext_proc port is shared
 (SO_REUSEPORT; the kernel spreads connections, not streams, so Envoy must open several: see
 docs/concepts/workers.md); only worker 0 scrapes, reports the pool gauges and takes part in
-leader election; `Peers` shares the routing state; once serving, the worker writes its ready file.
+leader election (the others answer health as it says it leads, `Peers.leading`); `Peers`
+shares the routing state; once serving, the worker writes its ready file.
 """
 
 from __future__ import annotations
@@ -308,7 +309,10 @@ class EppService:
         return self._synced
 
     def _leading(self) -> bool:
-        return self.elector is not None and self.elector.is_leader
+        if self.elector is not None:
+            return self.elector.is_leader
+        # A worker other than 0 answers as worker 0, which holds the pod's Lease, said.
+        return self.peers is not None and not _elects(self.options.worker) and self.peers.leading()
 
     async def _start_election(self) -> None:
         pool = self.options.pool
@@ -349,6 +353,8 @@ class EppService:
             await self.server.start()
             if self.options.leader_election and _elects(self.options.worker):
                 await self._start_election()
+                if self.peers is not None:
+                    self.peers.say_leader(self._leading)
             self._write_ready()
         except BaseException:
             await self.stop()

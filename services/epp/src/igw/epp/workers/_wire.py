@@ -12,6 +12,8 @@ every worker loads from the same flags, so the names agree.
               max_active_models, cache_block_size, cache_num_blocks, updated_at]
     HELLO    [5]                                           the sender (re)started: forget its
                                                            requests in flight
+    LEADER   [6, leading]                                  worker 0 holds (or not) the pod's
+                                                           Lease; said every `LEADER_EVERY_S`
 
 `time.monotonic()` is CLOCK_MONOTONIC on Linux, one clock for every process of the host, so
 `at` and `updated_at` mean the same in the receiver.
@@ -39,6 +41,7 @@ class Op(enum.IntEnum):
     DISPATCH = 3
     METRICS = 4
     HELLO = 5
+    LEADER = 6
 
 
 def encode(sender: int, ops: list[list[Any]]) -> bytes:

@@ -16,6 +16,12 @@ request finishes (a finish for an unknown id is ignored). A restarted worker say
 peers then forget the requests it had in flight (their streams died with it). The restarted
 worker itself starts cold: an empty prefix index that fills from its peers' inserts from then on.
 
+Leader election stays with worker 0 (one Lease per pod), but every worker answers health checks
+on the shared ext_proc port (`--health-checking`), so worker 0 says whether it leads every
+`LEADER_EVERY_S` (and the other workers answer as it said: `leading()`). A word older than
+`LEADER_STALE_S` (worker 0 died or hangs) counts as not leading, as a worker 0 that lost its
+Lease would.
+
 Ownership: created and started by `EppService` on its event loop, after the datastore; the
 socket is read with `loop.add_reader` (no task); `close()` flushes, removes the reader and the
 socket file. Everything runs on the loop's thread.
@@ -26,9 +32,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +54,7 @@ from igw.epp.scheduling.plugins import (
 from igw.epp.workers import _wire
 from igw.epp.workers._wire import Op
 
-__all__ = ["FLUSH_S", "Peers", "WorkerRole"]
+__all__ = ["FLUSH_S", "LEADER_EVERY_S", "LEADER_STALE_S", "Peers", "WorkerRole"]
 
 _log = structlog.get_logger(__name__)
 
@@ -54,6 +62,8 @@ FLUSH_S = 0.002
 _BATCH_BYTES = 48 * 1024
 """Flush early past this many (estimated) bytes: a datagram must fit the peer's socket buffer."""
 _RECV_BYTES = 256 * 1024
+LEADER_EVERY_S = 1.0
+LEADER_STALE_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +126,21 @@ class Peers:
         self._timer: asyncio.TimerHandle | None = None
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._leader_said: tuple[bool, float] = (False, -math.inf)
+        """Worker 0's last word on leadership, and when it arrived (monotonic)."""
+        self._leader_timer: asyncio.TimerHandle | None = None
+
+    def leading(self) -> bool:
+        """Whether worker 0 said lately that it holds the Lease (module docstring)."""
+        said, at = self._leader_said
+        return said and time.monotonic() - at <= LEADER_STALE_S
+
+    def say_leader(self, leading: Callable[[], bool], every_s: float = LEADER_EVERY_S) -> None:
+        """Worker 0: tells the others `leading()` now and every `every_s` until `close()`."""
+        if self._loop is None or self._sock is None:
+            raise RuntimeError("say_leader before start() or after close()")
+        self.queue([Op.LEADER, leading()], 8)
+        self._leader_timer = self._loop.call_later(every_s, self.say_leader, leading, every_s)
 
     async def start(self) -> None:
         """Binds this worker's socket, hooks the plugins, and says HELLO."""
@@ -227,6 +252,8 @@ class Peers:
                 self.datastore.apply_metrics(*_wire.metrics_from_op(op))
         elif code == Op.HELLO:
             self._forget(sender)
+        elif code == Op.LEADER and sender == 0:
+            self._leader_said = (bool(op[1]), time.monotonic())
 
     def _forget(self, sender: int) -> None:
         for plugin, request_id in self._remote.pop(sender, set()):
@@ -236,6 +263,9 @@ class Peers:
 
     def close(self) -> None:
         """Sends what is queued, then stops reading and removes the socket; idempotent."""
+        if self._leader_timer is not None:
+            self._leader_timer.cancel()
+            self._leader_timer = None
         self.flush()
         sock, self._sock = self._sock, None
         if sock is None:
