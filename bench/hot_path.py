@@ -10,7 +10,8 @@ serialised, exactly as the servicer does between gRPC reads and writes.
 
 Exchanges: `pass_through` (the serving core alone: the floor), `bbr` (the BBR's default
 plugins, as `igw-bbr --streaming` builds them), `epp` (the EPP's default config over 8 endpoints
-with fresh metrics, the test builders' director: scheduler, prefix producer, metrics). Figure:
+with fresh metrics, the test builders' director: scheduler, prefix producer, metrics) and
+`epp_learned` (the same with `--config-profile learned-latency`). Figure:
 CPU time (`time.process_time`) per request, the best of `--repeats` runs of `--requests` each
 (the least disturbed), after a warm-up; and each exchange's cost over `pass_through`.
 Run `python -m bench.hot_path`; it prints a Markdown table and writes nothing.
@@ -30,6 +31,7 @@ from igw.bbr.server import BbrOptions, BbrService
 from igw.common.envoy import BodyMode, ProcessingRequest
 from igw.common.extproc import Exchange, PassThroughExchange, Stream, StreamInfo
 from igw.common.testing import messages
+from igw.epp.config import PROFILES
 from igw.epp.testing.builders import endpoints
 from igw.epp.testing.requestpath import build_director, build_exchanges
 
@@ -61,6 +63,9 @@ def _factories() -> dict[str, Factory]:
         "pass_through": lambda _info: pass_through,
         "bbr": bbr.router.exchange,
         "epp": build_exchanges(build_director(endpoints(8))),
+        "epp_learned": build_exchanges(
+            build_director(endpoints(8), config=PROFILES["learned-latency"])
+        ),
     }
 
 

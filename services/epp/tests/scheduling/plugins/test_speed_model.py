@@ -63,3 +63,15 @@ def test_the_prediction_is_the_step_the_queue_and_the_prompt_at_that_speed() -> 
 def test_bad_settings_are_refused(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="positive"):
         SpeedModel(**settings)  # type: ignore[arg-type]  # the table's values are floats
+
+
+def test_the_speed_table_is_each_endpoints_speed_and_follows_new_evidence() -> None:
+    model = SpeedModel(initial=0.001)
+    model.observe("a", 0.5, 872, now=0.0)  # 0.5 s for 1,000 tokens of work (128 + 872)
+    model.observe("b", 2.0, 872, now=0.0)
+    assert model.speeds() == {"a": model.seconds_per_token("a"), "b": model.seconds_per_token("b")}
+    before = model.speeds()["a"]
+    model.observe("a", 5.0, 872, now=1.0)
+    assert model.speeds()["a"] > before
+    assert "c" not in model.speeds()
+    assert model.seconds_per_token("c") == model.pool()

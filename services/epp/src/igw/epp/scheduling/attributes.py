@@ -8,6 +8,7 @@ consumes but nobody produces.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from igw.epp.framework.cycle_state import AttributeKey
 
@@ -43,8 +44,7 @@ class InFlightLoad:
     tokens: int
 
 
-@dataclass(frozen=True, slots=True)
-class DispatchedLoad:
+class DispatchedLoad(NamedTuple):
     """An endpoint's queue as the last scrape saw it, corrected by what the EPP sent since.
 
     `dispatched` requests went out after the scrape (its counts cannot hold them yet);
@@ -71,9 +71,11 @@ class DispatchedLoad:
         return self.waiting + self.running + self.dispatched
 
 
-@dataclass(frozen=True, slots=True)
-class TtftPrediction:
-    """An endpoint's predicted time to first token for this request, and its parts."""
+class TtftPrediction(NamedTuple):
+    """An endpoint's predicted time to first token for this request, and its parts.
+
+    A named tuple, as `DispatchedLoad`: immutable like the frozen dataclasses here, and built
+    per candidate per request, where a frozen dataclass costs 4x as much to construct."""
 
     ttft_s: float
     seconds_per_token: float

@@ -35,6 +35,7 @@ calling `dispatch` there, which does not call it back).
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -75,6 +76,11 @@ class _Endpoint:
     started: float = 0.0
     """Prefill tokens of departed requests not yet computed, as of `started_at`."""
     started_at: float = 0.0
+    counted_for: float = -math.inf
+    """The scrape (`updated_at`) `after` counts against: `load` counts the requests sent after
+    a scrape once, and each dispatch after that adds one, so a stale scrape costs no scan of
+    every request sent since."""
+    after: int = 0
 
     def drain(self, now: float, seconds_per_token: float) -> float:
         """The started work left at `now`."""
@@ -116,6 +122,8 @@ class DispatchLedger:
         self.mean_tokens = tokens if mean is None else mean + _MEAN_WEIGHT * (tokens - mean)
         entry.queue.append(_Sent(at, tokens, ahead))
         entry.queued_tokens += tokens
+        if at > entry.counted_for - self.lag_s:
+            entry.after += 1
 
     def has_new_scrape(self, state: EndpointState) -> bool:
         """Whether `reconcile` has anything to match: the endpoint has a scrape not yet seen."""
@@ -167,13 +175,16 @@ class DispatchLedger:
             return DispatchedLoad(
                 metrics.waiting, metrics.running, 0, round(metrics.waiting * mean)
             )
-        seen_until = metrics.updated_at - self.lag_s
-        dispatched = 0
-        for sent in reversed(entry.queue):
-            if sent.at <= seen_until:
-                break
-            dispatched += 1
+        if entry.counted_for != metrics.updated_at:  # a scrape not counted against yet
+            seen_until = metrics.updated_at - self.lag_s
+            dispatched = 0
+            for sent in reversed(entry.queue):
+                if sent.at <= seen_until:
+                    break
+                dispatched += 1
+            entry.counted_for, entry.after = metrics.updated_at, dispatched
+        dispatched = entry.after
         foreign = max(0, metrics.waiting - (len(entry.queue) - dispatched))
         queued = entry.queued_tokens + round(foreign * mean)
-        started = round(entry.drain(now, seconds_per_token))
+        started = round(entry.drain(now, seconds_per_token)) if entry.started > 0 else 0
         return DispatchedLoad(metrics.waiting, metrics.running, dispatched, queued, started)

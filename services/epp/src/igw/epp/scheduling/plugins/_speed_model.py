@@ -54,6 +54,7 @@ class SpeedModel:
         self.prior_tokens = prior_tokens
         self._fits: dict[str, _Fit] = {}
         self._pool: float | None = None
+        self._speeds: dict[str, float] | None = None
 
     def observe(self, endpoint: str, seconds: float, ahead_tokens: int, now: float) -> None:
         """One request waited `seconds` at `endpoint` behind `ahead_tokens` of started work."""
@@ -64,7 +65,7 @@ class SpeedModel:
         fit.work = fit.work * fade + self.wait_tokens + max(0, ahead_tokens)
         fit.seconds = fit.seconds * fade + max(0.0, seconds)
         fit.at = now
-        self._pool = None
+        self._pool = self._speeds = None
 
     def pool(self) -> float:
         """The prior: the median fitted speed of the pool, `initial` before any fit."""
@@ -73,6 +74,14 @@ class SpeedModel:
             fitted = [f.seconds / f.work for f in self._fits.values() if f.work > 0]
             pool = self._pool = statistics.median(fitted) if fitted else self.initial
         return pool
+
+    def speeds(self) -> dict[str, float]:
+        """Every fitted endpoint's `seconds_per_token`, kept until the next `observe` (the
+        picker's hot path: one look-up per candidate); an endpoint not in it is at `pool()`."""
+        speeds = self._speeds
+        if speeds is None:
+            speeds = self._speeds = {name: self.seconds_per_token(name) for name in self._fits}
+        return speeds
 
     def seconds_per_token(self, endpoint: str) -> float:
         """The endpoint's learned speed, pulled toward the pool's by the prior."""

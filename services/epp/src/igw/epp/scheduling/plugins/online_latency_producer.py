@@ -151,46 +151,53 @@ class OnlineLatencyProducer:
             delay_cost_weight=p.delay_cost_weight,
         )  # fmt: skip
 
+    def _learn(self, endpoints: Sequence[EndpointState], now: float) -> None:
+        """Adapter residency and the waits each endpoint's new scrape reveals."""
+        ledger, model, observe = self.ledger, self.model, self.adapters.observe
+        new_scrape = ledger.has_new_scrape
+        for e in endpoints:
+            observe(e)
+            if new_scrape(e):
+                name = e.endpoint.name
+                for wait in ledger.reconcile(e, now, model.seconds_per_token(name)):
+                    model.observe(name, wait.seconds, wait.ahead_tokens, now)
+
     def prepare_data(
         self, request: InferenceRequest, state: CycleState, endpoints: Sequence[EndpointState]
     ) -> None:
         now = self.clock()
-        ledger, model = self.ledger, self.model
-        adapters, rate, delay_weight = self.adapters, self.rate, self.delay_weight
-        for e in endpoints:
-            adapters.observe(e)
-            if ledger.has_new_scrape(e):
-                name = e.endpoint.name
-                for wait in ledger.reconcile(e, now, model.seconds_per_token(name)):
-                    model.observe(name, wait.seconds, wait.ahead_tokens, now)
+        self._learn(endpoints, now)
         tokens = prompt_tokens(request)
         matches = state.attributes(PREFIX_CACHE_MATCH)
-        step = model.step_tokens
-        residencies = adapters.residencies(endpoints, request.target_model)
+        step = self.model.step_tokens
+        speeds, pool, load_of = self.model.speeds(), self.model.pool(), self.ledger.load
+        rates = self.rate.rates if self.rate is not None else None
+        delay_weight, costs = self.delay_weight, self._adapter_cost
+        residencies = self.adapters.residencies(endpoints, request.target_model)
         loads: dict[str, DispatchedLoad] = {}
         predictions: dict[str, TtftPrediction] = {}
         placed: dict[str, tuple[int, int]] = {}
         for e, residency in zip(endpoints, residencies, strict=True):
             name = e.endpoint.name
-            match = matches.get(name)
+            match = matches.get(name) if matches else None
             own = tokens if match is None else round(tokens * (1.0 - match.ratio))
-            work, slot_wait = self._adapter_cost[residency]
+            work, slot_wait = costs[residency]
             own += work
-            speed = model.seconds_per_token(name)
-            load = loads[name] = ledger.load(e, now, speed, guess=tokens)
+            speed = speeds.get(name, pool)
+            load = loads[name] = load_of(e, now, speed, tokens)
             delay = 0.0
-            if rate is not None:
-                slowdown, arrivals = rate.rates(name, now, speed)
+            if rates is not None:
+                slowdown, arrivals = rates(name, now, speed)
                 speed *= slowdown
                 prefill = speed * own
                 delay = delay_weight * arrivals * prefill * prefill
-            ahead = load.ahead_tokens
+            ahead = load.queued_tokens + load.started_tokens
             # What a request waits for there is the step under way (module `_speed_model`).
             placed[name] = (own, load.started_tokens if not work else UNTIMED)
-            ttft = speed * (step + ahead + own + slot_wait)
             predictions[name] = TtftPrediction(
-                ttft, speed, ahead, own + slot_wait, load.dispatched, residency, delay
-            )
+                speed * (step + ahead + own + slot_wait), speed, ahead, own + slot_wait,
+                load.dispatched, residency, delay,
+            )  # fmt: skip
         state.set_attributes(DISPATCHED_LOAD, loads)
         state.set_attributes(PREDICTED_TTFT, predictions)
         state.write(_PLACED, _Placed(placed))

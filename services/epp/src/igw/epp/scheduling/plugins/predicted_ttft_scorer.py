@@ -44,11 +44,12 @@ class PredictedTtftScorer(ParameterlessPlugin):
     ) -> Sequence[float]:
         predictions = state.attributes(PREDICTED_TTFT)
         ttfts = [predictions.get(e.endpoint.name) for e in endpoints]
-        known = [p.cost_s for p in ttfts if p is not None]
+        costs = [0.0 if p is None else p.ttft_s + p.delay_s for p in ttfts]
+        known = [c for c, p in zip(costs, ttfts, strict=True) if p is not None]
         if not known:
             return [1.0] * len(endpoints)
         best = min(known)
-        scores = [1.0 if p is None or p.cost_s <= 0 else best / p.cost_s for p in ttfts]
+        scores = [1.0 if c <= 0 else best / c for c in costs]
         slo = slo_seconds(request)
         if slo is None or min(p.ttft_s for p in ttfts if p is not None) > slo:
             return scores
