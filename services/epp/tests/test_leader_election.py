@@ -19,6 +19,7 @@ from igw.common.testing.kube_api import FakeKubeApi
 from igw.epp.discovery import PoolOptions
 from igw.epp.server import EppOptions, EppService
 from igw.epp.testing.kube_objects import inference_pool, pod
+from igw.epp.workers import WorkerRole
 
 NS, SELECTOR = "serving", {"app": "vllm"}
 # Upstream names the Lease epp-<pool namespace>-<pool name>.gateway-api-inference-extension...
@@ -67,18 +68,21 @@ async def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         yield fake
 
 
+def replica_options(worker: WorkerRole | None = None) -> EppOptions:
+    return EppOptions(
+        grpc_port=0, grpc_health_port=0, metrics_port=0, host="127.0.0.1",
+        secure_serving=False, tracing=False, grace_s=0.1, metrics_endpoint_auth=False,
+        pool=PoolOptions("llama", NS), watch_timings=WATCH,
+        leader_election=True, lease_timings=LEASE_TIMINGS, worker=worker,
+    )  # fmt: skip
+
+
 @pytest.fixture
 async def start_replica(api: FakeKubeApi) -> AsyncIterator[StartReplica]:
     started: list[EppService] = []
 
     async def start() -> EppService:
-        options = EppOptions(
-            grpc_port=0, grpc_health_port=0, metrics_port=0, host="127.0.0.1",
-            secure_serving=False, tracing=False, grace_s=0.1, metrics_endpoint_auth=False,
-            pool=PoolOptions("llama", NS), watch_timings=WATCH,
-            leader_election=True, lease_timings=LEASE_TIMINGS,
-        )  # fmt: skip
-        service = EppService(options)
+        service = EppService(replica_options())
         started.append(service)
         await service.start()
         return service
@@ -156,3 +160,33 @@ def test_leader_election_needs_a_pool(tmp_path: Path) -> None:
     )  # fmt: skip
     with pytest.raises(ValueError, match="needs a pool"):
         EppService(options)
+
+
+async def test_every_worker_of_the_leading_pod_answers_as_worker_0_leads(
+    api: FakeKubeApi,  # the API server the replicas talk to
+    tmp_path: Path,
+) -> None:
+    """`--workers 2` with leader election: only worker 0 campaigns, and worker 1 (which answers
+    health checks on the shared ext_proc port too) is ready exactly while worker 0 says it
+    leads; once worker 0 is gone its word goes stale and worker 1 is not ready either."""
+    zero = EppService(replica_options(WorkerRole(0, 2, tmp_path)))
+    one = EppService(replica_options(WorkerRole(1, 2, tmp_path)))
+    await zero.start()
+    await one.start()
+    try:
+        assert one.elector is None  # one Lease per pod: worker 0's
+
+        async def both_ready() -> bool:
+            return await readiness(zero, one) == [SERVING, SERVING]
+
+        await eventually(both_ready, "worker 1 ready as worker 0 leads")
+        assert await health(one, EXT_PROC_SERVICE) == SERVING
+        await zero.stop()
+
+        async def one_not_ready() -> bool:
+            return await readiness(one) == [NOT_SERVING]
+
+        await eventually(one_not_ready, "worker 1 not ready once worker 0 is gone")
+    finally:
+        await zero.stop()
+        await one.stop()
