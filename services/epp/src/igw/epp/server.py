@@ -311,8 +311,9 @@ class EppService:
     def _leading(self) -> bool:
         if self.elector is not None:
             return self.elector.is_leader
-        # A worker other than 0 answers as worker 0, which holds the pod's Lease, said.
-        return self.peers is not None and not _elects(self.options.worker) and self.peers.leading()
+        # A worker other than 0 answers as worker 0, which holds the pod's Lease, said (worker 0
+        # never hears its own word, so before its election starts this is False there too).
+        return self.peers is not None and self.peers.leading()
 
     async def _start_election(self) -> None:
         pool = self.options.pool

@@ -191,7 +191,7 @@ class OnlineLatencyProducer:
                 speed *= slowdown
                 prefill = speed * own
                 delay = delay_weight * arrivals * prefill * prefill
-            ahead = load.queued_tokens + load.started_tokens
+            ahead = load.ahead_tokens
             # What a request waits for there is the step under way (module `_speed_model`).
             placed[name] = (own, load.started_tokens if not work else UNTIMED)
             predictions[name] = TtftPrediction(

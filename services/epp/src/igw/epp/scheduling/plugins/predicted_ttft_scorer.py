@@ -44,7 +44,7 @@ class PredictedTtftScorer(ParameterlessPlugin):
     ) -> Sequence[float]:
         predictions = state.attributes(PREDICTED_TTFT)
         ttfts = [predictions.get(e.endpoint.name) for e in endpoints]
-        costs = [0.0 if p is None else p.ttft_s + p.delay_s for p in ttfts]
+        costs = [0.0 if p is None else p.cost_s for p in ttfts]
         known = [c for c, p in zip(costs, ttfts, strict=True) if p is not None]
         if not known:
             return [1.0] * len(endpoints)
