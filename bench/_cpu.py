@@ -94,13 +94,16 @@ async def chat_round(
     requests: int,
     concurrency: int,
     body_bytes: int,
+    rate: float | None = None,
 ) -> Round:
     """One round: `requests` POSTs of a `body_bytes` chat body to `url`, `concurrency` at a time
-    (`_load.run_load`), with the CPU of `pids` and of this client process taken around it."""
+    (`_load.run_load`, paced at `rate` per second if given), with the CPU of `pids` and of this
+    client process taken around it."""
     pids = {**pids, "client": os.getpid()}
     before = CpuSnapshot.take(pids)
+    body = _load.chat_body(body_bytes)
     load = await _load.run_load(
-        session, url, _load.chat_body(body_bytes), requests=requests, concurrency=concurrency
+        session, url, body, requests=requests, concurrency=concurrency, rate=rate
     )
     await asyncio.sleep(SETTLE_S)
     return Round(component, load, before, CpuSnapshot.take(pids))

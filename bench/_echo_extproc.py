@@ -9,8 +9,10 @@ and nothing else (no parsing, no metrics, no tracing, no logging):
 * a header-only request (headers with `end_of_stream`) is answered at once;
 * request trailers get an empty trailers response; when they end the body, the held headers and
   the body go out first, the last chunk without `end_of_stream` (Envoy's rule);
-* chunks after the end of the body are ignored. Only the request side is configured in the
-  benchmark, so response-side messages never arrive.
+* chunks after the end of the body are ignored;
+* response headers, when a listener sends them (the latency floor that pays the EPP's lean
+  response mode's message: `bench._epp_stack`'s `echo_chain_lean`), are answered without a
+  mutation. No listener sends response bodies or trailers to it.
 
 It serves on `grpc.aio` with uvloop, plaintext, on 127.0.0.1 `--port`, and stops on SIGTERM or
 SIGINT. Run as `python -m bench._echo_extproc --port 9100`. The other flags select the serving
@@ -39,6 +41,9 @@ CHUNK_LIMIT = 62_000
 # Never mutated after creation, so every stream can send the same objects.
 _HEADERS_REPLY = ext_proc_pb2.ProcessingResponse(request_headers=ext_proc_pb2.HeadersResponse())
 _TRAILERS_REPLY = ext_proc_pb2.ProcessingResponse(request_trailers=ext_proc_pb2.TrailersResponse())
+_RESPONSE_HEADERS_REPLY = ext_proc_pb2.ProcessingResponse(
+    response_headers=ext_proc_pb2.HeadersResponse()
+)
 
 
 def _headers_and_body(chunks: list[bytes], *, end_of_stream: bool) -> Iterator[Any]:
@@ -81,6 +86,8 @@ async def process(
                 for reply in _headers_and_body(chunks, end_of_stream=False):
                     yield reply
             yield _TRAILERS_REPLY
+        elif kind == "response_headers":
+            yield _RESPONSE_HEADERS_REPLY
 
 
 async def process_read_write(
@@ -107,6 +114,8 @@ async def process_read_write(
                 for reply in _headers_and_body(chunks, end_of_stream=False):
                     await context.write(reply)
             await context.write(_TRAILERS_REPLY)
+        elif kind == "response_headers":
+            await context.write(_RESPONSE_HEADERS_REPLY)
 
 
 def process_sync(requests: Iterator[Any], _context: grpc.ServicerContext) -> Iterator[Any]:
@@ -128,6 +137,8 @@ def process_sync(requests: Iterator[Any], _context: grpc.ServicerContext) -> Ite
                 answered = True
                 yield from _headers_and_body(chunks, end_of_stream=False)
             yield _TRAILERS_REPLY
+        elif kind == "response_headers":
+            yield _RESPONSE_HEADERS_REPLY
 
 
 def _handler(behaviour: Any) -> grpc.GenericRpcHandler:

@@ -16,7 +16,10 @@ workers). The gateway has one listener per scenario, alike but for their filters
 * `chain_lean`: the BBR then the EPP in the lean response mode (response headers sent, body
   STREAMED, trailers skipped: igw's default, DESIGN §6.1), ORIGINAL_DST;
 * `echo_chain`: the echo ext_proc twice (two streams of the same server), request side only,
-  round-robin: the floor of any two Python ext_proc hops, for the latency figure.
+  round-robin: the floor of any two Python ext_proc hops, for the latency figure;
+* `echo_chain_lean`: the same, but the second echo also gets the response headers (and answers
+  them at once), round-robin: the floor of the gRPC messages `chain_lean` exchanges (the lean
+  EPP's one response-side message, which Envoy waits for before the answer goes on).
 
 Every filter has its own ext_proc cluster (`ext_proc_<filter>`), so Envoy's `upstream_rq_total`
 counts the streams each listener opened. `Stack` is a context manager: entering starts the
@@ -49,7 +52,11 @@ from igw.common.testing import (
 from igw.e2e.processes import ChildProcess
 
 _BIN = Path(sys.executable).parent
-LISTENERS = ("direct", "echo", "epp_req", "epp", "chain", "chain_lean", "echo_chain")
+LISTENERS = (
+    "direct", "echo", "epp_req", "epp", "chain", "chain_lean", "echo_chain", "echo_chain_lean",
+)  # fmt: skip
+_ROUND_ROBIN = ("direct", "echo", "echo_chain", "echo_chain_lean")
+"""Listeners without the EPP: Envoy spreads their requests itself."""
 START_ATTEMPTS = 3
 ENVOY_WORKERS = 2
 
@@ -89,6 +96,10 @@ def _filters(grpc: dict[str, int]) -> dict[str, list[ExtProcFilter]]:
             ExtProcFilter("lean_bbr", grpc["bbr"], tls=False),
             _lean("lean_epp", grpc["epp"]),
         ],
+        "echo_chain_lean": [
+            ExtProcFilter("echo_lean_a", grpc["echo"], tls=False),
+            ExtProcFilter("echo_lean_b", grpc["echo"], tls=False, response_header_mode="SEND"),
+        ],
     }
 
 
@@ -99,7 +110,7 @@ def gateway_config(
     pool = [StaticCluster("pool_rr", tuple(("127.0.0.1", p) for p in upstreams))]
     configs: dict[str, dict[str, Any]] = {}
     for name, filters in _filters(grpc).items():
-        cluster = "pool_rr" if name in ("direct", "echo", "echo_chain") else "pool"
+        cluster = "pool_rr" if name in _ROUND_ROBIN else "pool"
         configs[name] = gateway_bootstrap(
             listen_port=listen[name], admin_port=admin_port, ext_procs=filters, routes=(),
             clusters=[*pool, OriginalDstCluster("pool")], default_cluster=cluster,

@@ -12,7 +12,13 @@ Method:
   connection (`spread_streams`), so that it opens enough for the kernel to spread.
 * Load: `_load.run_load`, a closed loop of `concurrency` clients POSTing one 2,048-byte chat
   body (so every request also makes a prefix-index insert that the two workers share). One
-  warm-up round each, then rounds alternating `one`, `two`, `one`, ...
+  warm-up round each at full speed, whose rates are reported, then rounds alternating `one`,
+  `two`, `one`, ... at full speed: more than one worker is for a load one process cannot
+  serve, so they are compared where each is busy. Paced at one rate instead (`paced`, what
+  `_epp_profiles` does for two single-process EPPs), each of two workers would run at half the
+  rate of the one process and pay more per request for it (CPU per request falls as a
+  process's request rate rises, `bench._epp_cpu`): 1.21x measured that way, in a run where
+  the saturated comparison gave 1.08-1.18x across runs.
 * CPU: utime + stime (`/proc/PID/stat`) of every process of the EPP under load (for `two`: the
   parent and both workers) over the round, per request. Both EPPs scrape the same 8 pages
   whatever the load; each one's background (CPU-seconds per second while the other one's
@@ -73,12 +79,18 @@ VARIANTS = (Variant("one"), Variant("two", workers=2))
 """This module's pair; `_epp_profiles` compares two configurations the same way."""
 
 
+PACED_SHARE = 0.8
+"""With `paced`, the measured rounds' rate as a share of the slower EPP's warm-up rate."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorkersSettings:
     requests: int
     rounds: int
     concurrency: int = 16
     body_bytes: int = 2048
+    paced: bool = False
+    """Measured rounds at one rate for both EPPs (`PACED_SHARE`), not at full speed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,12 +265,23 @@ def _cpu_of(r: _cpu.Round, epp: str) -> float:
     return sum(r.after.processes[n] - r.before.processes[n] for n in names)
 
 
-async def _round(stack: WorkersStack, epp: str, requests: int, s: WorkersSettings) -> WorkersRound:
+@dataclass(frozen=True, slots=True)
+class WorkersRounds:
+    measured: list[WorkersRound]
+    warmup: dict[str, float]
+    """EPP -> its warm-up round's requests per second, at full speed."""
+    rate: float | None
+    """The measured rounds' pace, or None at full speed."""
+
+
+async def _round(
+    stack: WorkersStack, epp: str, requests: int, s: WorkersSettings, rate: float | None = None
+) -> WorkersRound:
     served = stack.served(epp)
     async with _load.new_session(s.concurrency) as session:
         r = await _cpu.chat_round(
-            epp, session, stack.url(epp), stack.pids(),
-            requests=requests, concurrency=s.concurrency, body_bytes=s.body_bytes,
+            epp, session, stack.url(epp), stack.pids(), requests=requests,
+            concurrency=s.concurrency, body_bytes=s.body_bytes, rate=rate,
         )  # fmt: skip
     if bad := {code: n for code, n in r.load.statuses.items() if code != 200}:
         raise BenchmarkError(f"{epp}: unexpected HTTP statuses {bad}")
@@ -268,14 +291,17 @@ async def _round(stack: WorkersStack, epp: str, requests: int, s: WorkersSetting
     return WorkersRound(epp, r, counted)
 
 
-async def measure(stack: WorkersStack, s: WorkersSettings) -> list[WorkersRound]:
-    """A warm-up round per EPP, then `s.rounds` rounds of each, alternating."""
+async def measure(stack: WorkersStack, s: WorkersSettings) -> WorkersRounds:
+    """A warm-up round per EPP at full speed, then `s.rounds` rounds of each, alternating, at
+    full speed or (`s.paced`) at `PACED_SHARE` of the slower warm-up's rate."""
+    warmup = {}
     for epp in stack.variants:
-        await _round(stack, epp, max(200, s.requests // 5), s)
+        warmup[epp] = (await _round(stack, epp, max(200, s.requests // 2), s)).round.load.rps
+    rate = PACED_SHARE * min(warmup.values()) if s.paced else None
     rounds: list[WorkersRound] = []
     for _ in range(s.rounds):
         for epp in stack.variants:
-            r = await _round(stack, epp, s.requests, s)
+            r = await _round(stack, epp, s.requests, s, rate)
             rounds.append(r)
             print(
                 f"round {len(rounds)}/{s.rounds * len(stack.variants)} {epp}: "
@@ -283,7 +309,18 @@ async def measure(stack: WorkersStack, s: WorkersSettings) -> list[WorkersRound]
                 f"{_cpu_of(r.round, epp) * 1000 / s.requests:.3f} CPU-ms/request {r.served}",
                 file=sys.stderr,
             )
-    return rounds
+    return WorkersRounds(rounds, warmup, rate)
+
+
+def rates_line(rounds: WorkersRounds) -> str:
+    """The full-speed warm-up rates, and the pace taken from them."""
+    warm = ", ".join(f"{epp} {rps:.0f}" for epp, rps in rounds.warmup.items())
+    if rounds.rate is None:
+        return f"Measured rounds at full speed (warm-up requests/s: {warm})."
+    return (
+        f"Measured rounds paced at {rounds.rate:.0f} requests/s ({PACED_SHARE:.0%} of the "
+        f"slower EPP's full-speed warm-up rate; warm-up requests/s: {warm})."
+    )
 
 
 def corrected(rounds: list[WorkersRound], epp: str) -> list[float]:
@@ -297,9 +334,8 @@ def corrected(rounds: list[WorkersRound], epp: str) -> list[float]:
     ]  # fmt: skip
 
 
-def report(
-    rounds: list[WorkersRound], s: WorkersSettings, ipc: _epp_workers_ipc.IpcCost
-) -> Section:
+def report(paced: WorkersRounds, s: WorkersSettings, ipc: _epp_workers_ipc.IpcCost) -> Section:
+    rounds = paced.measured
     per = {epp: corrected(rounds, epp) for epp in ("one", "two")}
     ratio = statistics.median(per["two"]) / statistics.median(per["one"])
     served = [sum(r.served[i] for r in rounds if r.epp == "two") for i in range(2)]
@@ -316,6 +352,7 @@ def report(
          f">= {MIN_SHARE:.0%}", "met" if share >= MIN_SHARE else "NOT met"],
     ]  # fmt: skip
     body = "\n\n".join([
+        rates_line(paced),
         table(["EPP", "CPU-ms/request, bg-corrected (range)", "RPS"], rows),
         table(["figure", "measured", "target", "verdict"], checks),
         _epp_workers_ipc.ipc_table(ipc),

@@ -14,7 +14,9 @@ Answers:
 
 * whole (`run_load`: a closed loop of `requests` POSTs of one body): the hot path only times the
   request, reads the answer, counts its status and, if asked, checks the answer; everything else
-  happens between rounds.
+  happens between rounds. With `rate`, the loop is also paced: the k-th request does not leave
+  before k / `rate` seconds, so two servers can be compared at the same request rate (a closed
+  loop at full speed runs each at its own saturation, where a slower server also batches less).
 * streamed (`stream`): one POST with `stream: true`, its server-sent events read as they arrive
   into a `Streamed`: the status, the pod that answered (`x-inference-pod`), the time of every
   content token and of `[DONE]`. It fails on a non-200 status, a transport error, a stream
@@ -140,20 +142,27 @@ async def run_load(
     requests: int,
     concurrency: int,
     accept: Callable[[bytes], bool] | None = None,
+    rate: float | None = None,
 ) -> LoadResult:
     """Send `requests` POSTs to `url`, `concurrency` at a time; raises on a transport error.
 
     With `accept`, every answer's body is checked and those it returns False for are counted.
+    With `rate` (requests per second), no request leaves before its turn at that rate.
     """
     latencies: list[float] = []
     statuses: collections.Counter[int] = collections.Counter()
     remaining, rejected = requests, 0
+    began = time.perf_counter()
 
     async def send_next(_worker: int) -> bool:
         nonlocal remaining, rejected
         if remaining <= 0:
             return False
         remaining -= 1
+        if rate is not None:
+            wait = began + (requests - remaining - 1) / rate - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
         start = time.perf_counter()
         async with session.post(url, data=body, headers=_HEADERS) as response:
             answer = await response.read()

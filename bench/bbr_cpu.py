@@ -11,12 +11,19 @@ ext_proc measured in the same run. Method (feasibility §2, reduced to the one r
 * Load: a closed loop of `--concurrency` aiohttp workers on uvloop, in this process, POSTing the
   same 2,048-byte chat-completions body with a `model` field (`bench._load`). One warm-up round per
   listener, then `--rounds` pairs of rounds alternating echo, BBR, echo, BBR ..., so slow drift in
-  the machine hits both alike.
+  the machine hits both alike: first at full speed (saturated), then paced at one request rate
+  for both, `PACED_SHARE` of the slower listener's median saturated rate.
+* Why two loads: at saturation each listener runs at its own rate, and CPU per request falls as
+  the rate rises (gRPC and Envoy handle more messages per wake-up), so the slower one also pays
+  for batching less (`bench._epp_cpu` measured the echo's CPU per request rising ~20 % when
+  paced down to the EPP's rate). Paced, both run at the same rate and the ratio isolates the
+  BBR's own work: the headline and the target's verdict; the saturated ratio is shown beside it.
 * CPU: utime + stime of each process from `/proc/PID/stat` before and after every round, divided
-  by the round's requests. All processes share this machine's cores, so RPS is a CPU-saturation
-  figure; CPU per request is the figure that carries over. The headline compares the medians
-  over each listener's rounds; the per-round table also shows the cores that anything else on
-  the machine used (and the hypervisor's steal), and the per-pair ratios show the run's spread.
+  by the round's requests. All processes share this machine's cores, so a saturated RPS is a
+  CPU-saturation figure; CPU per request is the figure that carries over. A ratio compares the
+  medians over each listener's rounds of one load; the per-round table also shows the cores
+  that anything else on the machine used (and the hypervisor's steal), and the per-pair ratios
+  show the run's spread.
 * Checks, every round: every answer is a 200, Envoy opened exactly one ext_proc stream per request
   to the measured listener's processor and none to the other, and the BBR's `bbr_success_total`
   rose by the requests of its rounds only. A failed check, an error or a failed start exits 1;
@@ -33,6 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -49,6 +57,8 @@ from bench._errors import BenchmarkError
 from bench._paths import RESULTS, repo_relative
 
 _RESULTS = RESULTS / "bbr_cpu.md"
+PACED_SHARE = 0.8
+"""The paced rounds' rate, as a share of the slower listener's median saturated rate."""
 """Pause after a round's last answer, so the streams' teardown is billed to that round."""
 
 
@@ -111,35 +121,61 @@ async def _round(
     component: str,
     requests: int,
     settings: Settings,
+    *,
+    rate: float | None = None,
 ) -> _cpu.Round:
     streams, successes = gateway.ext_proc_streams(), gateway.bbr_successes()
     r = await _cpu.chat_round(
-        component, session, gateway.url(component), gateway.pids(),
-        requests=requests, concurrency=settings.concurrency, body_bytes=settings.body_bytes,
+        component, session, gateway.url(component), gateway.pids(), requests=requests,
+        concurrency=settings.concurrency, body_bytes=settings.body_bytes, rate=rate,
     )  # fmt: skip
     _check_round(gateway, component, r.load, streams, successes)
     return r
 
 
-async def _measure(gateway: _gateway.Gateway, settings: Settings) -> list[_cpu.Round]:
+@dataclass(frozen=True, slots=True)
+class _Rounds:
+    saturated: list[_cpu.Round]
+    paced: list[_cpu.Round]
+    rate: float
+
+
+async def _rounds(
+    gateway: _gateway.Gateway,
+    session: aiohttp.ClientSession,
+    settings: Settings,
+    rate: float | None,
+) -> list[_cpu.Round]:
+    rounds: list[_cpu.Round] = []
+    total = settings.rounds_per_listener * len(_gateway.COMPONENTS)
+    load = "saturated" if rate is None else f"paced at {rate:.0f}/s"
+    for _ in range(settings.rounds_per_listener):
+        for component in _gateway.COMPONENTS:
+            r = await _round(
+                gateway, session, component, settings.requests_per_round, settings, rate=rate
+            )
+            rounds.append(r)
+            print(
+                f"round {len(rounds)}/{total} ({load}) {component}: {r.load.rps:.0f} RPS, "
+                f"{r.cpu_ms_per_request(component):.3f} CPU-ms/request",
+                file=sys.stderr,
+            )
+    return rounds
+
+
+async def _measure(gateway: _gateway.Gateway, settings: Settings) -> _Rounds:
     async with _load.new_session(settings.concurrency) as session:
         for component in _gateway.COMPONENTS:
             await _round(gateway, session, component, settings.warmup_requests, settings)
-        rounds: list[_cpu.Round] = []
-        total = settings.rounds_per_listener * len(_gateway.COMPONENTS)
-        for _ in range(settings.rounds_per_listener):
-            for component in _gateway.COMPONENTS:
-                r = await _round(gateway, session, component, settings.requests_per_round, settings)
-                rounds.append(r)
-                print(
-                    f"round {len(rounds)}/{total} {component}: {r.load.rps:.0f} RPS, "
-                    f"{r.cpu_ms_per_request(component):.3f} CPU-ms/request",
-                    file=sys.stderr,
-                )
-        return rounds
+        saturated = await _rounds(gateway, session, settings, None)
+        rate = PACED_SHARE * min(
+            statistics.median(r.load.rps for r in saturated if r.component == component)
+            for component in _gateway.COMPONENTS
+        )
+        return _Rounds(saturated, await _rounds(gateway, session, settings, rate), rate)
 
 
-def _run(settings: Settings) -> list[_cpu.Round] | None:
+def _run(settings: Settings) -> _Rounds | None:
     """The measured rounds, or None after reporting why the benchmark failed."""
     with tempfile.TemporaryDirectory(prefix="igw-bench-") as workdir:
         gateway = _gateway.Gateway(Path(workdir))
@@ -167,10 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     if rounds is None:
         return 1
-    tables = [_report.summary_table(rounds), _report.rounds_table(rounds)]
-    print(*tables, _report.paired_ratios(rounds), _report.headline(rounds), sep="\n\n")
+    tables = _report.tables(rounds.saturated, rounds.paced, rounds.rate)
+    print(*tables, _report.headline(rounds.paced, rounds.saturated, rounds.rate), sep="\n\n")
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(_report.document(rounds, asdict(settings), __doc__ or ""))
+    document = _report.document(
+        rounds.saturated, rounds.paced, rounds.rate, asdict(settings), __doc__ or ""
+    )
+    output.write_text(document)
     print(f"written to {repo_relative(output)}", file=sys.stderr)
     return 0
 

@@ -30,6 +30,7 @@ cases. `OTEL_*` variables are removed first, so nothing traces.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -84,7 +85,7 @@ class Plan:
             _epp_ttft.TtftSettings(requests=1500, rounds=2))  # fmt: skip
         self.workers = _epp_workers.WorkersSettings(requests=600 if quick else 3000,
                                                     rounds=2 if quick else 4)  # fmt: skip
-        self.profiles = self.workers
+        self.profiles = dataclasses.replace(self.workers, paced=True)
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
