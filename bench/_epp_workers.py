@@ -9,7 +9,8 @@ Method:
   the parent and its two workers), and one gateway Envoy (2 workers) with a listener for each,
   the EPP's filter on the request side only (as `_epp_cpu`'s like-for-like `epp_req`), then
   ORIGINAL_DST on the EPP's answer. For `two`, Envoy puts at most `ENVOY_STREAMS` streams on one
-  connection (`spread_streams`), so that it opens enough for the kernel to spread.
+  connection and `ENVOY_STREAMS_PER_CONNECTION` on one connection in all (`spread_streams`), so
+  that it opens enough connections, and new ones as it goes, for the kernel to spread.
 * Load: `_load.run_load`, a closed loop of `concurrency` clients POSTing one 2,048-byte chat
   body (so every request also makes a prefix-index insert that the two workers share). One
   warm-up round each at full speed, whose rates are reported, then rounds alternating `one`,
@@ -61,6 +62,9 @@ from igw.e2e.processes import ChildProcess
 
 ENVOY_STREAMS = 4
 """The ext_proc cluster's `max_concurrent_streams` for a variant with workers (`spread_streams`)."""
+ENVOY_STREAMS_PER_CONNECTION = 200
+"""... and its `max_requests_per_connection`: a connection carries this many streams, then Envoy
+opens a new one (`spread_streams`)."""
 TARGET_RATIO = 1.15
 MIN_SHARE = 0.25
 _BIN = Path(sys.executable).parent
@@ -104,7 +108,10 @@ class WorkersRound:
 def spread_streams(config: dict[str, Any], cluster: str, streams: int = ENVOY_STREAMS) -> None:
     """Caps the streams Envoy puts on one connection of the ext_proc `cluster`, so that it opens
     enough connections for the kernel to spread over the workers sharing the port (a cap the EPP
-    advertises itself makes Envoy 1.40 fail streams with REFUSED_STREAM: see workers.md)."""
+    advertises itself makes Envoy 1.40 fail streams with REFUSED_STREAM: see workers.md), and
+    the streams one connection carries in all, so that Envoy replaces its connections and the
+    kernel places each new one again: a worker that drew more connections than its share does
+    not keep them."""
     for entry in config["static_resources"]["clusters"]:
         if entry["name"] == cluster:
             options = entry["typed_extension_protocol_options"]
@@ -112,6 +119,8 @@ def spread_streams(config: dict[str, Any], cluster: str, streams: int = ENVOY_ST
             http["explicit_http_config"]["http2_protocol_options"]["max_concurrent_streams"] = (
                 streams
             )
+            common = http.setdefault("common_http_protocol_options", {})
+            common["max_requests_per_connection"] = ENVOY_STREAMS_PER_CONNECTION
             return
     raise ValueError(f"no cluster {cluster!r}")
 
