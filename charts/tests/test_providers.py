@@ -160,6 +160,38 @@ def test_epp_istio(render: Render, one: One, epp_base: list[str]) -> None:
     host = ["--set", "provider.istio.destinationRule.host=epp.example"]
     docs = render("epp", *MATCH, "--set", "provider.name=istio", *host)
     assert one(docs, "DestinationRule")["spec"]["host"] == "epp.example"
+    assert "connectionPool" not in one(docs, "DestinationRule")["spec"]["trafficPolicy"]
+
+
+_ISTIO_POOL = "provider.istio.destinationRule.trafficPolicy.connectionPool"
+
+
+@pytest.mark.parametrize(
+    ("values", "pool"),
+    [
+        pytest.param((), {"http": {"maxRequestsPerConnection": 200}}, id="default"),
+        pytest.param(
+            (f"{_ISTIO_POOL}.tcp.maxConnections=7",),
+            {"tcp": {"maxConnections": 7}, "http": {"maxRequestsPerConnection": 200}},
+            id="with-tcp",
+        ),
+        pytest.param(
+            (f"{_ISTIO_POOL}.http.maxRequestsPerConnection=50",),
+            {"http": {"maxRequestsPerConnection": 50}},
+            id="user-wins",
+        ),
+    ],
+)
+def test_epp_istio_workers_replace_connections(
+    values: tuple[str, ...], pool: dict[str, Any], *, render: Render, one: One
+) -> None:
+    """With workers, the gateway's connections to the EPP are replaced as they go, so the kernel
+    places them on the workers again; what the values set wins."""
+    args = ["--set", "provider.name=istio", "--set", "inferenceExtension.workers=2"]
+    for value in values:
+        args += ["--set", value]
+    docs = render("epp", *MATCH, *args)
+    assert one(docs, "DestinationRule")["spec"]["trafficPolicy"]["connectionPool"] == pool
 
 
 @pytest.mark.parametrize("provider", ["envoy-gateway", "kgateway"])
