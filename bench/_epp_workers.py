@@ -18,8 +18,8 @@ Method:
   serve, so they are compared where each is busy. Paced at one rate instead (`paced`, what
   `_epp_profiles` does for two single-process EPPs), each of two workers would run at half the
   rate of the one process and pay more per request for it (CPU per request falls as a
-  process's request rate rises, `bench._epp_cpu`): 1.21x measured that way, in a run where
-  the saturated comparison gave 1.08-1.18x across runs.
+  process's request rate rises, `bench._epp_cpu`): 1.21x measured that way (with the
+  earlier 2 ms sharing window, which gave 1.16x at full speed).
 * CPU: utime + stime (`/proc/PID/stat`) of every process of the EPP under load (for `two`: the
   parent and both workers) over the round, per request. Both EPPs scrape the same 8 pages
   whatever the load; each one's background (CPU-seconds per second while the other one's

@@ -12,7 +12,8 @@ process (`bench.lab.fleet`), so the request path differs only where the routers 
   the variants are EndpointPickerConfig YAML given with `--config-text` (below);
   `igw-learned` runs the `learned-latency` profile igw ships (`--config-profile`);
   `igw-2workers` is `igw` with `--workers 2` (docs/concepts/workers.md), Envoy capping the
-  streams per ext_proc connection so that both workers get connections;
+  streams per ext_proc connection, at a time and in all, so that both workers get connections
+  (`bench._epp_workers.spread_streams`);
 * `omniscient`: the same filter and ORIGINAL_DST cluster, the processor being the picker in
   the fleet's own process, which reads the engines' true state (see `bench.lab.fleet`).
 
