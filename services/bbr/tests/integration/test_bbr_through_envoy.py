@@ -358,22 +358,23 @@ async def test_request_with_trailers_does_not_hang(duplex: Gateway) -> None:
 async def test_bbr_spans_join_the_trace_envoy_started(
     tmp_path: Path, envoy_factory: EnvoyFactory
 ) -> None:
+    def joined(spans: Sequence[ReceivedSpan]) -> bool:
+        by_id = {s.span_id: s for s in spans}
+        return any(
+            s.service_name == "bbr"
+            and s.name == "gateway.request"
+            and s.parent_span_id in by_id
+            and by_id[s.parent_span_id].service_name == "igw-gateway"
+            for s in spans
+        )
+
     async with OtlpReceiver() as otlp:
         async for gw in _start(tmp_path, envoy_factory, streaming=True, otlp=otlp):
             status, _ = await gw.post(_chat("a"))
             assert status == 200
-
-        def joined(spans: Sequence[ReceivedSpan]) -> bool:
-            by_id = {s.span_id: s for s in spans}
-            return any(
-                s.service_name == "bbr"
-                and s.name == "gateway.request"
-                and s.parent_span_id in by_id
-                and by_id[s.parent_span_id].service_name == "igw-gateway"
-                for s in spans
-            )
-
-        spans = await otlp.wait_for(joined, timeout=15)
+            # Waited for while Envoy still runs: it exports its span after the response, and a
+            # gateway stopped at once (a loaded machine) would never send it.
+            spans = await otlp.wait_for(joined, timeout=15)
     bbr_span = next(s for s in spans if s.service_name == "bbr")
     assert bbr_span.kind == OtlpSpanKind.SERVER
     assert bbr_span.attributes["bbr.header.x-gateway-model-name"] == "a"
