@@ -5,14 +5,21 @@ in clock ticks (`SC_CLK_TCK`, 10 ms on Linux), the method of feasibility §2. A 
 request is the difference over the round divided by the requests sent. The machine's own
 counters (`/proc/stat`) are read with them, so that a round disturbed by other work on the box,
 or by the hypervisor (steal), shows as such.
+
+Paced rounds: two servers compared at full speed each run at their own rate, and CPU per request
+falls as the rate rises (gRPC and Envoy handle more messages per wake-up), so the slower one also
+pays for batching less (`bench/results/epp_request_cost.md`, "The rate effect"). The CPU
+benchmarks therefore also run every listener at one rate, `paced_rate` (`PACED_SHARE` of the
+slower listener's median full-speed rate), and keep both sets of rounds (`LoadRounds`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +28,18 @@ import aiohttp
 from bench import _load
 from bench._load import LoadResult
 
-__all__ = ["CpuSnapshot", "Round", "chat_round", "cpu_seconds"]
+__all__ = [
+    "PACED_SHARE",
+    "CpuSnapshot",
+    "LoadRounds",
+    "Round",
+    "chat_round",
+    "cpu_seconds",
+    "paced_rate",
+]
 
+PACED_SHARE = 0.8
+"""Paced rounds run at this share of the slower listener's median full-speed rate."""
 SETTLE_S = 0.1
 """Waited after the last answer before the closing snapshot: the processes' last bits of work."""
 
@@ -107,3 +124,20 @@ async def chat_round(
     )
     await asyncio.sleep(SETTLE_S)
     return Round(component, load, before, CpuSnapshot.take(pids))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRounds:
+    """A benchmark's rounds: at full speed, then every listener paced at `rate` per second."""
+
+    saturated: list[Round]
+    paced: list[Round]
+    rate: float
+
+
+def paced_rate(saturated: Sequence[Round], components: Iterable[str]) -> float:
+    """`PACED_SHARE` of the slowest of `components`' median full-speed rates."""
+    return PACED_SHARE * min(
+        statistics.median(r.load.rps for r in saturated if r.component == component)
+        for component in components
+    )

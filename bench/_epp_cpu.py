@@ -13,7 +13,7 @@ DESIGN.md §6: the EPP's CPU per request (2 KB chat body, default scheduler, 8 e
 * Load: `_load.run_load`, a closed loop of `concurrency` aiohttp workers POSTing the same
   2,048-byte chat body. One warm-up round per listener, then rounds alternating echo, epp_req,
   epp, echo, ... at full speed (saturation), then rounds alternating echo and epp_req at one
-  paced rate, `PACED_SHARE` of the slower one's saturated rate.
+  paced rate, `_cpu.PACED_SHARE` of the slower one's saturated rate (`_cpu.paced_rate`).
 * Why two loads: at saturation each listener runs at its own rate, and CPU per request falls
   as the rate rises (gRPC and Envoy handle more messages per wake-up), so the slower EPP also
   pays for batching less: measured here, the echo's CPU per request rose from 0.44-0.46 to
@@ -44,8 +44,6 @@ from bench._epp_stack import Stack
 from bench._errors import BenchmarkError
 
 TARGET_RATIO = 1.3
-PACED_SHARE = 0.8
-"""The paced rounds' rate, as a share of the slower listener's median saturated rate."""
 PACED = ("echo", "epp_req")
 MEASURED = ("echo", "epp_req", "epp")
 _FILTERS = {"echo": "echo", "epp_req": "epp_req", "epp": "epp"}
@@ -72,14 +70,6 @@ def _check(
     rose = stack.epp_requests() - served
     if rose != (0 if listener == "echo" else load.requests):
         raise BenchmarkError(f"{listener}: inference_objective_request_total rose by {rose}")
-
-
-@dataclass(frozen=True, slots=True)
-class CpuRounds:
-    saturated: list[_cpu.Round]
-    paced: list[_cpu.Round]
-    rate: float
-    """The paced rounds' requests per second."""
 
 
 async def _round(
@@ -113,16 +103,12 @@ async def _rounds(
     return rounds
 
 
-async def measure(stack: Stack, s: CpuSettings) -> CpuRounds:
+async def measure(stack: Stack, s: CpuSettings) -> _cpu.LoadRounds:
     for listener in MEASURED:
         await _round(stack, listener, max(300, s.requests // 5), s)
     saturated = await _rounds(stack, s, MEASURED, None)
-    slowest = min(
-        statistics.median(r.load.rps for r in saturated if r.component == listener)
-        for listener in PACED
-    )
-    rate = PACED_SHARE * slowest
-    return CpuRounds(saturated, await _rounds(stack, s, PACED, rate), rate)
+    rate = _cpu.paced_rate(saturated, PACED)
+    return _cpu.LoadRounds(saturated, await _rounds(stack, s, PACED, rate), rate)
 
 
 def _seconds(r: _cpu.Round) -> float:
@@ -170,7 +156,7 @@ def _rows(
     return rows, medians
 
 
-def report(rounds: CpuRounds, s: CpuSettings) -> Section:
+def report(rounds: _cpu.LoadRounds, s: CpuSettings) -> Section:
     background = _epp_background(rounds.saturated + rounds.paced)
     columns = [*_COLUMNS, "RPS", "other procs, cores"]
     rows, saturated = _rows(rounds.saturated, background, MEASURED)
@@ -186,7 +172,7 @@ def report(rounds: CpuRounds, s: CpuSettings) -> Section:
     ]  # fmt: skip
     body = "\n\n".join([
         f"Saturated (a closed loop at full speed):\n\n{table(columns, rows)}",
-        (f"Paced at {rounds.rate:.0f} requests/s ({PACED_SHARE:.0%} of the slower listener's "
+        (f"Paced at {rounds.rate:.0f} requests/s ({_cpu.PACED_SHARE:.0%} of the slower listener's "
          f"saturated rate):\n\n{table(columns, paced_rows)}"),
         (f"EPP background (scraping 8 endpoints every 50 ms, no requests): "
          f"{background * 100:.1f} % of one core; subtracted in `bg-corrected`."),

@@ -23,8 +23,8 @@ TARGET_RATIO = 1.10
 VARIANTS = (Variant("default"), Variant("learned", ("--config-profile", "learned-latency")))
 
 
-def report(paced: WorkersRounds, s: WorkersSettings) -> Section:
-    rounds = paced.measured
+def report(run: WorkersRounds, s: WorkersSettings) -> Section:
+    rounds = run.measured
     per = {v.name: corrected(rounds, v.name) for v in VARIANTS}
     ratio = statistics.median(per["learned"]) / statistics.median(per["default"])
     rows = [
@@ -35,7 +35,7 @@ def report(paced: WorkersRounds, s: WorkersSettings) -> Section:
     check = ("EPP CPU/request, learned-latency vs default profile", f"{ratio:.2f}x",
              f"<= {TARGET_RATIO}x", verdict(ratio, TARGET_RATIO))  # fmt: skip
     body = "\n\n".join([
-        rates_line(paced),
+        rates_line(run),
         table(["EPP profile", "CPU-ms/request, bg-corrected (range)", "RPS"], rows),
         table(["figure", "measured", "target", "verdict"], [list(check)]),
     ])  # fmt: skip

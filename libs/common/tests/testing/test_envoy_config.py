@@ -109,6 +109,16 @@ def _cluster(config: dict[str, Any], name: str) -> dict[str, Any]:
             ),
             id="served-endpoint-metadata",
         ),
+        pytest.param(
+            _bootstrap(
+                ext_procs=(
+                    ExtProcFilter(
+                        "epp", 19002, max_concurrent_streams=4, max_requests_per_connection=200
+                    ),
+                )
+            ),
+            id="connection-limits-for-workers",
+        ),
     ],
 )
 def test_real_envoy_accepts_the_bootstrap(config: dict[str, Any]) -> None:
@@ -171,6 +181,16 @@ def test_ext_proc_cluster_speaks_http2(tls: bool, expect_tls_socket: bool) -> No
         context = cluster["transport_socket"]["typed_config"]["common_tls_context"]
         # No validation context: the processors' certificate is self-signed.
         assert context == {"alpn_protocols": ["h2"]}
+
+
+def test_ext_proc_cluster_limits_per_connection_when_asked() -> None:
+    """For an EPP with workers: several connections, each replaced after so many streams."""
+    limited = ExtProcFilter("epp", 19002, max_concurrent_streams=4, max_requests_per_connection=200)
+    (http,) = _cluster(_bootstrap(ext_procs=(limited,)), "ext_proc_epp")[
+        "typed_extension_protocol_options"
+    ].values()
+    assert http["explicit_http_config"] == {"http2_protocol_options": {"max_concurrent_streams": 4}}
+    assert http["common_http_protocol_options"] == {"max_requests_per_connection": 200}
 
 
 def test_ext_proc_filter_accepts_lb_metadata_and_modes() -> None:

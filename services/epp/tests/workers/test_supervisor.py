@@ -213,20 +213,6 @@ async def test_workers_do_not_outlive_a_killed_parent(workers: Workers) -> None:
     await wait_until(lambda: all(_gone(pid) for pid in pids), START_S)
 
 
-def _cap_streams(config: dict[str, Any], cluster: str, streams: int, in_all: int) -> None:
-    """At most `streams` streams at a time and `in_all` in all per connection to `cluster`:
-    Envoy opens several connections and keeps replacing them, and the kernel places each on a
-    worker (docs/concepts/workers.md, "Spreading the load"). Without replacement, the few
-    connections Envoy opened could all land on one worker (a fresh-clone CI run saw 64 of 64
-    requests on worker 0)."""
-    [entry] = [c for c in config["static_resources"]["clusters"] if c["name"] == cluster]
-    http = entry["typed_extension_protocol_options"][
-        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-    ]
-    http["explicit_http_config"]["http2_protocol_options"]["max_concurrent_streams"] = streams
-    http["common_http_protocol_options"] = {"max_requests_per_connection": in_all}
-
-
 async def test_through_envoy_both_workers_route_and_no_request_fails(
     tmp_path: Path, envoy_factory: EnvoyFactory
 ) -> None:
@@ -240,11 +226,19 @@ async def test_through_envoy_both_workers_route_and_no_request_fails(
             for i, (pod, m) in enumerate(zip(pods, metrics, strict=True))
         )
         workers = await stack.enter_async_context(_started(tmp_path, "endpoints:\n" + rows))
-        config = gateway_bootstrap(
-            routes=[], ext_procs=[ExtProcFilter("epp", workers.info(0)["grpc_port"], tls=False)],
-            clusters=[OriginalDstCluster("pool")], default_cluster="pool", access_log=False,
+        # At most 2 streams at a time and 4 in all per connection: Envoy opens several
+        # connections and keeps replacing them, and the kernel places each on a worker
+        # (docs/concepts/workers.md, "Spreading the load"). Without replacement, the few
+        # connections Envoy opened could all land on one worker (a fresh-clone CI run saw 64 of
+        # 64 requests on worker 0).
+        ext_proc = ExtProcFilter(
+            "epp", workers.info(0)["grpc_port"], tls=False,
+            max_concurrent_streams=2, max_requests_per_connection=4,
         )  # fmt: skip
-        _cap_streams(config, "ext_proc_epp", 2, in_all=4)
+        config = gateway_bootstrap(
+            routes=[], ext_procs=[ext_proc], clusters=[OriginalDstCluster("pool")],
+            default_cluster="pool", access_log=False,
+        )  # fmt: skip
         envoy = await envoy_factory.start_async(config, concurrency=2)
         session = await stack.enter_async_context(aiohttp.ClientSession())
 

@@ -23,6 +23,7 @@ from envoy_data_plane.envoy.config.core.v3 import (
     SocketAddress,
     TransportSocket,
 )
+from envoy_data_plane.envoy.config.core.v3 import HttpProtocolOptions as CoreHttpProtocolOptions
 from envoy_data_plane.envoy.config.endpoint.v3 import (
     ClusterLoadAssignment,
     Endpoint,
@@ -74,14 +75,29 @@ def original_dst_cluster(name: str, header: str) -> Cluster:
     )
 
 
-def grpc_cluster(name: str, host: str, port: int, *, tls: bool) -> Cluster:
-    """A STATIC cluster speaking HTTP/2, as gRPC needs; TLS skips verification on purpose."""
+def grpc_cluster(
+    name: str,
+    host: str,
+    port: int,
+    *,
+    tls: bool,
+    max_concurrent_streams: int | None = None,
+    max_requests_per_connection: int | None = None,
+) -> Cluster:
+    """A STATIC cluster speaking HTTP/2, as gRPC needs; TLS skips verification on purpose.
+    The limits per connection are left to Envoy unless given (`ExtProcFilter`)."""
     cluster = static_cluster(name, ((host, port),))
     http2 = HttpProtocolOptions(
         explicit_http_config=HttpProtocolOptionsExplicitHttpConfig(
-            http2_protocol_options=Http2ProtocolOptions()
+            http2_protocol_options=Http2ProtocolOptions(
+                max_concurrent_streams=max_concurrent_streams
+            )
         )
     )
+    if max_requests_per_connection is not None:
+        http2.common_http_protocol_options = CoreHttpProtocolOptions(
+            max_requests_per_connection=max_requests_per_connection
+        )
     cluster.typed_extension_protocol_options = {_HTTP_PROTOCOL_OPTIONS: pack(http2)}
     if tls:
         # No validation_context: our processors serve a self-signed certificate, as upstream's do.

@@ -146,6 +146,13 @@ class ExtProcFilter:
     """Dynamic metadata namespaces sent to the processor (e.g. `envoy.lb.subset_hint`)."""
     allow_mode_override: bool = False
     status_on_error: int | None = None  # None keeps Envoy's 500
+    max_concurrent_streams: int | None = None
+    """Streams Envoy puts on one connection to the processor at a time (None: HTTP/2's own)."""
+    max_requests_per_connection: int | None = None
+    """Streams one connection carries in all before Envoy opens a new one (None: no limit).
+    With both, Envoy keeps several connections and keeps replacing them, so that the kernel
+    spreads them over the workers of an `igw-epp --workers N` sharing the port
+    (docs/concepts/workers.md, "Spreading the load")."""
 
     @property
     def cluster_name(self) -> str:
@@ -290,7 +297,11 @@ def _internal_clusters(
     internal = []
     for f in ext_procs:
         if isinstance(f, ExtProcFilter):
-            cluster = _envoy_clusters.grpc_cluster(f.cluster_name, f.host, f.port, tls=f.tls)
+            cluster = _envoy_clusters.grpc_cluster(
+                f.cluster_name, f.host, f.port, tls=f.tls,
+                max_concurrent_streams=f.max_concurrent_streams,
+                max_requests_per_connection=f.max_requests_per_connection,
+            )  # fmt: skip
             if f.failure_mode == "FailOpen":
                 _envoy_failover.health_and_ejection(cluster)
             internal.append(cluster)
